@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Create the project-local Python virtualenv .venv/ and install the local AWS
+# emulator's requirements (tools/moto/requirements.txt) into it.
+#
+# Idempotent and fast: does nothing when .venv/ exists and was installed from
+# the current requirements file (a stamp in .venv/ holds the sha256 of that file
+# and the interpreter version). Recreates .venv/ when its Python is broken.
+#
+# Env: PYTHON  interpreter used to create the venv (default: python3)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+REQS="$ROOT/tools/moto/requirements.txt"
+STAMP="$VENV/.requirements.stamp"
+PYTHON="${PYTHON:-python3}"
+
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "venv.sh: '$PYTHON' not found; install Python 3 (3.9+) with the venv module" >&2
+  exit 1
+fi
+
+want_stamp() {
+  local reqs_hash py_version
+  reqs_hash="$(sha256sum "$REQS" | cut -d' ' -f1)"
+  py_version="$("$PYTHON" -c 'import sys; print(sys.version.split()[0])')"
+  printf '%s python-%s\n' "$reqs_hash" "$py_version"
+}
+
+up_to_date() {
+  [[ -f "$STAMP" && -x "$VENV/bin/python" ]] &&
+    [[ "$(cat "$STAMP")" == "$(want_stamp)" ]] &&
+    "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1
+}
+
+# Fast path, no lock needed.
+if up_to_date; then
+  exit 0
+fi
+
+# Serialise concurrent installs (e.g. two shells running the tests at once).
+mkdir -p "$ROOT/.local"
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$ROOT/.local/venv.lock"
+  flock 9
+  if up_to_date; then
+    exit 0
+  fi
+fi
+
+if [[ -d "$VENV" ]] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  echo "venv.sh: $VENV is broken; recreating it" >&2
+  rm -rf "$VENV"
+fi
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "venv.sh: creating $VENV" >&2
+  "$PYTHON" -m venv "$VENV"
+fi
+
+echo "venv.sh: installing ${REQS#"$ROOT"/} into .venv (first run or requirements changed)" >&2
+rm -f "$STAMP"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$REQS"
+want_stamp >"$STAMP"
+echo "venv.sh: done" >&2

@@ -1,0 +1,75 @@
+//! Audit trail: one structured record per snapshot operation or admin call, logged under the
+//! `audit` target so a subscription filter can route them (SPEC §7).
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Noop,
+    Denied,
+    Rejected,
+    Failure,
+}
+
+/// Who did what to which snapshot, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    pub actor: String,
+    /// e.g. `snapshot.create`, `snapshot.delete`, `snapshot.prune`, `admin.list`.
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregate_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl AuditRecord {
+    pub fn new(actor: impl Into<String>, action: impl Into<String>, outcome: Outcome) -> Self {
+        Self {
+            actor: actor.into(),
+            action: action.into(),
+            aggregate_id: None,
+            version: None,
+            outcome,
+            request_id: None,
+            detail: None,
+            duration_ms: 0,
+        }
+    }
+
+    pub fn aggregate(mut self, aggregate_id: impl Into<String>, version: Option<u64>) -> Self {
+        self.aggregate_id = Some(aggregate_id.into());
+        self.version = version;
+        self
+    }
+
+    pub fn request(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn took(mut self, duration: std::time::Duration) -> Self {
+        self.duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Emits the record as one JSON line on the `audit` target.
+    pub fn emit(&self) {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        tracing::info!(target: "audit", audit = %json, action = %self.action, outcome = ?self.outcome, "audit");
+    }
+}

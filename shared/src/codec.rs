@@ -1,0 +1,224 @@
+//! Snapshot state encoding: `json`, or `json+zstd` above a size threshold; SHA-256 of the
+//! uncompressed bytes, verified before any state is used.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// DynamoDB's item size limit (attribute names and values together).
+pub const DYNAMODB_ITEM_LIMIT: usize = 400 * 1024;
+/// Upper bound for a decompressed state: a corrupted `sizeBytes` must not make us allocate more.
+pub const MAX_STATE_BYTES: usize = 256 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Json,
+    JsonZstd,
+}
+
+impl Encoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::JsonZstd => "json+zstd",
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, CodecError> {
+        match value {
+            "json" => Ok(Self::Json),
+            "json+zstd" => Ok(Self::JsonZstd),
+            other => Err(CodecError::UnknownEncoding(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Encoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stored `state` attribute: a string (`json`) or bytes (`json+zstd`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateBody {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl StateBody {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Text(s) => s.len(),
+            Self::Binary(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Serialize for StateBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Text(s) => serializer.serialize_str(s),
+            Self::Binary(b) => serializer.serialize_bytes(b),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StateBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BodyVisitor;
+        impl<'de> serde::de::Visitor<'de> for BodyVisitor {
+            type Value = StateBody;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string (json) or bytes (json+zstd)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StateBody, E> {
+                Ok(StateBody::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<StateBody, E> {
+                Ok(StateBody::Text(v))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<StateBody, E> {
+                Ok(StateBody::Binary(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<StateBody, E> {
+                Ok(StateBody::Binary(v))
+            }
+        }
+        deserializer.deserialize_any(BodyVisitor)
+    }
+}
+
+/// A state ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedState {
+    pub encoding: Encoding,
+    pub body: StateBody,
+    /// Lower-case hex SHA-256 of the uncompressed JSON.
+    pub checksum: String,
+    pub size_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("unknown snapshot encoding `{0}`")]
+    UnknownEncoding(String),
+    #[error("encoding {encoding} does not match a {found} state attribute")]
+    BodyMismatch {
+        encoding: Encoding,
+        found: &'static str,
+    },
+    #[error("state is not valid UTF-8 JSON text")]
+    NotUtf8,
+    #[error("zstd: {0}")]
+    Zstd(String),
+    #[error("declared size {declared} bytes is beyond the {limit} byte limit")]
+    DeclaredSizeTooLarge { declared: u64, limit: usize },
+    #[error("checksum mismatch: stored {stored}, computed {computed}")]
+    ChecksumMismatch { stored: String, computed: String },
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Encodes and decodes snapshot states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotCodec {
+    /// States larger than this many bytes are compressed.
+    pub compress_above: usize,
+    pub zstd_level: i32,
+}
+
+impl Default for SnapshotCodec {
+    fn default() -> Self {
+        Self {
+            compress_above: 8 * 1024,
+            zstd_level: 3,
+        }
+    }
+}
+
+impl SnapshotCodec {
+    pub fn new(compress_above: usize) -> Self {
+        Self {
+            compress_above,
+            ..Self::default()
+        }
+    }
+
+    /// Encodes a JSON state; compresses it when it is above the threshold.
+    pub fn encode(&self, json: Vec<u8>) -> Result<EncodedState, CodecError> {
+        let checksum = sha256_hex(&json);
+        let size_bytes = json.len() as u64;
+        if json.len() > self.compress_above {
+            let compressed = zstd::bulk::compress(&json, self.zstd_level)
+                .map_err(|e| CodecError::Zstd(e.to_string()))?;
+            return Ok(EncodedState {
+                encoding: Encoding::JsonZstd,
+                stored_bytes: compressed.len() as u64,
+                body: StateBody::Binary(compressed),
+                checksum,
+                size_bytes,
+            });
+        }
+        let text = String::from_utf8(json).map_err(|_| CodecError::NotUtf8)?;
+        Ok(EncodedState {
+            encoding: Encoding::Json,
+            stored_bytes: size_bytes,
+            body: StateBody::Text(text),
+            checksum,
+            size_bytes,
+        })
+    }
+
+    /// Decodes a stored state and verifies its checksum; returns the uncompressed JSON bytes.
+    pub fn decode(
+        &self,
+        encoding: Encoding,
+        body: &StateBody,
+        size_bytes: u64,
+        checksum: &str,
+    ) -> Result<Vec<u8>, CodecError> {
+        let json = match (encoding, body) {
+            (Encoding::Json, StateBody::Text(text)) => text.as_bytes().to_vec(),
+            (Encoding::JsonZstd, StateBody::Binary(bytes)) => {
+                let capacity = usize::try_from(size_bytes)
+                    .ok()
+                    .filter(|n| *n <= MAX_STATE_BYTES)
+                    .ok_or(CodecError::DeclaredSizeTooLarge {
+                        declared: size_bytes,
+                        limit: MAX_STATE_BYTES,
+                    })?;
+                zstd::bulk::decompress(bytes, capacity)
+                    .map_err(|e| CodecError::Zstd(e.to_string()))?
+            }
+            (encoding, StateBody::Text(_)) => {
+                return Err(CodecError::BodyMismatch {
+                    encoding,
+                    found: "string",
+                })
+            }
+            (encoding, StateBody::Binary(_)) => {
+                return Err(CodecError::BodyMismatch {
+                    encoding,
+                    found: "binary",
+                })
+            }
+        };
+        let computed = sha256_hex(&json);
+        if !computed.eq_ignore_ascii_case(checksum) {
+            return Err(CodecError::ChecksumMismatch {
+                stored: checksum.to_owned(),
+                computed,
+            });
+        }
+        Ok(json)
+    }
+}

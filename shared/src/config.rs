@@ -1,0 +1,169 @@
+//! Configuration from environment variables (SPEC §5), validated at start-up: a bad value fails
+//! the cold start with an error naming the variable.
+
+use std::collections::BTreeMap;
+
+use crate::codec::SnapshotCodec;
+use crate::policy::{PolicyOverride, PolicySet, SnapshotPolicy, Strategy};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Settings every function shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub events_table: String,
+    pub snapshots_table: String,
+    pub policies: PolicySet,
+    pub max_snapshots_per_aggregate: usize,
+    pub codec: SnapshotCodec,
+    /// Days after which snapshots expire through the table's TTL (`None`: never).
+    pub snapshot_ttl_days: Option<u64>,
+}
+
+/// Reads variables through `lookup`, so tests need not touch the process environment.
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    pub fn string(&self, variable: &'static str, default: &str) -> Result<String, ConfigError> {
+        let value = self.0(variable).unwrap_or_else(|| default.to_owned());
+        if value.trim().is_empty() {
+            return Err(error(variable, &value, "must not be empty"));
+        }
+        Ok(value)
+    }
+
+    pub fn optional(&self, variable: &'static str) -> Option<String> {
+        self.0(variable).filter(|v| !v.trim().is_empty())
+    }
+
+    /// An integer in `min..=max`.
+    pub fn number(
+        &self,
+        variable: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        let Some(raw) = self.optional(variable) else {
+            return Ok(default);
+        };
+        let value: u64 = raw
+            .trim()
+            .parse()
+            .map_err(|_| error(variable, &raw, "must be a whole number"))?;
+        if value < min || value > max {
+            return Err(error(
+                variable,
+                &raw,
+                &format!("must be between {min} and {max}"),
+            ));
+        }
+        Ok(value)
+    }
+}
+
+fn error(variable: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError {
+        variable,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let strategy_raw = env.string("SNAPSHOT_STRATEGY", "hybrid")?;
+        let strategy = Strategy::parse(&strategy_raw).ok_or_else(|| {
+            error(
+                "SNAPSHOT_STRATEGY",
+                &strategy_raw,
+                "must be one of count, time, hybrid",
+            )
+        })?;
+        let threshold = env.number("SNAPSHOT_THRESHOLD", 100, 1, 1_000_000)?;
+        let interval_hours = env.number("SNAPSHOT_INTERVAL_HOURS", 24, 1, 24 * 366)?;
+        let default = SnapshotPolicy {
+            strategy,
+            threshold,
+            interval_millis: hours_to_millis(interval_hours),
+        };
+        let overrides = match env.optional("SNAPSHOT_POLICY_OVERRIDES") {
+            Some(raw) => parse_overrides(&raw, default)?,
+            None => BTreeMap::new(),
+        };
+        let max_snapshots = env.number("MAX_SNAPSHOTS_PER_AGGREGATE", 3, 1, 1000)?;
+        let compress_above =
+            env.number("SNAPSHOT_COMPRESSION_THRESHOLD_BYTES", 8192, 0, 400 * 1024)?;
+        let ttl_days = env.number("SNAPSHOT_TTL_DAYS", 0, 0, 36_500)?;
+        Ok(Self {
+            events_table: env.string("EVENTS_TABLE", "inventory_events")?,
+            snapshots_table: env.string("SNAPSHOTS_TABLE", "inventory_snapshots")?,
+            policies: PolicySet { default, overrides },
+            max_snapshots_per_aggregate: max_snapshots as usize,
+            codec: SnapshotCodec::new(compress_above as usize),
+            snapshot_ttl_days: (ttl_days > 0).then_some(ttl_days),
+        })
+    }
+
+    /// `expiresAt` for a snapshot created at `now_millis` (epoch seconds, as DynamoDB TTL wants).
+    pub fn expires_at(&self, now_millis: i64) -> Option<i64> {
+        self.snapshot_ttl_days
+            .map(|days| now_millis / 1000 + i64::try_from(days * 86_400).unwrap_or(i64::MAX))
+    }
+}
+
+fn hours_to_millis(hours: u64) -> i64 {
+    i64::try_from(hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX)
+}
+
+fn parse_overrides(
+    raw: &str,
+    default: SnapshotPolicy,
+) -> Result<BTreeMap<String, SnapshotPolicy>, ConfigError> {
+    const VAR: &str = "SNAPSHOT_POLICY_OVERRIDES";
+    let parsed: BTreeMap<String, PolicyOverride> = serde_json::from_str(raw).map_err(|e| {
+        error(
+            VAR,
+            raw,
+            &format!("must be a JSON object of per-type policies: {e}"),
+        )
+    })?;
+    parsed
+        .into_iter()
+        .map(|(aggregate_type, o)| {
+            if o.threshold == Some(0) {
+                return Err(error(
+                    VAR,
+                    raw,
+                    &format!("{aggregate_type}.threshold must be >= 1"),
+                ));
+            }
+            if o.interval_hours == Some(0) {
+                return Err(error(
+                    VAR,
+                    raw,
+                    &format!("{aggregate_type}.intervalHours must be >= 1"),
+                ));
+            }
+            let policy = SnapshotPolicy {
+                strategy: o.strategy.unwrap_or(default.strategy),
+                threshold: o.threshold.unwrap_or(default.threshold),
+                interval_millis: o
+                    .interval_hours
+                    .map_or(default.interval_millis, hours_to_millis),
+            };
+            Ok((aggregate_type, policy))
+        })
+        .collect()
+}

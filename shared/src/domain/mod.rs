@@ -1,0 +1,250 @@
+//! The domain: a generic [`Aggregate`] and the aggregates of the Inventory Service.
+//!
+//! Events are facts: [`Aggregate::apply`] is total and never rejects. Business rules live in the
+//! command methods on [`AggregateRoot`], which validate and then record events.
+
+pub mod envelope;
+pub mod inventory_item;
+pub mod warehouse;
+
+use std::fmt::Debug;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+pub use envelope::EventEnvelope;
+pub use inventory_item::InventoryItem;
+pub use warehouse::Warehouse;
+
+/// An event-sourced aggregate; the implementing type is its state (the snapshot JSON).
+pub trait Aggregate:
+    Serialize + DeserializeOwned + Clone + PartialEq + Debug + Send + Sync + 'static
+{
+    /// The `aggregateType` stored with every event and snapshot.
+    const TYPE: &'static str;
+    /// Revision of the state shape; snapshots of any other revision are never applied.
+    const SCHEMA_VERSION: u32;
+    type Event: DomainEvent;
+
+    /// The state before the first event.
+    fn initial(id: &str) -> Self;
+    /// The id recorded in the state (checked against the key before a snapshot is applied).
+    fn aggregate_id(&self) -> &str;
+    /// Folds one event into the state. Total: it never fails and never panics.
+    fn apply(&mut self, event: &Self::Event);
+}
+
+/// Why a stored event could not be turned into a typed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventDecodeError {
+    UnknownEventType,
+    InvalidPayload(String),
+}
+
+/// A typed domain event that maps to the stored `eventType` + `payload` pair.
+pub trait DomainEvent: Clone + Debug + PartialEq + Send + Sync + 'static {
+    fn event_type(&self) -> &'static str;
+    fn to_payload(&self) -> serde_json::Value;
+    fn from_parts(event_type: &str, payload: &serde_json::Value) -> Result<Self, EventDecodeError>;
+}
+
+/// Declares an event enum whose variants are named after the stored `eventType` and hold the
+/// payload struct, and implements [`DomainEvent`] for it.
+macro_rules! domain_events {
+    ($(#[$meta:meta])* pub enum $name:ident { $($variant:ident($payload:ty)),+ $(,)? }) => {
+        $(#[$meta])*
+        pub enum $name { $($variant($payload)),+ }
+
+        impl $crate::domain::DomainEvent for $name {
+            fn event_type(&self) -> &'static str {
+                match self { $(Self::$variant(_) => stringify!($variant)),+ }
+            }
+
+            fn to_payload(&self) -> serde_json::Value {
+                // Payload structs hold only strings and integers: serialisation cannot fail.
+                match self {
+                    $(Self::$variant(p) => serde_json::to_value(p).unwrap_or(serde_json::Value::Null)),+
+                }
+            }
+
+            fn from_parts(
+                event_type: &str,
+                payload: &serde_json::Value,
+            ) -> Result<Self, $crate::domain::EventDecodeError> {
+                match event_type {
+                    $(stringify!($variant) => <$payload as serde::Deserialize>::deserialize(payload)
+                        .map(Self::$variant)
+                        .map_err(|e| $crate::domain::EventDecodeError::InvalidPayload(e.to_string())),)+
+                    _ => Err($crate::domain::EventDecodeError::UnknownEventType),
+                }
+            }
+        }
+    };
+}
+pub(crate) use domain_events;
+
+/// A command was rejected by a business rule; nothing was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{aggregate_id} does not exist")]
+    NotFound { aggregate_id: String },
+    #[error("{aggregate_id} already exists")]
+    AlreadyExists { aggregate_id: String },
+    #[error("{aggregate_id}: {field} must be {rule}, got {value}")]
+    InvalidValue {
+        aggregate_id: String,
+        field: &'static str,
+        rule: &'static str,
+        value: String,
+    },
+    #[error("{aggregate_id} is discontinued")]
+    Discontinued { aggregate_id: String },
+    #[error("{aggregate_id}: cannot {action} {requested}, only {limit} {what}")]
+    Exceeds {
+        aggregate_id: String,
+        action: &'static str,
+        requested: i64,
+        limit: i64,
+        what: &'static str,
+    },
+    #[error("{aggregate_id}: location `{location}` {problem}")]
+    Location {
+        aggregate_id: String,
+        location: String,
+        problem: &'static str,
+    },
+}
+
+/// An aggregate loaded at `version`, plus the events recorded by commands since then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateRoot<A: Aggregate> {
+    id: String,
+    version: u64,
+    state: A,
+    uncommitted: Vec<A::Event>,
+}
+
+impl<A: Aggregate> AggregateRoot<A> {
+    /// A new, not yet existing aggregate.
+    pub fn new(id: impl Into<String>) -> Self {
+        let id = id.into();
+        let state = A::initial(&id);
+        Self::from_state(id, 0, state)
+    }
+
+    pub fn from_state(id: impl Into<String>, version: u64, state: A) -> Self {
+        Self {
+            id: id.into(),
+            version,
+            state,
+            uncommitted: Vec::new(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Sequence of the last committed event (0 before the first).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn state(&self) -> &A {
+        &self.state
+    }
+
+    pub fn uncommitted(&self) -> &[A::Event] {
+        &self.uncommitted
+    }
+
+    /// True once any event exists, committed or not.
+    pub fn exists(&self) -> bool {
+        self.version > 0 || !self.uncommitted.is_empty()
+    }
+
+    /// Applies and records an event that a command has validated.
+    pub(crate) fn record(&mut self, event: A::Event) {
+        self.state.apply(&event);
+        self.uncommitted.push(event);
+    }
+
+    /// Called after a successful append of the uncommitted events.
+    pub fn mark_committed(&mut self) {
+        self.version += self.uncommitted.len() as u64;
+        self.uncommitted.clear();
+    }
+
+    pub(crate) fn require_exists(&self) -> Result<(), DomainError> {
+        if self.exists() {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound {
+                aggregate_id: self.id.clone(),
+            })
+        }
+    }
+
+    pub(crate) fn require_new(&self) -> Result<(), DomainError> {
+        if self.exists() {
+            Err(DomainError::AlreadyExists {
+                aggregate_id: self.id.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn positive(&self, field: &'static str, value: i64) -> Result<(), DomainError> {
+        if value > 0 {
+            Ok(())
+        } else {
+            Err(self.invalid(field, "> 0", value))
+        }
+    }
+
+    pub(crate) fn invalid(
+        &self,
+        field: &'static str,
+        rule: &'static str,
+        value: impl ToString,
+    ) -> DomainError {
+        DomainError::InvalidValue {
+            aggregate_id: self.id.clone(),
+            field,
+            rule,
+            value: value.to_string(),
+        }
+    }
+
+    pub(crate) fn exceeds(
+        &self,
+        action: &'static str,
+        requested: i64,
+        limit: i64,
+        what: &'static str,
+    ) -> DomainError {
+        DomainError::Exceeds {
+            aggregate_id: self.id().to_owned(),
+            action,
+            requested,
+            limit,
+            what,
+        }
+    }
+
+    pub(crate) fn not_blank(&self, field: &'static str, value: &str) -> Result<(), DomainError> {
+        if value.trim().is_empty() {
+            Err(self.invalid(field, "non-empty", format!("{value:?}")))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Folds events into a state; used by replay and by the property tests.
+pub fn fold<A: Aggregate>(mut state: A, events: &[A::Event]) -> A {
+    for event in events {
+        state.apply(event);
+    }
+    state
+}

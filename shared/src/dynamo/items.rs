@@ -1,0 +1,202 @@
+//! Item (de)serialisation with serde_dynamo. A malformed item becomes a typed error naming
+//! what could be read of its key.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::StateBody;
+use crate::domain::EventEnvelope;
+use crate::error::{EventError, EventRef, StoreError};
+use crate::snapshot::{
+    SnapshotHeader, SnapshotKey, SnapshotMetadata, SnapshotRecord, SnapshotSummary,
+};
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+fn string_attr(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn number_attr(item: &Item, name: &str) -> Option<u64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+pub(crate) fn event_to_item(event: &EventEnvelope) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(event).map_err(|e| StoreError::InvalidRequest {
+        aggregate_id: event.aggregate_id.clone(),
+        reason: format!("event {} does not serialise: {e}", event.sequence),
+    })
+}
+
+pub(crate) fn event_from_item(item: Item, aggregate_id: &str) -> Result<EventEnvelope, EventError> {
+    let at = EventRef {
+        aggregate_id: string_attr(&item, "aggregateId").unwrap_or_else(|| aggregate_id.to_owned()),
+        sequence: number_attr(&item, "sequence"),
+    };
+    let event: EventEnvelope =
+        serde_dynamo::from_item(item).map_err(|e| EventError::Malformed {
+            at: at.clone(),
+            reason: e.to_string(),
+        })?;
+    if !event.payload.is_object() {
+        return Err(EventError::Malformed {
+            at,
+            reason: "payload must be a map".to_owned(),
+        });
+    }
+    Ok(event)
+}
+
+/// The snapshot item as stored (SPEC §3).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SnapshotItem {
+    aggregate_id: String,
+    version: u64,
+    aggregate_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<StateBody>,
+    encoding: String,
+    schema_version: u32,
+    checksum: String,
+    last_event_sequence: u64,
+    timestamp: i64,
+    size_bytes: u64,
+    stored_bytes: u64,
+    #[serde(default)]
+    metadata: SnapshotMetadata,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+}
+
+/// Every attribute but `state`, for header-only reads.
+pub(crate) const HEADER_ATTRIBUTES: [&str; 12] = [
+    "aggregateId",
+    "version",
+    "aggregateType",
+    "encoding",
+    "schemaVersion",
+    "checksum",
+    "lastEventSequence",
+    "timestamp",
+    "sizeBytes",
+    "storedBytes",
+    "metadata",
+    "expiresAt",
+];
+
+pub(crate) fn snapshot_to_item(record: &SnapshotRecord) -> Result<Item, StoreError> {
+    let h = record.header.clone();
+    let item = SnapshotItem {
+        aggregate_id: h.aggregate_id,
+        version: h.version,
+        aggregate_type: h.aggregate_type,
+        state: Some(record.state.clone()),
+        encoding: h.encoding,
+        schema_version: h.schema_version,
+        checksum: h.checksum,
+        last_event_sequence: h.last_event_sequence,
+        timestamp: h.timestamp,
+        size_bytes: h.size_bytes,
+        stored_bytes: h.stored_bytes,
+        metadata: h.metadata,
+        expires_at: h.expires_at,
+    };
+    serde_dynamo::to_item(item).map_err(|e| StoreError::InvalidRequest {
+        aggregate_id: record.header.aggregate_id.clone(),
+        reason: format!("snapshot does not serialise: {e}"),
+    })
+}
+
+fn malformed(item: &Item, reason: impl ToString) -> StoreError {
+    StoreError::MalformedSnapshot {
+        aggregate_id: string_attr(item, "aggregateId").unwrap_or_else(|| "<unreadable>".to_owned()),
+        version: item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .cloned()
+            .unwrap_or_else(|| "<unreadable>".to_owned()),
+        reason: reason.to_string(),
+    }
+}
+
+fn split(item: Item) -> Result<(SnapshotHeader, Option<StateBody>), StoreError> {
+    // Keep the key for the error message before the item is consumed (no copy of the state).
+    let key_only: Item = ["aggregateId", "version"]
+        .iter()
+        .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect();
+    let parsed: SnapshotItem =
+        serde_dynamo::from_item(item).map_err(|e| malformed(&key_only, e))?;
+    let header = SnapshotHeader {
+        aggregate_id: parsed.aggregate_id,
+        version: parsed.version,
+        aggregate_type: parsed.aggregate_type,
+        encoding: parsed.encoding,
+        schema_version: parsed.schema_version,
+        checksum: parsed.checksum,
+        last_event_sequence: parsed.last_event_sequence,
+        timestamp: parsed.timestamp,
+        size_bytes: parsed.size_bytes,
+        stored_bytes: parsed.stored_bytes,
+        metadata: parsed.metadata,
+        expires_at: parsed.expires_at,
+    };
+    Ok((header, parsed.state))
+}
+
+pub(crate) fn header_from_item(item: Item) -> Result<SnapshotHeader, StoreError> {
+    split(item).map(|(header, _)| header)
+}
+
+pub(crate) fn record_from_item(item: Item) -> Result<SnapshotRecord, StoreError> {
+    let (header, state) = split(item)?;
+    let state = state.ok_or_else(|| StoreError::MalformedSnapshot {
+        aggregate_id: header.aggregate_id.clone(),
+        version: header.version.to_string(),
+        reason: "missing attribute `state`".to_owned(),
+    })?;
+    Ok(SnapshotRecord { header, state })
+}
+
+pub(crate) fn key_item(key: &SnapshotKey) -> Item {
+    HashMap::from([
+        (
+            "aggregateId".to_owned(),
+            AttributeValue::S(key.aggregate_id.clone()),
+        ),
+        (
+            "version".to_owned(),
+            AttributeValue::N(key.version.to_string()),
+        ),
+    ])
+}
+
+pub(crate) fn key_from_item(item: &Item) -> Result<SnapshotKey, StoreError> {
+    match (
+        string_attr(item, "aggregateId"),
+        number_attr(item, "version"),
+    ) {
+        (Some(aggregate_id), Some(version)) => Ok(SnapshotKey {
+            aggregate_id,
+            version,
+        }),
+        _ => Err(malformed(item, "key attributes missing or mistyped")),
+    }
+}
+
+pub(crate) fn summary_from_item(item: &Item) -> Result<SnapshotSummary, StoreError> {
+    let key = key_from_item(item)?;
+    let schema_version = number_attr(item, "schemaVersion")
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| malformed(item, "schemaVersion missing or mistyped"))?;
+    Ok(SnapshotSummary {
+        key,
+        aggregate_type: string_attr(item, "aggregateType").unwrap_or_default(),
+        schema_version,
+    })
+}

@@ -1,0 +1,291 @@
+//! The snapshot table: conditional puts, newest-first queries by key (cursor = last version),
+//! parallel-segment scans of keys only, and batched deletes with retry of unprocessed items.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
+use aws_sdk_dynamodb::Client;
+
+use super::items::{
+    header_from_item, key_from_item, key_item, record_from_item, snapshot_to_item,
+    summary_from_item, Item, HEADER_ATTRIBUTES,
+};
+use crate::error::StoreError;
+use crate::ports::{Page, PutOutcome, SnapshotStore};
+use crate::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
+
+/// BatchWriteItem's limit.
+const BATCH: usize = 25;
+const MAX_BATCH_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct DynamoSnapshotStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoSnapshotStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Newest-first items of one aggregate below `before`, following pages until `limit` items.
+    async fn newest_first(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        headers_only: bool,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let condition = if before.is_some() {
+            "#id = :id AND #v < :before"
+        } else {
+            "#id = :id"
+        };
+        let mut items = Vec::new();
+        let mut start_key: Option<Item> = None;
+        loop {
+            let wanted = limit.saturating_sub(items.len());
+            // Ask for one more than needed: its presence says whether a next page exists.
+            let page_limit = i32::try_from(wanted.saturating_add(1)).unwrap_or(i32::MAX);
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit(page_limit)
+                .expression_attribute_names("#id", "aggregateId")
+                .expression_attribute_values(":id", AttributeValue::S(aggregate_id.to_owned()))
+                .set_exclusive_start_key(start_key.take());
+            if before.is_some() || headers_only {
+                query = query.expression_attribute_names("#v", "version");
+            }
+            if let Some(before) = before {
+                query = query
+                    .expression_attribute_values(":before", AttributeValue::N(before.to_string()));
+            }
+            if headers_only {
+                let mut names = Vec::with_capacity(HEADER_ATTRIBUTES.len());
+                for (i, attribute) in HEADER_ATTRIBUTES.iter().enumerate() {
+                    let placeholder = format!("#h{i}");
+                    query = query.expression_attribute_names(&placeholder, *attribute);
+                    names.push(placeholder);
+                }
+                query = query.projection_expression(names.join(", "));
+            }
+            let page = query.send().await.map_err(|e| super::backend("Query", e))?;
+            items.extend(page.items.unwrap_or_default());
+            if items.len() > limit {
+                items.truncate(limit);
+                return Ok((items, true));
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => return Ok((items, false)),
+            }
+        }
+    }
+}
+
+fn next_cursor(more: bool, last_version: Option<u64>) -> Option<u64> {
+    if more {
+        last_version
+    } else {
+        None
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for DynamoSnapshotStore {
+    async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(snapshot_to_item(snapshot)?))
+            .condition_expression("attribute_not_exists(#v)")
+            .expression_attribute_names("#v", "version")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutOutcome::Created),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(PutOutcome::AlreadyExists)
+            }
+            Err(e) => Err(super::backend("PutItem", e)),
+        }
+    }
+
+    async fn headers(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
+        let (items, more) = self.newest_first(aggregate_id, before, limit, true).await?;
+        let headers = items
+            .into_iter()
+            .map(header_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = next_cursor(more, headers.last().map(|h| h.version));
+        Ok(Page {
+            items: headers,
+            next,
+        })
+    }
+
+    async fn records(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
+        let (items, more) = self
+            .newest_first(aggregate_id, before, limit, false)
+            .await?;
+        let records = items
+            .into_iter()
+            .map(record_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = next_cursor(more, records.last().map(|r| r.header.version));
+        Ok(Page {
+            items: records,
+            next,
+        })
+    }
+
+    async fn get(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+    ) -> Result<Option<SnapshotRecord>, StoreError> {
+        let key = SnapshotKey {
+            aggregate_id: aggregate_id.to_owned(),
+            version,
+        };
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| super::backend("GetItem", e))?;
+        output.item.map(record_from_item).transpose()
+    }
+
+    async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError> {
+        let key = SnapshotKey {
+            aggregate_id: aggregate_id.to_owned(),
+            version,
+        };
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&key)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| super::backend("DeleteItem", e))?;
+        Ok(output.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn scan_summaries(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        cursor: Option<SnapshotKey>,
+        limit: usize,
+    ) -> Result<Page<SnapshotSummary, SnapshotKey>, StoreError> {
+        let to_i32 = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+        let page = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .segment(to_i32(u64::from(segment)))
+            .total_segments(to_i32(u64::from(total_segments)))
+            .limit(to_i32(limit as u64))
+            .projection_expression("#id, #v, #t, #s")
+            .expression_attribute_names("#id", "aggregateId")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_names("#t", "aggregateType")
+            .expression_attribute_names("#s", "schemaVersion")
+            .set_exclusive_start_key(cursor.as_ref().map(key_item))
+            .send()
+            .await
+            .map_err(|e| super::backend("Scan", e))?;
+        let items = page
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(summary_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => Some(key_from_item(&key)?),
+            _ => None,
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
+        for chunk in keys.chunks(BATCH) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|key| {
+                    DeleteRequest::builder()
+                        .set_key(Some(key_item(key)))
+                        .build()
+                        .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                        .map_err(|e| StoreError::backend("BatchWriteItem", e))
+                })
+                .collect::<Result<_, _>>()?;
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt > 0 {
+                    // Exponential backoff for throttled batches: 50 ms, 100 ms, … capped at 3.2 s.
+                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
+                }
+                if attempt >= MAX_BATCH_ATTEMPTS {
+                    return Err(StoreError::Backend {
+                        operation: "BatchWriteItem",
+                        message: format!(
+                            "{} deletes still unprocessed after {attempt} attempts",
+                            pending.len()
+                        ),
+                    });
+                }
+                attempt += 1;
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(|e| super::backend("BatchWriteItem", e))?;
+                let mut unprocessed: HashMap<String, Vec<WriteRequest>> =
+                    output.unprocessed_items.unwrap_or_default();
+                pending = unprocessed.remove(&self.table).unwrap_or_default();
+            }
+        }
+        Ok(keys.len())
+    }
+}

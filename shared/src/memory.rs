@@ -1,0 +1,259 @@
+//! In-memory adapters with the same semantics as the DynamoDB ones, for fast unit tests and
+//! benchmarks. Each counts the requests it serves, as DynamoDB would bill them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::domain::EventEnvelope;
+use crate::error::StoreError;
+use crate::ports::{validate_append, EventStore, Page, PutOutcome, SnapshotStore};
+use crate::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means another test thread panicked; the data is still consistent
+    // because every critical section below is a single insert/remove.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Debug, Default)]
+pub struct InMemoryEventStore {
+    streams: Mutex<HashMap<String, Vec<EventEnvelope>>>,
+    requests: AtomicU64,
+}
+
+impl InMemoryEventStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests served so far (one per append or read page).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Stores events as they are, bypassing every check: for tests of bad stored data.
+    pub fn insert_raw(&self, event: EventEnvelope) {
+        let mut streams = lock(&self.streams);
+        let stream = streams.entry(event.aggregate_id.clone()).or_default();
+        stream.push(event);
+        stream.sort_by_key(|e| e.sequence);
+    }
+}
+
+#[async_trait]
+impl EventStore for InMemoryEventStore {
+    async fn append(
+        &self,
+        expected_version: u64,
+        events: &[EventEnvelope],
+    ) -> Result<(), StoreError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        validate_append(expected_version, events)?;
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let mut streams = lock(&self.streams);
+        let stream = streams.entry(first.aggregate_id.clone()).or_default();
+        let current = stream.last().map_or(0, |e| e.sequence);
+        if current != expected_version {
+            return Err(StoreError::Conflict {
+                aggregate_id: first.aggregate_id.clone(),
+                expected_version,
+            });
+        }
+        stream.extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn read(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let streams = lock(&self.streams);
+        Ok(streams
+            .get(aggregate_id)
+            .map(|stream| {
+                stream
+                    .iter()
+                    .filter(|e| e.sequence >= from && to.is_none_or(|to| e.sequence <= to))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct InMemorySnapshotStore {
+    items: Mutex<BTreeMap<(String, u64), SnapshotRecord>>,
+    requests: AtomicU64,
+}
+
+impl InMemorySnapshotStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Replaces a stored record unconditionally: for tests that corrupt snapshots.
+    pub fn overwrite(&self, record: SnapshotRecord) {
+        let key = (record.header.aggregate_id.clone(), record.header.version);
+        lock(&self.items).insert(key, record);
+    }
+
+    /// Every stored key, in key order.
+    pub fn keys(&self) -> Vec<SnapshotKey> {
+        lock(&self.items)
+            .keys()
+            .map(|(aggregate_id, version)| SnapshotKey {
+                aggregate_id: aggregate_id.clone(),
+                version: *version,
+            })
+            .collect()
+    }
+
+    fn newest_first(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Page<SnapshotRecord, u64> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let items = lock(&self.items);
+        let upper = before.unwrap_or(u64::MAX);
+        let mut found: Vec<SnapshotRecord> = items
+            .range((aggregate_id.to_owned(), 0)..(aggregate_id.to_owned(), upper))
+            .rev()
+            .take(limit.saturating_add(1))
+            .map(|(_, record)| record.clone())
+            .collect();
+        let next = if found.len() > limit {
+            found.truncate(limit);
+            found.last().map(|r| r.header.version)
+        } else {
+            None
+        };
+        Page { items: found, next }
+    }
+}
+
+/// Stable segment of an aggregate id for parallel scans (FNV-1a).
+pub fn segment_of(aggregate_id: &str, total_segments: u32) -> u32 {
+    let hash = aggregate_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    (hash % u64::from(total_segments.max(1))) as u32
+}
+
+#[async_trait]
+impl SnapshotStore for InMemorySnapshotStore {
+    async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let key = (
+            snapshot.header.aggregate_id.clone(),
+            snapshot.header.version,
+        );
+        let mut items = lock(&self.items);
+        if items.contains_key(&key) {
+            return Ok(PutOutcome::AlreadyExists);
+        }
+        items.insert(key, snapshot.clone());
+        Ok(PutOutcome::Created)
+    }
+
+    async fn headers(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
+        let page = self.newest_first(aggregate_id, before, limit);
+        Ok(Page {
+            items: page.items.into_iter().map(|r| r.header).collect(),
+            next: page.next,
+        })
+    }
+
+    async fn records(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
+        Ok(self.newest_first(aggregate_id, before, limit))
+    }
+
+    async fn get(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+    ) -> Result<Option<SnapshotRecord>, StoreError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.items)
+            .get(&(aggregate_id.to_owned(), version))
+            .cloned())
+    }
+
+    async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.items)
+            .remove(&(aggregate_id.to_owned(), version))
+            .is_some())
+    }
+
+    async fn scan_summaries(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        cursor: Option<SnapshotKey>,
+        limit: usize,
+    ) -> Result<Page<SnapshotSummary, SnapshotKey>, StoreError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let items = lock(&self.items);
+        let after = cursor.map(|c| (c.aggregate_id, c.version));
+        let mut found: Vec<SnapshotSummary> = items
+            .iter()
+            .filter(|(key, _)| after.as_ref().is_none_or(|after| *key > after))
+            .filter(|((id, _), _)| segment_of(id, total_segments) == segment)
+            .take(limit.saturating_add(1))
+            .map(|((id, version), record)| SnapshotSummary {
+                key: SnapshotKey {
+                    aggregate_id: id.clone(),
+                    version: *version,
+                },
+                aggregate_type: record.header.aggregate_type.clone(),
+                schema_version: record.header.schema_version,
+            })
+            .collect();
+        let next = if found.len() > limit {
+            found.truncate(limit);
+            found.last().map(|s| s.key.clone())
+        } else {
+            None
+        };
+        Ok(Page { items: found, next })
+    }
+
+    async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
+        self.requests
+            .fetch_add(keys.len().div_ceil(25) as u64, Ordering::Relaxed);
+        let mut items = lock(&self.items);
+        for key in keys {
+            items.remove(&(key.aggregate_id.clone(), key.version));
+        }
+        Ok(keys.len())
+    }
+}

@@ -1,0 +1,90 @@
+//! CloudWatch Embedded Metric Format: one JSON document per invocation on stdout, which
+//! CloudWatch turns into metrics without any API call.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use crate::clock::now_millis;
+
+pub const NAMESPACE: &str = "InventorySnapshots";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Bytes,
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Bytes => "Bytes",
+            Self::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// Metrics of one invocation, all under one `Function` dimension.
+#[derive(Debug, Clone)]
+pub struct MetricSet {
+    function: String,
+    values: BTreeMap<&'static str, (f64, Unit)>,
+}
+
+impl MetricSet {
+    pub fn new(function: impl Into<String>) -> Self {
+        Self {
+            function: function.into(),
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// Adds to a metric (created at 0).
+    pub fn add(&mut self, name: &'static str, value: f64, unit: Unit) {
+        self.values.entry(name).or_insert((0.0, unit)).0 += value;
+    }
+
+    pub fn count(&mut self, name: &'static str, value: u64) {
+        self.add(name, value as f64, Unit::Count);
+    }
+
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.values.get(name).map(|(v, _)| *v)
+    }
+
+    /// The EMF document.
+    pub fn to_emf(&self) -> Value {
+        let definitions: Vec<Value> = self
+            .values
+            .iter()
+            .map(|(name, (_, unit))| json!({"Name": name, "Unit": unit.as_str()}))
+            .collect();
+        let mut doc = json!({
+            "_aws": {
+                "Timestamp": now_millis(),
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [["Function"]],
+                    "Metrics": definitions,
+                }],
+            },
+            "Function": self.function,
+        });
+        if let Some(map) = doc.as_object_mut() {
+            for (name, (value, _)) in &self.values {
+                map.insert((*name).to_owned(), json!(value));
+            }
+        }
+        doc
+    }
+
+    /// Writes the EMF document as one line on stdout.
+    pub fn flush(&self) {
+        let line = self.to_emf().to_string();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    }
+}

@@ -1,0 +1,126 @@
+//! When to snapshot (SPEC §5): by event count, by time, or either (hybrid), with per-type
+//! overrides.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    Count,
+    Time,
+    Hybrid,
+}
+
+impl Strategy {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "count" => Some(Self::Count),
+            "time" => Some(Self::Time),
+            "hybrid" => Some(Self::Hybrid),
+            _ => None,
+        }
+    }
+}
+
+/// Why a policy tripped; stored as the snapshot's `metadata.reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TripReason {
+    Count,
+    Time,
+}
+
+impl TripReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "threshold:count",
+            Self::Time => "threshold:time",
+        }
+    }
+}
+
+impl fmt::Display for TripReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    pub strategy: Strategy,
+    /// Events since the last snapshot that trip the count policy (>= 1).
+    pub threshold: u64,
+    /// Interval after which the time policy trips (> 0).
+    pub interval_millis: i64,
+}
+
+impl Default for SnapshotPolicy {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::Hybrid,
+            threshold: 100,
+            interval_millis: 24 * 3_600_000,
+        }
+    }
+}
+
+/// The newest snapshot as the policy sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastSnapshot {
+    pub version: u64,
+    pub timestamp: i64,
+}
+
+impl SnapshotPolicy {
+    /// Decides whether an aggregate at `current_version` needs a snapshot now.
+    ///
+    /// Count trips when `current - last >= threshold` (not on exact multiples, which misses).
+    /// Time trips when at least one event is new and the interval has passed since the last
+    /// snapshot; an aggregate that has none is overdue.
+    pub fn decide(
+        &self,
+        last: Option<LastSnapshot>,
+        current_version: u64,
+        now_millis: i64,
+    ) -> Option<TripReason> {
+        let last_version = last.map_or(0, |s| s.version);
+        if current_version <= last_version {
+            return None;
+        }
+        let since = current_version - last_version;
+        let count = since >= self.threshold;
+        let time =
+            last.is_none_or(|s| now_millis.saturating_sub(s.timestamp) >= self.interval_millis);
+        match self.strategy {
+            Strategy::Count if count => Some(TripReason::Count),
+            Strategy::Time if time => Some(TripReason::Time),
+            Strategy::Hybrid if count => Some(TripReason::Count),
+            Strategy::Hybrid if time => Some(TripReason::Time),
+            _ => None,
+        }
+    }
+}
+
+/// A per-type override: any field left out keeps the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyOverride {
+    pub strategy: Option<Strategy>,
+    pub threshold: Option<u64>,
+    pub interval_hours: Option<u64>,
+}
+
+/// The default policy plus overrides by `aggregateType`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PolicySet {
+    pub default: SnapshotPolicy,
+    pub overrides: BTreeMap<String, SnapshotPolicy>,
+}
+
+impl PolicySet {
+    pub fn for_type(&self, aggregate_type: &str) -> &SnapshotPolicy {
+        self.overrides.get(aggregate_type).unwrap_or(&self.default)
+    }
+}

@@ -1,0 +1,203 @@
+//! The ports: what the snapshot logic needs from storage. DynamoDB and in-memory adapters
+//! implement them with the same semantics.
+
+use async_trait::async_trait;
+
+use crate::domain::EventEnvelope;
+use crate::error::StoreError;
+use crate::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
+
+/// One page of a listing and where the next one starts (`None`: no more).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T, C> {
+    pub items: Vec<T>,
+    pub next: Option<C>,
+}
+
+/// Outcome of a conditional snapshot write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    /// A snapshot at this version already exists; it was left untouched.
+    AlreadyExists,
+}
+
+/// Most events one atomic append may carry (DynamoDB's transaction limit).
+pub const MAX_EVENTS_PER_APPEND: usize = 100;
+
+/// Checks what every adapter requires of an append batch.
+pub fn validate_append(expected_version: u64, events: &[EventEnvelope]) -> Result<(), StoreError> {
+    let Some(first) = events.first() else {
+        return Ok(());
+    };
+    let invalid = |reason: String| StoreError::InvalidRequest {
+        aggregate_id: first.aggregate_id.clone(),
+        reason,
+    };
+    if events.len() > MAX_EVENTS_PER_APPEND {
+        return Err(invalid(format!(
+            "{} events in one append, at most {MAX_EVENTS_PER_APPEND}",
+            events.len()
+        )));
+    }
+    for (offset, event) in events.iter().enumerate() {
+        let expected = expected_version + 1 + offset as u64;
+        if event.aggregate_id != first.aggregate_id || event.sequence != expected {
+            return Err(invalid(format!(
+                "event {offset} is {}#{}, expected {}#{expected}",
+                event.aggregate_id, event.sequence, first.aggregate_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends `events` atomically. They must carry sequences `expected_version + 1 ..` of one
+    /// aggregate; if another writer got there first the result is [`StoreError::Conflict`].
+    async fn append(
+        &self,
+        expected_version: u64,
+        events: &[EventEnvelope],
+    ) -> Result<(), StoreError>;
+
+    /// Events with `from <= sequence <= to` (`to = None`: to the end), ascending, every page,
+    /// strongly consistent.
+    async fn read(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<EventEnvelope>, StoreError>;
+}
+
+#[async_trait]
+pub trait SnapshotStore: Send + Sync {
+    /// Writes the snapshot unless one with the same key exists (same key = same content).
+    async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError>;
+
+    /// Headers newest first, versions below `before` (all when `None`), at most `limit`.
+    /// The cursor of the next page is the last version returned.
+    async fn headers(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<SnapshotHeader, u64>, StoreError>;
+
+    /// Like [`SnapshotStore::headers`] with states.
+    async fn records(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<SnapshotRecord, u64>, StoreError>;
+
+    async fn get(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+    ) -> Result<Option<SnapshotRecord>, StoreError>;
+
+    /// Deletes one snapshot; `false` when there was none.
+    async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError>;
+
+    /// One page of a parallel scan (`segment` of `total_segments`) over every snapshot,
+    /// returning only keys and the attributes the pruner decides on.
+    async fn scan_summaries(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        cursor: Option<SnapshotKey>,
+        limit: usize,
+    ) -> Result<Page<SnapshotSummary, SnapshotKey>, StoreError>;
+
+    /// Deletes many snapshots (batched, unprocessed items retried); returns how many were sent.
+    async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError>;
+
+    /// The newest snapshot's header, if any.
+    async fn latest_header(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SnapshotHeader>, StoreError> {
+        Ok(self
+            .headers(aggregate_id, None, 1)
+            .await?
+            .items
+            .into_iter()
+            .next())
+    }
+}
+
+#[async_trait]
+impl<T: EventStore + ?Sized> EventStore for std::sync::Arc<T> {
+    async fn append(
+        &self,
+        expected_version: u64,
+        events: &[EventEnvelope],
+    ) -> Result<(), StoreError> {
+        (**self).append(expected_version, events).await
+    }
+    async fn read(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        (**self).read(aggregate_id, from, to).await
+    }
+}
+
+#[async_trait]
+impl<T: SnapshotStore + ?Sized> SnapshotStore for std::sync::Arc<T> {
+    async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
+        (**self).put_if_absent(snapshot).await
+    }
+    async fn headers(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
+        (**self).headers(aggregate_id, before, limit).await
+    }
+    async fn records(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
+        (**self).records(aggregate_id, before, limit).await
+    }
+    async fn get(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+    ) -> Result<Option<SnapshotRecord>, StoreError> {
+        (**self).get(aggregate_id, version).await
+    }
+    async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError> {
+        (**self).delete(aggregate_id, version).await
+    }
+    async fn scan_summaries(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        cursor: Option<SnapshotKey>,
+        limit: usize,
+    ) -> Result<Page<SnapshotSummary, SnapshotKey>, StoreError> {
+        (**self)
+            .scan_summaries(segment, total_segments, cursor, limit)
+            .await
+    }
+    async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
+        (**self).delete_many(keys).await
+    }
+    async fn latest_header(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SnapshotHeader>, StoreError> {
+        (**self).latest_header(aggregate_id).await
+    }
+}

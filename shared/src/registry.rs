@@ -1,0 +1,168 @@
+//! Maps an `aggregateType` string to its implementation, so functions handle every registered
+//! type generically. Adding a type = one module in `domain` + one `.with::<T>()` line in
+//! [`Registry::builtin`].
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::domain::{Aggregate, EventEnvelope, InventoryItem, Warehouse};
+use crate::error::EventError;
+
+/// Why a fold failed: the base state (from a snapshot) or one of the events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FoldError {
+    #[error("snapshot state of {aggregate_id} does not decode as {aggregate_type}: {reason}")]
+    BaseState {
+        aggregate_id: String,
+        aggregate_type: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Event(#[from] EventError),
+}
+
+/// The type-erased face of an [`Aggregate`]: states travel as JSON bytes.
+pub trait AggregateKind: Send + Sync {
+    fn type_name(&self) -> &'static str;
+    fn schema_version(&self) -> u32;
+
+    /// Folds `events` (which must continue `base_version` without gaps and belong to this
+    /// aggregate) onto `base` (a JSON state, `None` for a new aggregate); returns the JSON state.
+    fn fold_json(
+        &self,
+        aggregate_id: &str,
+        base_version: u64,
+        base: Option<&[u8]>,
+        events: &[EventEnvelope],
+    ) -> Result<Vec<u8>, FoldError>;
+
+    /// Checks that an event decodes for this type (poison-record detection without folding).
+    fn check_event(&self, event: &EventEnvelope) -> Result<(), EventError>;
+}
+
+struct Kind<A>(PhantomData<fn() -> A>);
+
+impl<A: Aggregate> AggregateKind for Kind<A> {
+    fn type_name(&self) -> &'static str {
+        A::TYPE
+    }
+
+    fn schema_version(&self) -> u32 {
+        A::SCHEMA_VERSION
+    }
+
+    fn fold_json(
+        &self,
+        aggregate_id: &str,
+        base_version: u64,
+        base: Option<&[u8]>,
+        events: &[EventEnvelope],
+    ) -> Result<Vec<u8>, FoldError> {
+        let state = fold_envelopes::<A>(aggregate_id, base_version, base, events)?;
+        serde_json::to_vec(&state).map_err(|e| FoldError::BaseState {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate_type: A::TYPE.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn check_event(&self, event: &EventEnvelope) -> Result<(), EventError> {
+        event.decode::<A>().map(|_| ())
+    }
+}
+
+/// Decodes a JSON snapshot state of `A`, checking that it is the state of `aggregate_id`.
+pub fn decode_state<A: Aggregate>(aggregate_id: &str, bytes: &[u8]) -> Result<A, FoldError> {
+    let base_error = |reason: String| FoldError::BaseState {
+        aggregate_id: aggregate_id.to_owned(),
+        aggregate_type: A::TYPE.to_owned(),
+        reason,
+    };
+    let state: A = serde_json::from_slice(bytes).map_err(|e| base_error(e.to_string()))?;
+    // Every state carries its id; a snapshot of another aggregate must never be applied.
+    if state.aggregate_id() != aggregate_id {
+        return Err(base_error(format!(
+            "state belongs to `{}`",
+            state.aggregate_id()
+        )));
+    }
+    Ok(state)
+}
+
+/// Typed fold of stored events onto an optional JSON base state, with sequence checks.
+pub fn fold_envelopes<A: Aggregate>(
+    aggregate_id: &str,
+    base_version: u64,
+    base: Option<&[u8]>,
+    events: &[EventEnvelope],
+) -> Result<A, FoldError> {
+    let mut state = match base {
+        Some(bytes) => decode_state::<A>(aggregate_id, bytes)?,
+        None => A::initial(aggregate_id),
+    };
+    for (expected, envelope) in (base_version + 1..).zip(events) {
+        check_envelope::<A>(aggregate_id, expected, envelope)?;
+        state.apply(&envelope.decode::<A>()?);
+    }
+    Ok(state)
+}
+
+fn check_envelope<A: Aggregate>(
+    aggregate_id: &str,
+    expected: u64,
+    envelope: &EventEnvelope,
+) -> Result<(), EventError> {
+    if envelope.aggregate_id != aggregate_id || envelope.aggregate_type != A::TYPE {
+        return Err(EventError::WrongAggregate {
+            at: envelope.at(),
+            expected: format!("{}/{aggregate_id}", A::TYPE),
+            found: format!("{}/{}", envelope.aggregate_type, envelope.aggregate_id),
+        });
+    }
+    if envelope.sequence != expected {
+        return Err(EventError::SequenceGap {
+            aggregate_id: aggregate_id.to_owned(),
+            expected,
+            found: envelope.sequence,
+        });
+    }
+    Ok(())
+}
+
+/// The registered aggregate types.
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, Arc<dyn AggregateKind>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The aggregates of the Inventory Service.
+    pub fn builtin() -> Self {
+        Self::new().with::<InventoryItem>().with::<Warehouse>()
+    }
+
+    pub fn with<A: Aggregate>(mut self) -> Self {
+        self.kinds.insert(A::TYPE, Arc::new(Kind::<A>(PhantomData)));
+        self
+    }
+
+    pub fn get(&self, aggregate_type: &str) -> Option<&Arc<dyn AggregateKind>> {
+        self.kinds.get(aggregate_type)
+    }
+
+    /// Registered type names, sorted (for error messages listing what is supported).
+    pub fn type_names(&self) -> Vec<&'static str> {
+        self.kinds.keys().copied().collect()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.kinds.keys()).finish()
+    }
+}

@@ -1,0 +1,217 @@
+//! Snapshot records (SPEC §3), how one is built from a state and validated before use.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{CodecError, Encoding, SnapshotCodec, StateBody, DYNAMODB_ITEM_LIMIT};
+
+/// Who made a snapshot and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotMetadata {
+    pub created_by: String,
+    /// `threshold:count`, `threshold:time`, `manual`, …
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// Everything about a snapshot but its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    pub aggregate_id: String,
+    /// The aggregate version captured (= sequence of the last event folded in).
+    pub version: u64,
+    pub aggregate_type: String,
+    pub encoding: String,
+    pub schema_version: u32,
+    pub checksum: String,
+    pub last_event_sequence: u64,
+    /// Epoch milliseconds of creation.
+    pub timestamp: i64,
+    pub size_bytes: u64,
+    pub stored_bytes: u64,
+    pub metadata: SnapshotMetadata,
+    pub expires_at: Option<i64>,
+}
+
+/// A full snapshot: header and stored state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    pub header: SnapshotHeader,
+    pub state: StateBody,
+}
+
+/// Key of a snapshot item plus what the pruner needs to decide about it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SnapshotKey {
+    pub aggregate_id: String,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotSummary {
+    pub key: SnapshotKey,
+    pub aggregate_type: String,
+    pub schema_version: u32,
+}
+
+/// Why a snapshot cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotBuildError {
+    #[error("snapshot of aggregateId={aggregate_id} version={version} is {item_bytes} bytes after compression, over the {limit} byte DynamoDB item limit")]
+    TooLarge {
+        aggregate_id: String,
+        version: u64,
+        item_bytes: usize,
+        limit: usize,
+    },
+    #[error("cannot encode snapshot of aggregateId={aggregate_id} version={version}: {source}")]
+    Codec {
+        aggregate_id: String,
+        version: u64,
+        source: CodecError,
+    },
+}
+
+/// What a snapshot is of.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotSubject<'a> {
+    pub aggregate_id: &'a str,
+    pub aggregate_type: &'a str,
+    pub schema_version: u32,
+    pub version: u64,
+}
+
+/// Encodes `state_json` into a record; fails before any write if it cannot fit one item.
+pub fn build_snapshot(
+    codec: &SnapshotCodec,
+    subject: SnapshotSubject<'_>,
+    state_json: Vec<u8>,
+    metadata: SnapshotMetadata,
+    timestamp: i64,
+    expires_at: Option<i64>,
+) -> Result<SnapshotRecord, SnapshotBuildError> {
+    let encoded = codec
+        .encode(state_json)
+        .map_err(|source| SnapshotBuildError::Codec {
+            aggregate_id: subject.aggregate_id.to_owned(),
+            version: subject.version,
+            source,
+        })?;
+    let record = SnapshotRecord {
+        header: SnapshotHeader {
+            aggregate_id: subject.aggregate_id.to_owned(),
+            version: subject.version,
+            aggregate_type: subject.aggregate_type.to_owned(),
+            encoding: encoded.encoding.as_str().to_owned(),
+            schema_version: subject.schema_version,
+            checksum: encoded.checksum,
+            last_event_sequence: subject.version,
+            timestamp,
+            size_bytes: encoded.size_bytes,
+            stored_bytes: encoded.stored_bytes,
+            metadata,
+            expires_at,
+        },
+        state: encoded.body,
+    };
+    let item_bytes = record.estimated_item_bytes();
+    if item_bytes > DYNAMODB_ITEM_LIMIT {
+        return Err(SnapshotBuildError::TooLarge {
+            aggregate_id: subject.aggregate_id.to_owned(),
+            version: subject.version,
+            item_bytes,
+            limit: DYNAMODB_ITEM_LIMIT,
+        });
+    }
+    Ok(record)
+}
+
+impl SnapshotRecord {
+    /// An upper bound of the DynamoDB item size: attribute names + values, numbers at their
+    /// 21-byte maximum, plus a margin for the map overhead.
+    pub fn estimated_item_bytes(&self) -> usize {
+        const NUMBER: usize = 21;
+        let h = &self.header;
+        let strings = [
+            ("aggregateId", h.aggregate_id.len()),
+            ("aggregateType", h.aggregate_type.len()),
+            ("encoding", h.encoding.len()),
+            ("checksum", h.checksum.len()),
+            ("state", self.state.len()),
+            ("createdBy", h.metadata.created_by.len()),
+            ("reason", h.metadata.reason.len()),
+            (
+                "requestId",
+                h.metadata.request_id.as_ref().map_or(0, String::len),
+            ),
+            ("metadata", 0),
+        ];
+        let numbers = [
+            "version",
+            "schemaVersion",
+            "lastEventSequence",
+            "timestamp",
+            "sizeBytes",
+            "storedBytes",
+            "expiresAt",
+        ];
+        let string_bytes: usize = strings.iter().map(|(name, len)| name.len() + len).sum();
+        let number_bytes: usize = numbers.iter().map(|name| name.len() + NUMBER).sum();
+        string_bytes + number_bytes + 64
+    }
+}
+
+/// Why a stored snapshot must not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSnapshot {
+    #[error("belongs to {found_type}/{found_id}")]
+    WrongAggregate {
+        found_id: String,
+        found_type: String,
+    },
+    #[error("schemaVersion {found}, current is {current}")]
+    SchemaVersion { found: u32, current: u32 },
+    #[error("lastEventSequence {last_event_sequence} differs from version {version}")]
+    SequenceMismatch {
+        version: u64,
+        last_event_sequence: u64,
+    },
+    #[error("{0}")]
+    Codec(#[from] CodecError),
+    #[error("state does not decode: {0}")]
+    State(String),
+    #[error("version {version} is beyond the event stream")]
+    BeyondStream { version: u64 },
+}
+
+/// Checks a record's identity, schema and checksum; returns the uncompressed JSON state.
+pub fn open_snapshot(
+    codec: &SnapshotCodec,
+    record: &SnapshotRecord,
+    aggregate_id: &str,
+    aggregate_type: &str,
+    schema_version: u32,
+) -> Result<Vec<u8>, InvalidSnapshot> {
+    let h = &record.header;
+    if h.aggregate_id != aggregate_id || h.aggregate_type != aggregate_type {
+        return Err(InvalidSnapshot::WrongAggregate {
+            found_id: h.aggregate_id.clone(),
+            found_type: h.aggregate_type.clone(),
+        });
+    }
+    if h.schema_version != schema_version {
+        return Err(InvalidSnapshot::SchemaVersion {
+            found: h.schema_version,
+            current: schema_version,
+        });
+    }
+    if h.last_event_sequence != h.version {
+        return Err(InvalidSnapshot::SequenceMismatch {
+            version: h.version,
+            last_event_sequence: h.last_event_sequence,
+        });
+    }
+    let encoding = Encoding::parse(&h.encoding)?;
+    Ok(codec.decode(encoding, &record.state, h.size_bytes, &h.checksum)?)
+}
