@@ -1,1 +1,69 @@
-//! Shared helpers of the integration tests.
+//! Helpers of the integration tests: a client for the local DynamoDB-compatible server
+//! (reached through `AWS_ENDPOINT_URL`, as in production code) and per-test tables, so tests
+//! run in parallel against one server without seeing each other's data.
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::Client;
+use snapshot_core::dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
+
+/// The endpoint the tests run against; `make test` starts the emulator and sets it.
+pub fn endpoint() -> String {
+    match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "AWS_ENDPOINT_URL is not set: integration tests need the local DynamoDB emulator; run them with `make test`"
+        ),
+    }
+}
+
+/// An SDK config for the local endpoint, with dummy credentials unless some are set.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).endpoint_url(endpoint());
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "local"));
+    }
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        loader = loader.region(Region::new("us-east-1"));
+    }
+    loader.load().await
+}
+
+pub async fn dynamodb() -> Client {
+    Client::new(&sdk_config().await)
+}
+
+/// A fresh pair of tables named after the test, created from the shared definitions.
+pub struct TestTables {
+    pub client: Client,
+    pub events_table: String,
+    pub snapshots_table: String,
+}
+
+impl TestTables {
+    pub async fn create(test_name: &str) -> Self {
+        let client = dynamodb().await;
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let events_table = format!("events_{test_name}_{}", &suffix[..8]);
+        let snapshots_table = format!("snapshots_{test_name}_{}", &suffix[..8]);
+        schema::create_events_table(&client, &events_table)
+            .await
+            .unwrap_or_else(|e| panic!("creating {events_table}: {e}"));
+        schema::create_snapshots_table(&client, &snapshots_table)
+            .await
+            .unwrap_or_else(|e| panic!("creating {snapshots_table}: {e}"));
+        Self {
+            client,
+            events_table,
+            snapshots_table,
+        }
+    }
+
+    pub fn event_store(&self) -> DynamoEventStore {
+        DynamoEventStore::new(self.client.clone(), &self.events_table)
+    }
+
+    pub fn snapshot_store(&self) -> DynamoSnapshotStore {
+        DynamoSnapshotStore::new(self.client.clone(), &self.snapshots_table)
+    }
+}
