@@ -8,15 +8,21 @@ mod snapshots;
 pub use events::DynamoEventStore;
 pub use snapshots::DynamoSnapshotStore;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::error::StoreError;
 
 /// Maps an SDK failure to a backend error that keeps the service's own message.
 pub(crate) fn backend<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
+    // The service's own code and message say what went wrong; the raw response adds noise.
+    if let Some(service) = err.as_service_error() {
+        if let Some(code) = service.code() {
+            return StoreError::backend(operation, format!("{code}: {}", service.message().unwrap_or("")));
+        }
+    }
     StoreError::backend(operation, DisplayErrorContext(err))
 }

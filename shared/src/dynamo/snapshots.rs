@@ -69,11 +69,9 @@ impl DynamoSnapshotStore {
                 .expression_attribute_names("#id", "aggregateId")
                 .expression_attribute_values(":id", AttributeValue::S(aggregate_id.to_owned()))
                 .set_exclusive_start_key(start_key.take());
-            if before.is_some() || headers_only {
-                query = query.expression_attribute_names("#v", "version");
-            }
             if let Some(before) = before {
                 query = query
+                    .expression_attribute_names("#v", "version")
                     .expression_attribute_values(":before", AttributeValue::N(before.to_string()));
             }
             if headers_only {

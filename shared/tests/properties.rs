@@ -1,0 +1,282 @@
+//! Property tests: snapshot at k + events after k = full replay for every k (with multi-event
+//! commits crossing snapshot thresholds), codec round trip, and corruption is always rejected.
+
+use proptest::prelude::*;
+use snapshot_core::codec::{Encoding, SnapshotCodec, StateBody};
+use snapshot_core::domain::{Aggregate, AggregateRoot, EventEnvelope, InventoryItem, Warehouse};
+use snapshot_core::memory::{InMemoryEventStore, InMemorySnapshotStore};
+use snapshot_core::ports::{EventStore, SnapshotStore};
+use snapshot_core::snapshot::{build_snapshot, open_snapshot, SnapshotMetadata, SnapshotSubject};
+use snapshot_core::{AggregateRepository, Registry};
+
+/// One attempted command; invalid ones are rejected by the domain and simply skipped.
+#[derive(Debug, Clone)]
+enum ItemOp {
+    Receive(i64),
+    Reserve(u8, i64),
+    Release(u8, i64),
+    Ship(u8, i64),
+    Adjust(i64),
+    Discontinue,
+}
+
+fn item_op() -> impl Strategy<Value = ItemOp> {
+    prop_oneof![
+        4 => (1..50i64).prop_map(ItemOp::Receive),
+        3 => (0..4u8, 1..20i64).prop_map(|(o, q)| ItemOp::Reserve(o, q)),
+        2 => (0..4u8, 1..20i64).prop_map(|(o, q)| ItemOp::Release(o, q)),
+        2 => (0..4u8, 1..20i64).prop_map(|(o, q)| ItemOp::Ship(o, q)),
+        1 => (-20..20i64).prop_map(ItemOp::Adjust),
+        1 => Just(ItemOp::Discontinue),
+    ]
+}
+
+fn run_item_op(root: &mut AggregateRoot<InventoryItem>, op: &ItemOp) {
+    let order = |o: &u8| format!("order-{o}");
+    let _ = match op {
+        ItemOp::Receive(q) => root.receive(*q, None),
+        ItemOp::Reserve(o, q) => root.reserve(&order(o), *q),
+        ItemOp::Release(o, q) => root.release(&order(o), *q),
+        ItemOp::Ship(o, q) => root.ship(&order(o), *q),
+        ItemOp::Adjust(d) => root.adjust(*d, "count"),
+        ItemOp::Discontinue => root.discontinue("eol"),
+    };
+}
+
+#[derive(Debug, Clone)]
+enum WarehouseOp {
+    AddLocation(u8),
+    RemoveLocation(u8),
+    Place(u8, u8, i64),
+    Pick(u8, u8, i64),
+    Capacity(i64),
+}
+
+fn warehouse_op() -> impl Strategy<Value = WarehouseOp> {
+    prop_oneof![
+        2 => (0..6u8).prop_map(WarehouseOp::AddLocation),
+        1 => (0..6u8).prop_map(WarehouseOp::RemoveLocation),
+        4 => (0..6u8, 0..4u8, 1..30i64).prop_map(|(l, s, q)| WarehouseOp::Place(l, s, q)),
+        3 => (0..6u8, 0..4u8, 1..30i64).prop_map(|(l, s, q)| WarehouseOp::Pick(l, s, q)),
+        1 => (1..400i64).prop_map(WarehouseOp::Capacity),
+    ]
+}
+
+fn run_warehouse_op(root: &mut AggregateRoot<Warehouse>, op: &WarehouseOp) {
+    let loc = |l: &u8| format!("L{l}");
+    let sku = |s: &u8| format!("SKU-{s}");
+    let _ = match op {
+        WarehouseOp::AddLocation(l) => root.add_location(&loc(l)),
+        WarehouseOp::RemoveLocation(l) => root.remove_location(&loc(l)),
+        WarehouseOp::Place(l, s, q) => root.place(&loc(l), &sku(s), *q),
+        WarehouseOp::Pick(l, s, q) => root.pick(&loc(l), &sku(s), *q),
+        WarehouseOp::Capacity(c) => root.change_capacity(*c),
+    };
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+/// Commits ops in groups of `commit_sizes` (multi-event commits), saving each through the
+/// repository; returns the repository and the stored events.
+async fn commit_all<A: Aggregate>(
+    id: &str,
+    create: impl FnOnce(&mut AggregateRoot<A>),
+    ops: Vec<Box<dyn Fn(&mut AggregateRoot<A>)>>,
+    commit_sizes: &[usize],
+) -> (AggregateRepository<InMemoryEventStore, InMemorySnapshotStore>, Vec<EventEnvelope>) {
+    let repo = AggregateRepository::new(InMemoryEventStore::new(), InMemorySnapshotStore::new(), SnapshotCodec::new(256));
+    let mut root = AggregateRoot::<A>::new(id);
+    create(&mut root);
+    repo.save(&mut root, None).await.unwrap();
+    let mut ops = ops.into_iter();
+    for size in commit_sizes.iter().cycle() {
+        let batch: Vec<_> = ops.by_ref().take(*size).collect();
+        if batch.is_empty() {
+            break;
+        }
+        for op in batch {
+            op(&mut root);
+        }
+        repo.save(&mut root, None).await.unwrap();
+    }
+    let events = repo.events().read(id, 1, None).await.unwrap();
+    (repo, events)
+}
+
+/// For every k: a snapshot at k plus the events after k loads to exactly the full replay, and
+/// the load reports that it used that snapshot and only the tail.
+async fn assert_snapshot_at_every_k_equals_replay(
+    repo: &AggregateRepository<InMemoryEventStore, InMemorySnapshotStore>,
+    type_name: &str,
+    id: &str,
+    events: &[EventEnvelope],
+) {
+    let registry = Registry::builtin();
+    let kind = registry.get(type_name).unwrap().as_ref();
+    let replay = repo.replay_kind(kind, id).await.unwrap();
+    let n = events.len() as u64;
+    assert_eq!(replay.version, n);
+    for k in 1..=n {
+        let prefix_state = kind.fold_json(id, 0, None, &events[..k as usize]).unwrap();
+        let subject = SnapshotSubject {
+            aggregate_id: id,
+            aggregate_type: type_name,
+            schema_version: kind.schema_version(),
+            version: k,
+        };
+        let record = build_snapshot(repo.codec(), subject, prefix_state, SnapshotMetadata::default(), 0, None).unwrap();
+        assert_eq!(record.header.version, k, "a snapshot is labelled with the last event it folded");
+        repo.snapshots().put_if_absent(&record).await.unwrap();
+        let loaded = repo.load_kind(kind, id).await.unwrap();
+        assert_eq!(loaded.report.snapshot_version, Some(k));
+        assert_eq!(loaded.report.events_replayed, n - k);
+        assert_eq!(loaded.version, n);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&loaded.state_json).unwrap(),
+            serde_json::from_slice::<serde_json::Value>(&replay.state_json).unwrap(),
+            "snapshot at {k} + tail differs from full replay"
+        );
+        repo.snapshots().delete(id, k).await.unwrap();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn inventory_item_snapshot_plus_tail_equals_replay(
+        ops in prop::collection::vec(item_op(), 1..60),
+        commit_sizes in prop::collection::vec(1usize..6, 1..5),
+    ) {
+        runtime().block_on(async {
+            let ops: Vec<Box<dyn Fn(&mut AggregateRoot<InventoryItem>)>> = ops
+                .into_iter()
+                .map(|op| Box::new(move |root: &mut AggregateRoot<InventoryItem>| run_item_op(root, &op)) as Box<dyn Fn(&mut _)>)
+                .collect();
+            let (repo, events) = commit_all::<InventoryItem>("item-p", |r| r.create("SKU", "Thing", 3).unwrap(), ops, &commit_sizes).await;
+            assert_snapshot_at_every_k_equals_replay(&repo, "INVENTORY_ITEM", "item-p", &events).await;
+        });
+    }
+
+    #[test]
+    fn warehouse_snapshot_plus_tail_equals_replay(
+        ops in prop::collection::vec(warehouse_op(), 1..60),
+        commit_sizes in prop::collection::vec(1usize..6, 1..5),
+    ) {
+        runtime().block_on(async {
+            let ops: Vec<Box<dyn Fn(&mut AggregateRoot<Warehouse>)>> = ops
+                .into_iter()
+                .map(|op| Box::new(move |root: &mut AggregateRoot<Warehouse>| run_warehouse_op(root, &op)) as Box<dyn Fn(&mut _)>)
+                .collect();
+            let (repo, events) = commit_all::<Warehouse>("wh-p", |r| r.create("Main", 200).unwrap(), ops, &commit_sizes).await;
+            assert_snapshot_at_every_k_equals_replay(&repo, "WAREHOUSE", "wh-p", &events).await;
+        });
+    }
+
+    /// Snapshots taken by a count policy after multi-event commits that cross the threshold:
+    /// each is labelled with the version it folded and a later load equals full replay.
+    #[test]
+    fn snapshots_taken_across_multi_event_commits_load_like_replay(
+        ops in prop::collection::vec(item_op(), 1..80),
+        commit_sizes in prop::collection::vec(1usize..8, 1..5),
+        threshold in 1u64..10,
+    ) {
+        runtime().block_on(async {
+            let registry = Registry::builtin();
+            let kind = registry.get("INVENTORY_ITEM").unwrap().as_ref();
+            let repo = AggregateRepository::new(InMemoryEventStore::new(), InMemorySnapshotStore::new(), SnapshotCodec::default());
+            let mut root = AggregateRoot::<InventoryItem>::new("item-t");
+            root.create("SKU", "Thing", 0).unwrap();
+            let mut last_snapshot = 0;
+            let mut ops = ops.into_iter();
+            for size in commit_sizes.iter().cycle() {
+                let batch: Vec<_> = ops.by_ref().take(*size).collect();
+                for op in &batch {
+                    run_item_op(&mut root, op);
+                }
+                let version = repo.save(&mut root, None).await.unwrap();
+                if version - last_snapshot >= threshold {
+                    let (record, _) = repo.snapshot_now(kind, "item-t", SnapshotMetadata::default(), None).await.unwrap();
+                    prop_assert_eq!(record.header.version, version);
+                    last_snapshot = version;
+                }
+                if batch.is_empty() {
+                    break;
+                }
+            }
+            let (loaded, _) = repo.load::<InventoryItem>("item-t").await.unwrap();
+            let replay = repo.replay_kind(kind, "item-t").await.unwrap();
+            let replayed: InventoryItem = serde_json::from_slice(&replay.state_json).unwrap();
+            prop_assert_eq!(loaded.state(), &replayed);
+            prop_assert_eq!(loaded.state(), root.state());
+            Ok(())
+        })?;
+    }
+
+    #[test]
+    fn codec_round_trip_is_identity(
+        text in "\\PC{0,3000}",
+        compress_above in 0usize..4096,
+    ) {
+        let json = serde_json::to_vec(&serde_json::json!({ "id": "x", "text": text })).unwrap();
+        let codec = SnapshotCodec::new(compress_above);
+        let encoded = codec.encode(json.clone()).unwrap();
+        let expected_encoding = if json.len() > compress_above { Encoding::JsonZstd } else { Encoding::Json };
+        prop_assert_eq!(encoded.encoding, expected_encoding);
+        prop_assert_eq!(encoded.size_bytes, json.len() as u64);
+        let decoded = codec.decode(encoded.encoding, &encoded.body, encoded.size_bytes, &encoded.checksum).unwrap();
+        prop_assert_eq!(decoded, json);
+    }
+
+    #[test]
+    fn any_corrupted_stored_byte_is_rejected(
+        locations in prop::collection::vec(0u8..20, 1..40),
+        compress in any::<bool>(),
+        position in any::<prop::sample::Index>(),
+        mask in 1u8..0x80,
+    ) {
+        let mut state = Warehouse::initial("wh-c");
+        state.name = "Main".into();
+        for (i, l) in locations.iter().enumerate() {
+            state.locations.entry(format!("L{l}")).or_default().insert(format!("SKU-{i}"), i as i64 + 1);
+        }
+        let json = serde_json::to_vec(&state).unwrap();
+        let codec = SnapshotCodec::new(if compress { 0 } else { usize::MAX });
+        let encoded = codec.encode(json).unwrap();
+        let corrupted = match &encoded.body {
+            StateBody::Binary(bytes) => {
+                let mut bytes = bytes.clone();
+                let i = position.index(bytes.len());
+                bytes[i] ^= mask;
+                StateBody::Binary(bytes)
+            }
+            StateBody::Text(text) => {
+                let mut bytes = text.clone().into_bytes();
+                let i = position.index(bytes.len());
+                bytes[i] ^= mask; // the JSON is ASCII and the mask keeps it ASCII
+                StateBody::Text(String::from_utf8(bytes).unwrap())
+            }
+        };
+        prop_assert!(codec.decode(encoded.encoding, &corrupted, encoded.size_bytes, &encoded.checksum).is_err());
+
+        // Through the repository: the corrupted snapshot is skipped, never applied.
+        runtime().block_on(async {
+            let repo = AggregateRepository::new(InMemoryEventStore::new(), InMemorySnapshotStore::new(), codec);
+            let mut root = AggregateRoot::<Warehouse>::new("wh-c");
+            root.create("Main", 10).unwrap();
+            repo.save(&mut root, None).await.unwrap();
+            let subject = SnapshotSubject { aggregate_id: "wh-c", aggregate_type: "WAREHOUSE", schema_version: 1, version: 1 };
+            let mut record = build_snapshot(&codec, subject, serde_json::to_vec(&state).unwrap(), SnapshotMetadata::default(), 0, None).unwrap();
+            record.state = corrupted.clone();
+            prop_assert!(open_snapshot(&codec, &record, "wh-c", "WAREHOUSE", 1).is_err());
+            repo.snapshots().put_if_absent(&record).await.unwrap();
+            let (loaded, report) = repo.load::<Warehouse>("wh-c").await.unwrap();
+            prop_assert_eq!(report.snapshots_skipped, 1);
+            prop_assert_eq!(report.snapshot_version, None);
+            prop_assert_eq!(loaded.state(), root.state());
+            Ok(())
+        })?;
+    }
+}
