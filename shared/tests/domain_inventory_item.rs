@@ -1,7 +1,8 @@
 //! Given/when/then tests of every INVENTORY_ITEM command, accepted and rejected.
 
 use snapshot_core::domain::inventory_item::{
-    InventoryItemEvent as E, ItemCreated, ItemDiscontinued, ItemStatus, OrderQuantity, StockAdjusted, StockReceived,
+    InventoryItemEvent as E, ItemCreated, ItemDiscontinued, ItemStatus, OrderQuantity,
+    StockAdjusted, StockReceived,
 };
 use snapshot_core::domain::{fold, Aggregate, AggregateRoot, DomainError, InventoryItem};
 
@@ -35,7 +36,9 @@ fn reserved(order: &str, quantity: i64) -> E {
 }
 
 fn discontinued() -> E {
-    E::ItemDiscontinued(ItemDiscontinued { reason: "eol".into() })
+    E::ItemDiscontinued(ItemDiscontinued {
+        reason: "eol".into(),
+    })
 }
 
 /// Then: exactly these events were recorded.
@@ -44,8 +47,14 @@ fn then_recorded(root: &AggregateRoot<InventoryItem>, expected: &[E]) {
 }
 
 /// Then: the command was rejected and nothing was recorded.
-fn then_rejected(root: &AggregateRoot<InventoryItem>, result: Result<(), DomainError>) -> DomainError {
-    assert!(root.uncommitted().is_empty(), "a rejected command must record nothing");
+fn then_rejected(
+    root: &AggregateRoot<InventoryItem>,
+    result: Result<(), DomainError>,
+) -> DomainError {
+    assert!(
+        root.uncommitted().is_empty(),
+        "a rejected command must record nothing"
+    );
     result.expect_err("command should have been rejected")
 }
 
@@ -55,7 +64,10 @@ fn create_records_item_created_and_starts_active_with_zero_counts() {
     root.create("SKU-1", "Widget", 5).unwrap();
     then_recorded(&root, &[created()]);
     let s = root.state();
-    assert_eq!((s.on_hand, s.reserved, s.available, s.reorder_point), (0, 0, 0, 5));
+    assert_eq!(
+        (s.on_hand, s.reserved, s.available, s.reorder_point),
+        (0, 0, 0, 5)
+    );
     assert_eq!(s.status, ItemStatus::Active);
 }
 
@@ -63,16 +75,28 @@ fn create_records_item_created_and_starts_active_with_zero_counts() {
 fn create_twice_is_rejected() {
     let mut root = given(&[created()]);
     let result = root.create("SKU-1", "Widget", 5);
-    assert!(matches!(then_rejected(&root, result), DomainError::AlreadyExists { .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::AlreadyExists { .. }
+    ));
 }
 
 #[test]
 fn create_with_negative_reorder_point_or_blank_sku_is_rejected() {
     let mut root = given(&[]);
     let result = root.create("SKU-1", "Widget", -1);
-    assert!(matches!(then_rejected(&root, result), DomainError::InvalidValue { field: "reorderPoint", .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::InvalidValue {
+            field: "reorderPoint",
+            ..
+        }
+    ));
     let result = root.create("  ", "Widget", 1);
-    assert!(matches!(then_rejected(&root, result), DomainError::InvalidValue { field: "sku", .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::InvalidValue { field: "sku", .. }
+    ));
 }
 
 #[test]
@@ -101,7 +125,16 @@ fn non_positive_quantities_are_rejected_by_every_command() {
         ];
         for result in results {
             let err = then_rejected(&root, result);
-            assert!(matches!(err, DomainError::InvalidValue { field: "quantity", .. }), "{err}");
+            assert!(
+                matches!(
+                    err,
+                    DomainError::InvalidValue {
+                        field: "quantity",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
         }
     }
 }
@@ -110,7 +143,10 @@ fn non_positive_quantities_are_rejected_by_every_command() {
 fn command_on_missing_item_is_rejected() {
     let mut root = given(&[]);
     let result = root.receive(1, None);
-    assert!(matches!(then_rejected(&root, result), DomainError::NotFound { .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::NotFound { .. }
+    ));
 }
 
 #[test]
@@ -128,7 +164,17 @@ fn over_reserve_is_rejected() {
     let mut root = given(&[created(), received(10), reserved("o1", 8)]);
     let result = root.reserve("o2", 3);
     let err = then_rejected(&root, result);
-    assert!(matches!(err, DomainError::Exceeds { requested: 3, limit: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DomainError::Exceeds {
+                requested: 3,
+                limit: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -148,9 +194,21 @@ fn release_returns_stock_and_removes_empty_reservation() {
 
 #[test]
 fn release_more_than_reserved_for_the_order_is_rejected() {
-    let mut root = given(&[created(), received(10), reserved("o1", 2), reserved("o2", 5)]);
+    let mut root = given(&[
+        created(),
+        received(10),
+        reserved("o1", 2),
+        reserved("o2", 5),
+    ]);
     let result = root.release("o1", 3);
-    assert!(matches!(then_rejected(&root, result), DomainError::Exceeds { requested: 3, limit: 2, .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::Exceeds {
+            requested: 3,
+            limit: 2,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -166,7 +224,14 @@ fn ship_reserved_stock_reduces_on_hand_and_reserved() {
 fn ship_unreserved_is_rejected() {
     let mut root = given(&[created(), received(10)]);
     let result = root.ship("o1", 1);
-    assert!(matches!(then_rejected(&root, result), DomainError::Exceeds { requested: 1, limit: 0, .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::Exceeds {
+            requested: 1,
+            limit: 0,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -183,14 +248,20 @@ fn adjust_changes_on_hand_but_never_below_reserved() {
     assert_eq!((root.state().on_hand, root.state().available), (6, 0));
     let mut root = given(&[created(), received(10), reserved("o1", 6)]);
     let result = root.adjust(-5, "lost");
-    assert!(matches!(then_rejected(&root, result), DomainError::Exceeds { .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::Exceeds { .. }
+    ));
 }
 
 #[test]
 fn zero_adjustment_is_rejected() {
     let mut root = given(&[created(), received(1)]);
     let result = root.adjust(0, "noop");
-    assert!(matches!(then_rejected(&root, result), DomainError::InvalidValue { field: "delta", .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::InvalidValue { field: "delta", .. }
+    ));
 }
 
 #[test]
@@ -213,7 +284,10 @@ fn every_command_after_discontinuation_is_rejected() {
         root.discontinue("again"),
     ];
     for result in results {
-        assert!(matches!(then_rejected(&root, result), DomainError::Discontinued { .. }));
+        assert!(matches!(
+            then_rejected(&root, result),
+            DomainError::Discontinued { .. }
+        ));
     }
 }
 

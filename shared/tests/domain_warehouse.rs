@@ -20,7 +20,9 @@ fn created(capacity: i64) -> E {
 }
 
 fn location(name: &str) -> E {
-    E::LocationAdded(LocationRef { location: name.into() })
+    E::LocationAdded(LocationRef {
+        location: name.into(),
+    })
 }
 
 fn placed(location: &str, sku: &str, quantity: i64) -> E {
@@ -32,7 +34,10 @@ fn placed(location: &str, sku: &str, quantity: i64) -> E {
 }
 
 fn then_rejected(root: &AggregateRoot<Warehouse>, result: Result<(), DomainError>) -> DomainError {
-    assert!(root.uncommitted().is_empty(), "a rejected command must record nothing");
+    assert!(
+        root.uncommitted().is_empty(),
+        "a rejected command must record nothing"
+    );
     result.expect_err("command should have been rejected")
 }
 
@@ -48,10 +53,19 @@ fn create_records_warehouse_created() {
 fn create_with_non_positive_capacity_or_twice_is_rejected() {
     let mut root = given(&[]);
     let result = root.create("Main", 0);
-    assert!(matches!(then_rejected(&root, result), DomainError::InvalidValue { field: "capacity", .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::InvalidValue {
+            field: "capacity",
+            ..
+        }
+    ));
     let mut root = given(&[created(10)]);
     let result = root.create("Main", 10);
-    assert!(matches!(then_rejected(&root, result), DomainError::AlreadyExists { .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::AlreadyExists { .. }
+    ));
 }
 
 #[test]
@@ -66,14 +80,25 @@ fn add_location_creates_empty_location() {
 fn duplicate_location_is_rejected() {
     let mut root = given(&[created(10), location("A-1")]);
     let result = root.add_location("A-1");
-    assert!(matches!(then_rejected(&root, result), DomainError::Location { problem: "already exists", .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::Location {
+            problem: "already exists",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn remove_empty_location_succeeds() {
     let mut root = given(&[created(10), location("A-1")]);
     root.remove_location("A-1").unwrap();
-    assert_eq!(root.uncommitted(), &[E::LocationRemoved(LocationRef { location: "A-1".into() })]);
+    assert_eq!(
+        root.uncommitted(),
+        &[E::LocationRemoved(LocationRef {
+            location: "A-1".into()
+        })]
+    );
     assert!(root.state().locations.is_empty());
 }
 
@@ -81,9 +106,21 @@ fn remove_empty_location_succeeds() {
 fn remove_non_empty_or_unknown_location_is_rejected() {
     let mut root = given(&[created(10), location("A-1"), placed("A-1", "S", 1)]);
     let result = root.remove_location("A-1");
-    assert!(matches!(then_rejected(&root, result), DomainError::Location { problem: "is not empty", .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::Location {
+            problem: "is not empty",
+            ..
+        }
+    ));
     let result = root.remove_location("B-9");
-    assert!(matches!(then_rejected(&root, result), DomainError::Location { problem: "does not exist", .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::Location {
+            problem: "does not exist",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -99,11 +136,27 @@ fn place_adds_stock_and_used() {
 fn place_beyond_capacity_or_at_unknown_location_or_non_positive_is_rejected() {
     let mut root = given(&[created(10), location("A-1"), placed("A-1", "S", 8)]);
     let result = root.place("A-1", "S", 3);
-    assert!(matches!(then_rejected(&root, result), DomainError::Exceeds { requested: 3, limit: 2, .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::Exceeds {
+            requested: 3,
+            limit: 2,
+            ..
+        }
+    ));
     let result = root.place("Z", "S", 1);
-    assert!(matches!(then_rejected(&root, result), DomainError::Location { .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::Location { .. }
+    ));
     let result = root.place("A-1", "S", 0);
-    assert!(matches!(then_rejected(&root, result), DomainError::InvalidValue { field: "quantity", .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::InvalidValue {
+            field: "quantity",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -118,26 +171,52 @@ fn pick_removes_stock_and_drops_empty_sku() {
 fn picking_more_than_placed_is_rejected() {
     let mut root = given(&[created(10), location("A-1"), placed("A-1", "S", 4)]);
     let result = root.pick("A-1", "S", 5);
-    assert!(matches!(then_rejected(&root, result), DomainError::Exceeds { requested: 5, limit: 4, .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::Exceeds {
+            requested: 5,
+            limit: 4,
+            ..
+        }
+    ));
     let result = root.pick("A-1", "OTHER", 1);
-    assert!(matches!(then_rejected(&root, result), DomainError::Exceeds { requested: 1, limit: 0, .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::Exceeds {
+            requested: 1,
+            limit: 0,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn change_capacity_never_below_used() {
     let mut root = given(&[created(10), location("A-1"), placed("A-1", "S", 6)]);
     root.change_capacity(6).unwrap();
-    assert_eq!(root.uncommitted(), &[E::CapacityChanged(CapacityChanged { capacity: 6 })]);
+    assert_eq!(
+        root.uncommitted(),
+        &[E::CapacityChanged(CapacityChanged { capacity: 6 })]
+    );
     let mut root = given(&[created(10), location("A-1"), placed("A-1", "S", 6)]);
     let result = root.change_capacity(5);
-    assert!(matches!(then_rejected(&root, result), DomainError::InvalidValue { field: "capacity", .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::InvalidValue {
+            field: "capacity",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn commands_on_missing_warehouse_are_rejected() {
     let mut root = given(&[]);
     let result = root.add_location("A-1");
-    assert!(matches!(then_rejected(&root, result), DomainError::NotFound { .. }));
+    assert!(matches!(
+        then_rejected(&root, result),
+        DomainError::NotFound { .. }
+    ));
 }
 
 #[test]

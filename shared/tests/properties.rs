@@ -75,7 +75,9 @@ fn run_warehouse_op(root: &mut AggregateRoot<Warehouse>, op: &WarehouseOp) {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
 }
 
 /// Commits ops in groups of `commit_sizes` (multi-event commits), saving each through the
@@ -85,8 +87,15 @@ async fn commit_all<A: Aggregate>(
     create: impl FnOnce(&mut AggregateRoot<A>),
     ops: Vec<Box<dyn Fn(&mut AggregateRoot<A>)>>,
     commit_sizes: &[usize],
-) -> (AggregateRepository<InMemoryEventStore, InMemorySnapshotStore>, Vec<EventEnvelope>) {
-    let repo = AggregateRepository::new(InMemoryEventStore::new(), InMemorySnapshotStore::new(), SnapshotCodec::new(256));
+) -> (
+    AggregateRepository<InMemoryEventStore, InMemorySnapshotStore>,
+    Vec<EventEnvelope>,
+) {
+    let repo = AggregateRepository::new(
+        InMemoryEventStore::new(),
+        InMemorySnapshotStore::new(),
+        SnapshotCodec::new(256),
+    );
     let mut root = AggregateRoot::<A>::new(id);
     create(&mut root);
     repo.save(&mut root, None).await.unwrap();
@@ -126,8 +135,19 @@ async fn assert_snapshot_at_every_k_equals_replay(
             schema_version: kind.schema_version(),
             version: k,
         };
-        let record = build_snapshot(repo.codec(), subject, prefix_state, SnapshotMetadata::default(), 0, None).unwrap();
-        assert_eq!(record.header.version, k, "a snapshot is labelled with the last event it folded");
+        let record = build_snapshot(
+            repo.codec(),
+            subject,
+            prefix_state,
+            SnapshotMetadata::default(),
+            0,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            record.header.version, k,
+            "a snapshot is labelled with the last event it folded"
+        );
         repo.snapshots().put_if_absent(&record).await.unwrap();
         let loaded = repo.load_kind(kind, id).await.unwrap();
         assert_eq!(loaded.report.snapshot_version, Some(k));

@@ -165,7 +165,12 @@ async fn obsolete_schema_snapshots_go_while_the_newest_usable_one_stays() {
     let registry = Registry::new().with::<snapshot_core::domain::InventoryItem>();
     let store = InMemorySnapshotStore::new();
     // Current schema is 1; the "obsolete" ones are 0. The newest three are obsolete.
-    seed(&store, "mixed", &[(1, 1), (2, 1), (3, 0), (4, 1), (5, 0), (6, 0), (7, 0)]).await;
+    seed(
+        &store,
+        "mixed",
+        &[(1, 1), (2, 1), (3, 0), (4, 1), (5, 0), (6, 0), (7, 0)],
+    )
+    .await;
     seed(&store, "fresh", &[(1, 0), (2, 0), (3, 1), (4, 0), (5, 1)]).await;
     seed(&store, "unusable", &[(1, 0), (2, 0), (3, 0)]).await;
     prune(&store, &registry, &request(3)).await.unwrap();
@@ -223,8 +228,7 @@ fn allowed(original: &BTreeMap<String, Vec<(u64, u32)>>, keep: usize) -> Vec<Sna
 }
 
 #[tokio::test]
-async fn a_run_cut_short_at_any_point_deletes_only_what_a_full_run_would_and_the_next_converges()
-{
+async fn a_run_cut_short_at_any_point_deletes_only_what_a_full_run_would_and_the_next_converges() {
     let mut original: BTreeMap<String, Vec<(u64, u32)>> = BTreeMap::new();
     for n in 0..8 {
         let mut versions = current(1..=(4 + n));
@@ -265,7 +269,10 @@ async fn a_run_cut_short_at_any_point_deletes_only_what_a_full_run_would_and_the
             }
             let newest = versions.iter().map(|v| v.0).max().unwrap();
             assert!(versions_of(&store, id).contains(&newest), "newest of {id}");
-            assert!(versions_of(&store, id).len() >= keep, "{id} has at least {keep}");
+            assert!(
+                versions_of(&store, id).len() >= keep,
+                "{id} has at least {keep}"
+            );
         }
         req.deadline = Deadline::none();
         let second = prune(&store, &Registry::builtin(), &req).await.unwrap();
@@ -275,8 +282,14 @@ async fn a_run_cut_short_at_any_point_deletes_only_what_a_full_run_would_and_the
             assert_eq!(n, keep, "{id} converged after a run cut at {checks} checks");
         }
     }
-    assert!(cut_short > 10, "the deadline cut most runs short ({cut_short})");
-    assert!(cut_after_progress > 5, "runs cut short had deleted some ({cut_after_progress})");
+    assert!(
+        cut_short > 10,
+        "the deadline cut most runs short ({cut_short})"
+    );
+    assert!(
+        cut_after_progress > 5,
+        "runs cut short had deleted some ({cut_after_progress})"
+    );
 }
 
 #[tokio::test]
@@ -438,7 +451,11 @@ async fn a_failing_segment_fails_the_run_and_reports_what_the_others_did() {
     };
     assert!(source.to_string().contains("throttled"));
     assert!(!partial.complete);
-    assert_eq!(versions_of(&store.inner, "item-0").len(), 5, "its segment untouched");
+    assert_eq!(
+        versions_of(&store.inner, "item-0").len(),
+        5,
+        "its segment untouched"
+    );
     let pruned: u64 = (0..12)
         .map(|n| format!("item-{n}"))
         .filter(|id| snapshot_core::memory::segment_of(id, 4) != failing)

@@ -1,0 +1,141 @@
+//! Configuration from env (defaults, errors naming the variable) and snapshot policy decisions.
+
+use std::collections::HashMap;
+
+use snapshot_core::config::Config;
+use snapshot_core::policy::{LastSnapshot, SnapshotPolicy, Strategy, TripReason};
+
+fn config(vars: &[(&str, &str)]) -> Result<Config, snapshot_core::config::ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(|k| map.get(k).cloned())
+}
+
+const HOUR: i64 = 3_600_000;
+
+#[test]
+fn defaults_follow_the_spec() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.events_table, "inventory_events");
+    assert_eq!(c.snapshots_table, "inventory_snapshots");
+    assert_eq!(c.policies.default.strategy, Strategy::Hybrid);
+    assert_eq!(c.policies.default.threshold, 100);
+    assert_eq!(c.policies.default.interval_millis, 24 * HOUR);
+    assert_eq!(c.max_snapshots_per_aggregate, 3);
+    assert_eq!(c.snapshot_ttl_days, None);
+}
+
+#[test]
+fn variables_override_defaults_and_per_type_overrides_apply() {
+    let c = config(&[
+        ("EVENTS_TABLE", "ev"),
+        ("SNAPSHOTS_TABLE", "sn"),
+        ("SNAPSHOT_STRATEGY", "count"),
+        ("SNAPSHOT_THRESHOLD", "25"),
+        ("SNAPSHOT_INTERVAL_HOURS", "2"),
+        ("MAX_SNAPSHOTS_PER_AGGREGATE", "5"),
+        (
+            "SNAPSHOT_POLICY_OVERRIDES",
+            r#"{"WAREHOUSE":{"threshold":50,"strategy":"hybrid"}}"#,
+        ),
+    ])
+    .unwrap();
+    assert_eq!(
+        (c.events_table.as_str(), c.snapshots_table.as_str()),
+        ("ev", "sn")
+    );
+    assert_eq!(c.max_snapshots_per_aggregate, 5);
+    let item = c.policies.for_type("INVENTORY_ITEM");
+    assert_eq!(
+        (item.strategy, item.threshold, item.interval_millis),
+        (Strategy::Count, 25, 2 * HOUR)
+    );
+    let warehouse = c.policies.for_type("WAREHOUSE");
+    assert_eq!(
+        (
+            warehouse.strategy,
+            warehouse.threshold,
+            warehouse.interval_millis
+        ),
+        (Strategy::Hybrid, 50, 2 * HOUR)
+    );
+}
+
+#[test]
+fn invalid_values_fail_naming_the_variable() {
+    let cases = [
+        ("SNAPSHOT_STRATEGY", "sometimes"),
+        ("SNAPSHOT_THRESHOLD", "0"),
+        ("SNAPSHOT_THRESHOLD", "ten"),
+        ("SNAPSHOT_INTERVAL_HOURS", "-1"),
+        ("MAX_SNAPSHOTS_PER_AGGREGATE", "0"),
+        ("SNAPSHOT_POLICY_OVERRIDES", "{not json"),
+        (
+            "SNAPSHOT_POLICY_OVERRIDES",
+            r#"{"WAREHOUSE":{"threshold":0}}"#,
+        ),
+        (
+            "SNAPSHOT_POLICY_OVERRIDES",
+            r#"{"WAREHOUSE":{"treshold":5}}"#,
+        ),
+        ("EVENTS_TABLE", " "),
+    ];
+    for (variable, value) in cases {
+        let err = config(&[(variable, value)]).expect_err(variable);
+        assert_eq!(err.variable, variable);
+        assert!(err.to_string().contains(variable), "{err}");
+    }
+}
+
+fn policy(strategy: Strategy) -> SnapshotPolicy {
+    SnapshotPolicy {
+        strategy,
+        threshold: 10,
+        interval_millis: HOUR,
+    }
+}
+
+fn last(version: u64, timestamp: i64) -> Option<LastSnapshot> {
+    Some(LastSnapshot { version, timestamp })
+}
+
+#[test]
+fn count_trips_at_threshold_and_beyond_not_only_on_exact_multiples() {
+    let p = policy(Strategy::Count);
+    assert_eq!(p.decide(last(20, 0), 29, 0), None, "N-1 events since");
+    assert_eq!(
+        p.decide(last(20, 0), 30, 0),
+        Some(TripReason::Count),
+        "exactly N"
+    );
+    assert_eq!(
+        p.decide(last(20, 0), 31, 0),
+        Some(TripReason::Count),
+        "N+1: a multi-event commit jumped over the multiple"
+    );
+    assert_eq!(p.decide(None, 9, 0), None);
+    assert_eq!(p.decide(None, 10, 0), Some(TripReason::Count));
+}
+
+#[test]
+fn time_trips_after_interval_only_with_new_events() {
+    let p = policy(Strategy::Time);
+    assert_eq!(p.decide(last(5, 0), 6, HOUR - 1), None);
+    assert_eq!(p.decide(last(5, 0), 6, HOUR), Some(TripReason::Time));
+    assert_eq!(p.decide(last(5, 0), 5, 10 * HOUR), None, "no new event");
+    assert_eq!(
+        p.decide(None, 1, 0),
+        Some(TripReason::Time),
+        "never snapshotted is overdue"
+    );
+}
+
+#[test]
+fn hybrid_trips_on_either_count_first() {
+    let p = policy(Strategy::Hybrid);
+    assert_eq!(p.decide(last(0, 0), 10, 0), Some(TripReason::Count));
+    assert_eq!(p.decide(last(1, 0), 2, HOUR), Some(TripReason::Time));
+    assert_eq!(p.decide(last(1, 0), 2, HOUR - 1), None);
+}

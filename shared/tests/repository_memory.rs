@@ -1,0 +1,115 @@
+//! Repository behaviour with the in-memory adapters: request budget, fallbacks, save.
+
+use snapshot_core::codec::SnapshotCodec;
+use snapshot_core::domain::{AggregateRoot, InventoryItem, Warehouse};
+use snapshot_core::memory::{InMemoryEventStore, InMemorySnapshotStore};
+use snapshot_core::ports::{PutOutcome, SnapshotStore};
+use snapshot_core::snapshot::SnapshotMetadata;
+use snapshot_core::{AggregateRepository, Registry, RepositoryError};
+
+type Repo = AggregateRepository<InMemoryEventStore, InMemorySnapshotStore>;
+
+fn repo() -> Repo {
+    AggregateRepository::new(
+        InMemoryEventStore::new(),
+        InMemorySnapshotStore::new(),
+        SnapshotCodec::default(),
+    )
+}
+
+async fn item_with(repo: &Repo, id: &str, receipts: usize) -> AggregateRoot<InventoryItem> {
+    let mut root = AggregateRoot::<InventoryItem>::new(id);
+    root.create("SKU", "Thing", 1).unwrap();
+    for _ in 0..receipts {
+        root.receive(1, None).unwrap();
+    }
+    repo.save(&mut root, None).await.unwrap();
+    root
+}
+
+#[tokio::test]
+async fn load_from_snapshot_with_short_tail_costs_two_requests() {
+    let repo = repo();
+    let registry = Registry::builtin();
+    let kind = registry.get("INVENTORY_ITEM").unwrap().as_ref();
+    let mut root = item_with(&repo, "i1", 50).await;
+    repo.snapshot_now(kind, "i1", SnapshotMetadata::default(), None)
+        .await
+        .unwrap();
+    root.receive(3, None).unwrap();
+    repo.save(&mut root, None).await.unwrap();
+    let (events_before, snapshots_before) = (repo.events().requests(), repo.snapshots().requests());
+    let (loaded, report) = repo.load::<InventoryItem>("i1").await.unwrap();
+    let requests = (repo.events().requests() - events_before)
+        + (repo.snapshots().requests() - snapshots_before);
+    assert_eq!(requests, 2, "one snapshot query + one tail query");
+    assert_eq!(report.snapshot_version, Some(51));
+    assert_eq!(report.events_replayed, 1);
+    assert_eq!(loaded.state(), root.state());
+}
+
+#[tokio::test]
+async fn save_assigns_consecutive_sequences_and_detects_stale_writers() {
+    let repo = repo();
+    let mut root = item_with(&repo, "i2", 2).await;
+    assert_eq!(root.version(), 3);
+    let mut stale = AggregateRoot::<InventoryItem>::from_state("i2", 2, root.state().clone());
+    root.receive(1, None).unwrap();
+    assert_eq!(repo.save(&mut root, None).await.unwrap(), 4);
+    stale.receive(1, None).unwrap();
+    let err = repo.save(&mut stale, None).await.unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert_eq!(
+        stale.uncommitted().len(),
+        1,
+        "a failed save keeps the events for a retry"
+    );
+}
+
+#[tokio::test]
+async fn loading_an_aggregate_without_events_is_not_found() {
+    let err = repo().load::<Warehouse>("nobody").await.unwrap_err();
+    assert!(
+        matches!(err, RepositoryError::NotFound { ref aggregate_id } if aggregate_id == "nobody")
+    );
+}
+
+#[tokio::test]
+async fn snapshot_of_another_aggregate_or_type_is_never_applied() {
+    let repo = repo();
+    let registry = Registry::builtin();
+    let kind = registry.get("INVENTORY_ITEM").unwrap().as_ref();
+    item_with(&repo, "a", 5).await;
+    item_with(&repo, "b", 1).await;
+    let (mut foreign, _) = repo
+        .snapshot_now(kind, "a", SnapshotMetadata::default(), None)
+        .await
+        .unwrap();
+    foreign.header.aggregate_id = "b".into(); // stored under b's key but its state is a's
+    foreign.header.version = 2;
+    foreign.header.last_event_sequence = 2;
+    repo.snapshots().overwrite(foreign);
+    let (loaded, report) = repo.load::<InventoryItem>("b").await.unwrap();
+    assert_eq!(report.snapshots_skipped, 1);
+    assert_eq!(loaded.state().on_hand, 1);
+    assert_eq!(loaded.state().id, "b");
+}
+
+#[tokio::test]
+async fn manual_snapshot_is_idempotent() {
+    let repo = repo();
+    let registry = Registry::builtin();
+    let kind = registry.get("INVENTORY_ITEM").unwrap().as_ref();
+    item_with(&repo, "i3", 4).await;
+    let (first, outcome) = repo
+        .snapshot_now(kind, "i3", SnapshotMetadata::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, PutOutcome::Created);
+    let (_, outcome) = repo
+        .snapshot_now(kind, "i3", SnapshotMetadata::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, PutOutcome::AlreadyExists);
+    assert_eq!(repo.snapshots().get("i3", 5).await.unwrap(), Some(first));
+}
