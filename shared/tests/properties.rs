@@ -74,6 +74,9 @@ fn run_warehouse_op(root: &mut AggregateRoot<Warehouse>, op: &WarehouseOp) {
     };
 }
 
+/// A command to run against an aggregate root (boxed so both aggregates share `commit_all`).
+type Op<A> = Box<dyn Fn(&mut AggregateRoot<A>)>;
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
@@ -85,7 +88,7 @@ fn runtime() -> tokio::runtime::Runtime {
 async fn commit_all<A: Aggregate>(
     id: &str,
     create: impl FnOnce(&mut AggregateRoot<A>),
-    ops: Vec<Box<dyn Fn(&mut AggregateRoot<A>)>>,
+    ops: Vec<Op<A>>,
     commit_sizes: &[usize],
 ) -> (
     AggregateRepository<InMemoryEventStore, InMemorySnapshotStore>,
@@ -171,9 +174,9 @@ proptest! {
         commit_sizes in prop::collection::vec(1usize..6, 1..5),
     ) {
         runtime().block_on(async {
-            let ops: Vec<Box<dyn Fn(&mut AggregateRoot<InventoryItem>)>> = ops
+            let ops: Vec<Op<InventoryItem>> = ops
                 .into_iter()
-                .map(|op| Box::new(move |root: &mut AggregateRoot<InventoryItem>| run_item_op(root, &op)) as Box<dyn Fn(&mut _)>)
+                .map(|op| Box::new(move |root: &mut AggregateRoot<InventoryItem>| run_item_op(root, &op)) as Op<_>)
                 .collect();
             let (repo, events) = commit_all::<InventoryItem>("item-p", |r| r.create("SKU", "Thing", 3).unwrap(), ops, &commit_sizes).await;
             assert_snapshot_at_every_k_equals_replay(&repo, "INVENTORY_ITEM", "item-p", &events).await;
@@ -186,9 +189,9 @@ proptest! {
         commit_sizes in prop::collection::vec(1usize..6, 1..5),
     ) {
         runtime().block_on(async {
-            let ops: Vec<Box<dyn Fn(&mut AggregateRoot<Warehouse>)>> = ops
+            let ops: Vec<Op<Warehouse>> = ops
                 .into_iter()
-                .map(|op| Box::new(move |root: &mut AggregateRoot<Warehouse>| run_warehouse_op(root, &op)) as Box<dyn Fn(&mut _)>)
+                .map(|op| Box::new(move |root: &mut AggregateRoot<Warehouse>| run_warehouse_op(root, &op)) as Op<_>)
                 .collect();
             let (repo, events) = commit_all::<Warehouse>("wh-p", |r| r.create("Main", 200).unwrap(), ops, &commit_sizes).await;
             assert_snapshot_at_every_k_equals_replay(&repo, "WAREHOUSE", "wh-p", &events).await;
