@@ -1,10 +1,24 @@
 # Developer entry points. `make test` is the full check that CI runs (.ci/run).
-.PHONY: test venv moto-start moto-stop fmt lint
+.PHONY: test run build venv moto-start moto-stop fmt lint template-check
 
 ## Full test command: fmt check, clippy, cargo test against a local moto server.
 ## Extra cargo test args: make test ARGS='-p snapshot-core -- --nocapture'
 test:
 	scripts/test.sh $(ARGS)
+
+## The whole system locally (emulator, tables, admin API, snapshotter, pruner, demo traffic);
+## Ctrl-C stops it. No demo traffic: make run DEMO=0. Flags: make run ARGS='--port 8080'
+run:
+	@DEMO=$(DEMO) scripts/run.sh $(ARGS)
+
+## Release build of the three functions with cargo-lambda (target/lambda/<name>/bootstrap);
+## for AWS's arm64: make build ARGS=--arm64
+build:
+	scripts/build.sh $(ARGS)
+
+## Offline checks of template.yaml (cfn-lint, sam validate), as in `make test`.
+template-check:
+	scripts/template-check.sh
 
 ## Project-local Python virtualenv (.venv) with the local AWS emulator.
 venv:

@@ -2,7 +2,8 @@
 # The project's full test command (what `make test` and CI run):
 #   1. cargo fmt --all --check
 #   2. cargo clippy --workspace --all-targets -- -D warnings
-#   3. cargo test --workspace [extra args passed to this script]
+#   3. template checks: cfn-lint and sam validate of template.yaml (scripts/template-check.sh)
+#   4. cargo test --workspace [extra args passed to this script]
 # against a local moto server (scripts/moto.sh) for the integration tests.
 #
 # Extra arguments go to `cargo test`, e.g.  scripts/test.sh -p snapshot-core -- --nocapture
@@ -64,9 +65,8 @@ cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-# ---------------------------------------------------------------------------
-# HOOK: template checks (cfn-lint, sam validate) go here, before the tests.
-# ---------------------------------------------------------------------------
+step "template checks: cfn-lint, sam validate (offline; venv .venv-tools)"
+scripts/template-check.sh template.yaml
 
 step "cargo test --workspace $*"
 cargo test --workspace "$@"

@@ -2,17 +2,22 @@
 # Create the project-local Python virtualenv .venv/ and install the local AWS
 # emulator's requirements (tools/moto/requirements.txt) into it.
 #
-# Idempotent and fast: does nothing when .venv/ exists and was installed from
-# the current requirements file (a stamp in .venv/ holds the sha256 of that file
-# and the interpreter version). Recreates .venv/ when its Python is broken.
+#   scripts/venv.sh                      .venv/ from tools/moto/requirements.txt
+#   scripts/venv.sh DIR REQUIREMENTS     another project-local venv (paths relative to the
+#                                        repo root), e.g. .venv-tools tools/template/requirements.txt
+#
+# Idempotent and fast: does nothing when the venv exists and was installed from
+# the current requirements file (a stamp in the venv holds the sha256 of that file
+# and the interpreter version). Recreates the venv when its Python is broken.
 #
 # Env: PYTHON  interpreter used to create the venv (default: python3)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
-REQS="$ROOT/tools/moto/requirements.txt"
+VENV="$ROOT/${1:-.venv}"
+REQS="$ROOT/${2:-tools/moto/requirements.txt}"
 STAMP="$VENV/.requirements.stamp"
+NAME="$(basename "$VENV")"
 PYTHON="${PYTHON:-python3}"
 
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
@@ -41,7 +46,8 @@ fi
 # Serialise concurrent installs (e.g. two shells running the tests at once).
 mkdir -p "$ROOT/.local"
 if command -v flock >/dev/null 2>&1; then
-  exec 9>"$ROOT/.local/venv.lock"
+  # One lock per venv (.venv keeps its historical name venv.lock).
+  exec 9>"$ROOT/.local/${NAME#.}.lock"
   flock 9
   if up_to_date; then
     exit 0
@@ -58,7 +64,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
 fi
 
-echo "venv.sh: installing ${REQS#"$ROOT"/} into .venv (first run or requirements changed)" >&2
+echo "venv.sh: installing ${REQS#"$ROOT"/} into $NAME (first run or requirements changed)" >&2
 rm -f "$STAMP"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$REQS"
 want_stamp >"$STAMP"

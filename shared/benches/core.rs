@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use snapshot_core::codec::{Encoding, SnapshotCodec};
-use snapshot_core::domain::inventory_item::{InventoryItemEvent as E, ItemCreated, OrderQuantity, StockReceived};
+use snapshot_core::domain::inventory_item::{
+    InventoryItemEvent as E, ItemCreated, OrderQuantity, StockReceived,
+};
 use snapshot_core::domain::{fold, Aggregate, EventEnvelope, InventoryItem, Warehouse};
 use snapshot_core::registry::fold_envelopes;
 
@@ -31,7 +33,10 @@ fn item_events(n: usize) -> Vec<E> {
             order_id: order_id.clone(),
             quantity: 3,
         }));
-        events.push(E::StockShipped(OrderQuantity { order_id, quantity: 2 }));
+        events.push(E::StockShipped(OrderQuantity {
+            order_id,
+            quantity: 2,
+        }));
         i += 1;
     }
     events.truncate(n);
@@ -46,13 +51,19 @@ fn fold_events(c: &mut Criterion) {
         .map(|(i, e)| EventEnvelope::wrap::<InventoryItem>("item-1", i as u64 + 1, e, 0, None))
         .collect();
     let mut group = c.benchmark_group("fold_inventory_item");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.bench_function("typed_1m_events", |b| {
         b.iter(|| black_box(fold(InventoryItem::initial("item-1"), black_box(&events))))
     });
     group.bench_function("stored_envelopes_1m_events", |b| {
-        b.iter(|| black_box(fold_envelopes::<InventoryItem>("item-1", 0, None, black_box(&envelopes)).ok()))
+        b.iter(|| {
+            black_box(
+                fold_envelopes::<InventoryItem>("item-1", 0, None, black_box(&envelopes)).ok(),
+            )
+        })
     });
     group.finish();
 }
@@ -63,9 +74,15 @@ fn warehouse_state_json(target_bytes: usize) -> Vec<u8> {
     state.capacity = i64::MAX;
     let mut i = 0;
     loop {
-        let skus = state.locations.entry(format!("AISLE-{:03}-BAY-{:04}", i / 1000, i % 1000)).or_default();
+        let skus = state
+            .locations
+            .entry(format!("AISLE-{:03}-BAY-{:04}", i / 1000, i % 1000))
+            .or_default();
         for s in 0..4 {
-            skus.insert(format!("SKU-{:07}", i * 4 + s), (i * 7 + s) as i64 % 500 + 1);
+            skus.insert(
+                format!("SKU-{:07}", i * 4 + s),
+                (i * 7 + s) as i64 % 500 + 1,
+            );
         }
         i += 1;
         if i % 500 == 0 && serde_json::to_vec(&state).map_or(0, |v| v.len()) >= target_bytes {
@@ -77,7 +94,9 @@ fn warehouse_state_json(target_bytes: usize) -> Vec<u8> {
 fn decode_snapshot(c: &mut Criterion) {
     let json = warehouse_state_json(1024 * 1024);
     let codec = SnapshotCodec::default();
-    let encoded = codec.encode(json.clone()).unwrap_or_else(|e| panic!("encode: {e}"));
+    let encoded = codec
+        .encode(json.clone())
+        .unwrap_or_else(|e| panic!("encode: {e}"));
     assert_eq!(encoded.encoding, Encoding::JsonZstd);
     println!(
         "warehouse snapshot: {} bytes JSON, {} bytes stored ({:.1}x)",
@@ -89,18 +108,34 @@ fn decode_snapshot(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(json.len() as u64));
     group.bench_function("decompress_and_verify_checksum", |b| {
         b.iter(|| {
-            black_box(codec.decode(encoded.encoding, &encoded.body, encoded.size_bytes, &encoded.checksum).ok())
+            black_box(
+                codec
+                    .decode(
+                        encoded.encoding,
+                        &encoded.body,
+                        encoded.size_bytes,
+                        &encoded.checksum,
+                    )
+                    .ok(),
+            )
         })
     });
     group.bench_function("decompress_verify_and_deserialize", |b| {
         b.iter(|| {
             let bytes = codec
-                .decode(encoded.encoding, &encoded.body, encoded.size_bytes, &encoded.checksum)
+                .decode(
+                    encoded.encoding,
+                    &encoded.body,
+                    encoded.size_bytes,
+                    &encoded.checksum,
+                )
                 .unwrap_or_default();
             black_box(serde_json::from_slice::<Warehouse>(&bytes).ok())
         })
     });
-    group.bench_function("encode", |b| b.iter(|| black_box(codec.encode(json.clone()).ok())));
+    group.bench_function("encode", |b| {
+        b.iter(|| black_box(codec.encode(json.clone()).ok()))
+    });
     group.finish();
 }
 

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod metrics;
 pub mod policy;
 pub mod ports;
+pub mod pruning;
 pub mod registry;
 pub mod repository;
 pub mod snapshot;

@@ -1,6 +1,12 @@
 //! Helpers of the integration tests: a client for the local DynamoDB-compatible server
 //! (reached through `AWS_ENDPOINT_URL`, as in production code) and per-test tables, so tests
-//! run in parallel against one server without seeing each other's data.
+//! run in parallel against one server without seeing each other's data. Plus what
+//! `tests/template.rs` reads: the SAM template ([`template`]), the workspace's crates
+//! ([`workspace`]) and the environment variables their code reads ([`env_reads`]).
+
+pub mod env_reads;
+pub mod template;
+pub mod workspace;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
@@ -23,7 +29,8 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
         loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "local"));
     }
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
         loader = loader.region(Region::new("us-east-1"));
     }
     loader.load().await

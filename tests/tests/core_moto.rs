@@ -10,14 +10,19 @@ use snapshot_core::domain::{Aggregate, AggregateRoot, EventEnvelope, InventoryIt
 use snapshot_core::dynamo::{DynamoEventStore, DynamoSnapshotStore};
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
 use snapshot_core::snapshot::{
-    build_snapshot, open_snapshot, SnapshotBuildError, SnapshotMetadata, SnapshotRecord, SnapshotSubject,
+    build_snapshot, open_snapshot, SnapshotBuildError, SnapshotMetadata, SnapshotRecord,
+    SnapshotSubject,
 };
 use snapshot_core::{AggregateRepository, EventError, RepositoryError, StoreError};
 
 type Repo = AggregateRepository<DynamoEventStore, DynamoSnapshotStore>;
 
 fn repository(tables: &TestTables) -> Repo {
-    AggregateRepository::new(tables.event_store(), tables.snapshot_store(), SnapshotCodec::default())
+    AggregateRepository::new(
+        tables.event_store(),
+        tables.snapshot_store(),
+        SnapshotCodec::default(),
+    )
 }
 
 async fn create_item(repo: &Repo, id: &str, received: &[i64]) -> AggregateRoot<InventoryItem> {
@@ -38,7 +43,15 @@ fn snapshot_of<A: Aggregate>(root: &AggregateRoot<A>, schema_version: u32) -> Sn
         version: root.version(),
     };
     let state = serde_json::to_vec(root.state()).unwrap();
-    build_snapshot(&SnapshotCodec::default(), subject, state, SnapshotMetadata::default(), 1, None).unwrap()
+    build_snapshot(
+        &SnapshotCodec::default(),
+        subject,
+        state,
+        SnapshotMetadata::default(),
+        1,
+        None,
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -52,10 +65,19 @@ async fn concurrent_single_event_appends_at_same_version_exactly_one_wins() {
     b.receive(7, None).unwrap();
     let (ra, rb) = tokio::join!(repo.save(&mut a, None), repo.save(&mut b, None));
     let results = [ra, rb];
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "exactly one writer wins: {results:?}");
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "exactly one writer wins: {results:?}"
+    );
     let loser = results.iter().find_map(|r| r.as_ref().err()).unwrap();
-    assert!(loser.is_conflict(), "the other gets the conflict error: {loser}");
-    assert!(matches!(loser, RepositoryError::Store(StoreError::Conflict { aggregate_id, expected_version: 1 }) if aggregate_id == "item-c1"));
+    assert!(
+        loser.is_conflict(),
+        "the other gets the conflict error: {loser}"
+    );
+    assert!(
+        matches!(loser, RepositoryError::Store(StoreError::Conflict { aggregate_id, expected_version: 1 }) if aggregate_id == "item-c1")
+    );
     let events = repo.events().read("item-c1", 1, None).await.unwrap();
     assert_eq!(events.len(), 2);
 }
@@ -73,11 +95,20 @@ async fn concurrent_multi_event_commits_at_same_version_exactly_one_wins() {
     }
     let (ra, rb) = tokio::join!(repo.save(&mut a, None), repo.save(&mut b, None));
     let results = [ra, rb];
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
-    assert!(results.iter().any(|r| r.as_ref().is_err_and(RepositoryError::is_conflict)));
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results
+        .iter()
+        .any(|r| r.as_ref().is_err_and(RepositoryError::is_conflict)));
     let (loaded, _) = repo.load::<InventoryItem>("item-cn").await.unwrap();
     assert_eq!(loaded.version(), 4);
-    assert!(loaded.state().on_hand == 6 || loaded.state().on_hand == 60, "one commit applied whole, not mixed");
+    assert!(
+        loaded.state().on_hand == 6 || loaded.state().on_hand == 60,
+        "one commit applied whole, not mixed"
+    );
 }
 
 #[tokio::test]
@@ -100,7 +131,9 @@ async fn aggregate_with_more_than_one_megabyte_of_events_loads_completely() {
     let store = repo.events();
     futures::future::try_join_all(events.chunks(20).map(|chunk| async move {
         for e in chunk {
-            store.append(e.sequence - 1, std::slice::from_ref(e)).await?;
+            store
+                .append(e.sequence - 1, std::slice::from_ref(e))
+                .await?;
         }
         Ok::<_, StoreError>(())
     }))
@@ -119,9 +152,14 @@ async fn corrupted_stored_snapshot_is_skipped_and_state_is_still_correct() {
     let tables = TestTables::create("corrupt").await;
     let repo = repository(&tables);
     let root = create_item(&repo, "item-x", &[3, 4]).await;
-    repo.snapshots().put_if_absent(&snapshot_of(&root, 1)).await.unwrap();
+    repo.snapshots()
+        .put_if_absent(&snapshot_of(&root, 1))
+        .await
+        .unwrap();
     // Flip the stored state in place, as a bad write or manual edit would.
-    let corrupted = serde_json::to_string(root.state()).unwrap().replace("\"onHand\":7", "\"onHand\":9");
+    let corrupted = serde_json::to_string(root.state())
+        .unwrap()
+        .replace("\"onHand\":7", "\"onHand\":9");
     tables
         .client
         .update_item()
@@ -146,7 +184,10 @@ async fn snapshot_of_another_schema_version_is_ignored_and_older_valid_one_used(
     let tables = TestTables::create("schema").await;
     let repo = repository(&tables);
     let mut root = create_item(&repo, "item-s", &[1]).await;
-    repo.snapshots().put_if_absent(&snapshot_of(&root, 1)).await.unwrap(); // v2, valid
+    repo.snapshots()
+        .put_if_absent(&snapshot_of(&root, 1))
+        .await
+        .unwrap(); // v2, valid
     root.receive(5, None).unwrap();
     repo.save(&mut root, None).await.unwrap();
     let mut wrong = snapshot_of(&root, 99); // v3, other revision, fine checksum
@@ -154,7 +195,11 @@ async fn snapshot_of_another_schema_version_is_ignored_and_older_valid_one_used(
     wrong.header.checksum = snapshot_core::codec::sha256_hex(br#"{"bogus":true}"#);
     repo.snapshots().put_if_absent(&wrong).await.unwrap();
     let (loaded, report) = repo.load::<InventoryItem>("item-s").await.unwrap();
-    assert_eq!(report.snapshot_version, Some(2), "falls back to the older valid snapshot");
+    assert_eq!(
+        report.snapshot_version,
+        Some(2),
+        "falls back to the older valid snapshot"
+    );
     assert_eq!(report.snapshots_skipped, 1);
     assert_eq!(report.events_replayed, 1);
     assert_eq!(loaded.state().on_hand, 6);
@@ -168,7 +213,10 @@ async fn snapshot_beyond_the_event_stream_is_not_applied() {
     let mut ahead = AggregateRoot::<InventoryItem>::from_state("item-b", 10, root.state().clone());
     ahead.receive(100, None).unwrap();
     ahead.mark_committed();
-    repo.snapshots().put_if_absent(&snapshot_of(&ahead, 1)).await.unwrap();
+    repo.snapshots()
+        .put_if_absent(&snapshot_of(&ahead, 1))
+        .await
+        .unwrap();
     let (loaded, report) = repo.load::<InventoryItem>("item-b").await.unwrap();
     assert_eq!(report.snapshot_version, None);
     assert_eq!(report.snapshots_skipped, 1);
@@ -180,7 +228,10 @@ async fn load_uses_snapshot_and_only_the_tail() {
     let tables = TestTables::create("tail").await;
     let repo = repository(&tables);
     let mut root = create_item(&repo, "item-t", &[1, 1, 1]).await;
-    repo.snapshots().put_if_absent(&snapshot_of(&root, 1)).await.unwrap();
+    repo.snapshots()
+        .put_if_absent(&snapshot_of(&root, 1))
+        .await
+        .unwrap();
     root.receive(10, None).unwrap();
     root.receive(20, None).unwrap();
     repo.save(&mut root, None).await.unwrap();
@@ -202,7 +253,11 @@ fn big_warehouse(id: &str, locations: usize, random_names: bool) -> Warehouse {
         };
         let skus = state.locations.entry(name).or_default();
         for s in 0..3 {
-            let sku = if random_names { uuid::Uuid::new_v4().to_string() } else { format!("SKU-{:06}", i * 3 + s) };
+            let sku = if random_names {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                format!("SKU-{:06}", i * 3 + s)
+            };
             skus.insert(sku, (i + s) as i64 + 1);
             state.used += (i + s) as i64 + 1;
         }
@@ -217,25 +272,51 @@ async fn multi_megabyte_warehouse_state_is_compressed_and_round_trips() {
     let codec = SnapshotCodec::default();
     let state = big_warehouse("wh-big", 30_000, false);
     let json = serde_json::to_vec(&state).unwrap();
-    assert!(json.len() > 2 * 1024 * 1024, "state is multi-megabyte: {} bytes", json.len());
+    assert!(
+        json.len() > 2 * 1024 * 1024,
+        "state is multi-megabyte: {} bytes",
+        json.len()
+    );
     let subject = SnapshotSubject {
         aggregate_id: "wh-big",
         aggregate_type: "WAREHOUSE",
         schema_version: Warehouse::SCHEMA_VERSION,
         version: 30_000,
     };
-    let record = build_snapshot(&codec, subject, json.clone(), SnapshotMetadata::default(), 1, None).unwrap();
+    let record = build_snapshot(
+        &codec,
+        subject,
+        json.clone(),
+        SnapshotMetadata::default(),
+        1,
+        None,
+    )
+    .unwrap();
     assert_eq!(record.header.encoding, "json+zstd");
     assert!(record.header.stored_bytes < DYNAMODB_ITEM_LIMIT as u64);
-    assert_eq!(store.put_if_absent(&record).await.unwrap(), PutOutcome::Created);
+    assert_eq!(
+        store.put_if_absent(&record).await.unwrap(),
+        PutOutcome::Created
+    );
     let fetched = store.get("wh-big", 30_000).await.unwrap().unwrap();
     assert_eq!(fetched, record);
-    let decoded = open_snapshot(&codec, &fetched, "wh-big", "WAREHOUSE", Warehouse::SCHEMA_VERSION).unwrap();
-    assert_eq!(serde_json::from_slice::<Warehouse>(&decoded).unwrap(), state);
+    let decoded = open_snapshot(
+        &codec,
+        &fetched,
+        "wh-big",
+        "WAREHOUSE",
+        Warehouse::SCHEMA_VERSION,
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Warehouse>(&decoded).unwrap(),
+        state
+    );
 }
 
 #[tokio::test]
-async fn warehouse_state_over_the_item_limit_after_compression_fails_with_typed_error_before_write() {
+async fn warehouse_state_over_the_item_limit_after_compression_fails_with_typed_error_before_write()
+{
     let tables = TestTables::create("toolarge").await;
     let store = tables.snapshot_store();
     let state = big_warehouse("wh-huge", 12_000, true); // random names barely compress
@@ -246,16 +327,35 @@ async fn warehouse_state_over_the_item_limit_after_compression_fails_with_typed_
         schema_version: 1,
         version: 7,
     };
-    let err = build_snapshot(&SnapshotCodec::default(), subject, json, SnapshotMetadata::default(), 1, None).unwrap_err();
+    let err = build_snapshot(
+        &SnapshotCodec::default(),
+        subject,
+        json,
+        SnapshotMetadata::default(),
+        1,
+        None,
+    )
+    .unwrap_err();
     match &err {
-        SnapshotBuildError::TooLarge { aggregate_id, version, item_bytes, limit } => {
-            assert_eq!((aggregate_id.as_str(), *version, *limit), ("wh-huge", 7, DYNAMODB_ITEM_LIMIT));
+        SnapshotBuildError::TooLarge {
+            aggregate_id,
+            version,
+            item_bytes,
+            limit,
+        } => {
+            assert_eq!(
+                (aggregate_id.as_str(), *version, *limit),
+                ("wh-huge", 7, DYNAMODB_ITEM_LIMIT)
+            );
             assert!(*item_bytes > DYNAMODB_ITEM_LIMIT);
         }
         other => panic!("expected TooLarge, got {other}"),
     }
     assert!(err.to_string().contains("wh-huge"));
-    assert!(store.latest_header("wh-huge").await.unwrap().is_none(), "nothing was written");
+    assert!(
+        store.latest_header("wh-huge").await.unwrap().is_none(),
+        "nothing was written"
+    );
 }
 
 async fn put_raw_event(tables: &TestTables, item: HashMap<String, AttributeValue>) {
@@ -273,13 +373,19 @@ fn raw_event(id: &str, sequence: u64, event_type: &str) -> HashMap<String, Attri
     HashMap::from([
         ("aggregateId".into(), AttributeValue::S(id.into())),
         ("sequence".into(), AttributeValue::N(sequence.to_string())),
-        ("aggregateType".into(), AttributeValue::S("INVENTORY_ITEM".into())),
+        (
+            "aggregateType".into(),
+            AttributeValue::S("INVENTORY_ITEM".into()),
+        ),
         ("eventType".into(), AttributeValue::S(event_type.into())),
         ("eventId".into(), AttributeValue::S(format!("e-{sequence}"))),
         ("timestamp".into(), AttributeValue::N("1".into())),
         (
             "payload".into(),
-            AttributeValue::M(HashMap::from([("quantity".into(), AttributeValue::N("3".into()))])),
+            AttributeValue::M(HashMap::from([(
+                "quantity".into(),
+                AttributeValue::N("3".into()),
+            )])),
         ),
     ])
 }
@@ -294,25 +400,43 @@ async fn malformed_stored_events_are_typed_errors_naming_aggregate_and_sequence(
     missing.remove("payload");
     put_raw_event(&tables, missing).await;
     let err = repo.load::<InventoryItem>("item-m1").await.unwrap_err();
-    assert!(matches!(&err, RepositoryError::Store(StoreError::Event(EventError::Malformed { at, .. })) if at.aggregate_id == "item-m1" && at.sequence == Some(2)), "{err}");
-    assert!(err.to_string().contains("aggregateId=item-m1 sequence=2"), "{err}");
+    assert!(
+        matches!(&err, RepositoryError::Store(StoreError::Event(EventError::Malformed { at, .. })) if at.aggregate_id == "item-m1" && at.sequence == Some(2)),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("aggregateId=item-m1 sequence=2"),
+        "{err}"
+    );
 
     create_item(&repo, "item-m2", &[]).await;
     let mut wrong_type = raw_event("item-m2", 2, "StockReceived");
     wrong_type.insert("timestamp".into(), AttributeValue::S("yesterday".into()));
     put_raw_event(&tables, wrong_type).await;
     let err = repo.load::<InventoryItem>("item-m2").await.unwrap_err();
-    assert!(err.to_string().contains("aggregateId=item-m2 sequence=2"), "{err}");
+    assert!(
+        err.to_string().contains("aggregateId=item-m2 sequence=2"),
+        "{err}"
+    );
 
     create_item(&repo, "item-m3", &[]).await;
     put_raw_event(&tables, raw_event("item-m3", 2, "StockTeleported")).await;
     let err = repo.load::<InventoryItem>("item-m3").await.unwrap_err();
-    assert!(matches!(&err, RepositoryError::Event(EventError::UnknownEventType { event_type, at, .. }) if event_type == "StockTeleported" && at.sequence == Some(2)), "{err}");
+    assert!(
+        matches!(&err, RepositoryError::Event(EventError::UnknownEventType { event_type, at, .. }) if event_type == "StockTeleported" && at.sequence == Some(2)),
+        "{err}"
+    );
 
     create_item(&repo, "item-m4", &[]).await;
     let mut other_type = raw_event("item-m4", 2, "StockReceived");
-    other_type.insert("aggregateType".into(), AttributeValue::S("SPACESHIP".into()));
+    other_type.insert(
+        "aggregateType".into(),
+        AttributeValue::S("SPACESHIP".into()),
+    );
     put_raw_event(&tables, other_type).await;
     let err = repo.load::<InventoryItem>("item-m4").await.unwrap_err();
-    assert!(matches!(&err, RepositoryError::Event(EventError::WrongAggregate { at, .. }) if at.sequence == Some(2)), "{err}");
+    assert!(
+        matches!(&err, RepositoryError::Event(EventError::WrongAggregate { at, .. }) if at.sequence == Some(2)),
+        "{err}"
+    );
 }

@@ -1,1 +1,32 @@
-//! Placeholder until this function is built.
+//! Admin API of the aggregate-snapshot service: snapshot management over HTTP, admin-only,
+//! validated and audited (SPEC §6 "admin-api", §7).
+//!
+//! One axum [`router`] serves both in Lambda (API Gateway HTTP API through `lambda_http`) and
+//! on 127.0.0.1 (the `admin-api-local` binary); handlers are generic over the
+//! [`EventStore`](snapshot_core::ports::EventStore) and
+//! [`SnapshotStore`](snapshot_core::ports::SnapshotStore) ports.
+//!
+//! Layers, outside in: [`observe`] (request id, problem+json for every error, panic guard,
+//! audit record), [`auth`] (deny by default, except `/health`), then the handlers in
+//! `routes`, whose inputs pass [`validation`].
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod diff;
+pub mod errors;
+pub mod local;
+pub mod observe;
+pub mod problem;
+mod routes;
+pub mod state;
+pub mod validation;
+pub mod views;
+
+pub use auth::{AccessPolicy, Actor, AuthMethod, Authenticator, DevToken};
+pub use problem::{Problem, PROBLEM_JSON};
+pub use routes::{action_for, router, RouteSpec, ROUTES};
+pub use state::{dynamo_state, AppState};
+
+/// The OpenAPI 3.1 document served at `/admin/openapi.json`.
+pub use routes::OPENAPI_JSON;

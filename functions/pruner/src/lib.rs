@@ -1,1 +1,14 @@
-//! Placeholder until this function is built.
+//! The pruner Lambda (SPEC §6): on an EventBridge schedule, prunes the snapshot table with
+//! [`snapshot_core::pruning::prune`] and reports a summary.
+//!
+//! Input: the scheduled EventBridge event, whose `detail` may carry
+//! `{dryRun, aggregateId, maxSnapshots}`, or those options alone (a schedule with a custom
+//! input delivers it as the whole payload). See [`input`].
+
+pub mod handler;
+pub mod input;
+pub mod settings;
+
+pub use handler::{handler, Invocation, PrunerError};
+pub use input::{parse_input, PruneInput};
+pub use settings::PrunerSettings;

@@ -1,1 +1,20 @@
-//! Placeholder until this function is built.
+//! The snapshotter Lambda: consumes the event table's DynamoDB Stream and writes a snapshot
+//! when an aggregate's policy trips (SPEC §6).
+//!
+//! [`batch`] sorts a stream batch by aggregate, [`evaluate`] handles one aggregate (decide,
+//! rebuild from the latest valid snapshot plus only what is missing, store conditionally),
+//! [`handler`] runs the aggregates concurrently and reports partial batch failures.
+
+pub mod batch;
+pub mod error;
+pub mod evaluate;
+pub mod handler;
+pub mod metrics;
+pub mod rebuild;
+pub mod records;
+pub mod settings;
+
+pub use error::SnapshotterError;
+pub use evaluate::{Action, AggregateOutcome};
+pub use handler::{BatchReport, Snapshotter};
+pub use settings::Settings;

@@ -21,7 +21,10 @@ where
     // The service's own code and message say what went wrong; the raw response adds noise.
     if let Some(service) = err.as_service_error() {
         if let Some(code) = service.code() {
-            return StoreError::backend(operation, format!("{code}: {}", service.message().unwrap_or("")));
+            return StoreError::backend(
+                operation,
+                format!("{code}: {}", service.message().unwrap_or("")),
+            );
         }
     }
     StoreError::backend(operation, DisplayErrorContext(err))

@@ -53,11 +53,15 @@ impl DynamoSnapshotStore {
             "#id = :id"
         };
         let mut items = Vec::new();
+        if limit == 0 {
+            return Ok((items, false));
+        }
         let mut start_key: Option<Item> = None;
         loop {
-            let wanted = limit.saturating_sub(items.len());
-            // Ask for one more than needed: its presence says whether a next page exists.
-            let page_limit = i32::try_from(wanted.saturating_add(1)).unwrap_or(i32::MAX);
+            // Exactly what is still wanted: an extra item would transfer a whole state for
+            // nothing (a cursor may then lead to an empty last page).
+            let wanted = limit.saturating_sub(items.len()).max(1);
+            let page_limit = i32::try_from(wanted).unwrap_or(i32::MAX);
             let mut query = self
                 .client
                 .query()
@@ -85,12 +89,10 @@ impl DynamoSnapshotStore {
             }
             let page = query.send().await.map_err(|e| super::backend("Query", e))?;
             items.extend(page.items.unwrap_or_default());
-            if items.len() > limit {
-                items.truncate(limit);
-                return Ok((items, true));
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start_key = Some(key),
+            let more = page.last_evaluated_key.filter(|key| !key.is_empty());
+            match more {
+                Some(_) if items.len() >= limit => return Ok((items, true)),
+                Some(key) => start_key = Some(key),
                 _ => return Ok((items, false)),
             }
         }

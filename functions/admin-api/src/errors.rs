@@ -1,0 +1,70 @@
+//! Maps core errors to problems: what the caller can act on is a 4xx naming the aggregate;
+//! storage trouble is a 503 and corrupt stored data a 500, both logged.
+
+use axum::http::StatusCode;
+use snapshot_core::snapshot::SnapshotBuildError;
+use snapshot_core::{EventError, RepositoryError, StoreError};
+use tracing::error;
+
+use crate::problem::Problem;
+
+/// Problem for a failed repository call.
+pub fn repository_problem(err: RepositoryError) -> Problem {
+    match err {
+        RepositoryError::NotFound { aggregate_id } => Problem::not_found(
+            "aggregate-not-found",
+            format!("aggregate `{aggregate_id}` has no events"),
+        ),
+        RepositoryError::Store(e) => store_problem(e),
+        RepositoryError::Event(e) => event_problem(e),
+        RepositoryError::Domain(e) => Problem::conflict("domain-rule", e.to_string()),
+        RepositoryError::Snapshot(e @ SnapshotBuildError::TooLarge { .. }) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "snapshot-too-large",
+            "Snapshot cannot be stored",
+            e.to_string(),
+        ),
+        RepositoryError::Snapshot(e) => {
+            error!(error = %e, "snapshot encoding failed");
+            Problem::internal("snapshot-encoding", e.to_string())
+        }
+    }
+}
+
+/// Problem for a failed store call.
+pub fn store_problem(err: StoreError) -> Problem {
+    match err {
+        StoreError::Backend { operation, message } => {
+            error!(operation, error = %message, "storage request failed");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage-unavailable",
+                "Storage unavailable",
+                format!("{operation} failed; retry later"),
+            )
+        }
+        StoreError::Conflict { .. } => Problem::conflict("concurrent-change", err.to_string()),
+        StoreError::Event(e) => event_problem(e),
+        StoreError::InvalidRequest { .. } => {
+            Problem::bad_request("invalid-store-request", err.to_string())
+        }
+        StoreError::MalformedSnapshot { .. } => {
+            error!(error = %err, "malformed snapshot item");
+            Problem::internal("malformed-snapshot", err.to_string())
+        }
+    }
+}
+
+/// A stored event of another type means the caller named the wrong type (409); any other
+/// unusable event is corrupt data (500). Either way the detail names aggregate and sequence.
+pub fn event_problem(err: EventError) -> Problem {
+    match err {
+        EventError::WrongAggregate { .. } => {
+            Problem::conflict("aggregate-type-mismatch", err.to_string())
+        }
+        other => {
+            error!(aggregate_id = %other.aggregate_id(), error = %other, "unusable stored event");
+            Problem::internal("unusable-event", other.to_string())
+        }
+    }
+}

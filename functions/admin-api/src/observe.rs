@@ -1,0 +1,238 @@
+//! The outer layer every request passes: assigns the request id, turns any error response
+//! into problem+json (with `instance` and `requestId`), catches panics as a 500 and emits one
+//! audit record per admin call.
+
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use lambda_http::request::RequestContext;
+use snapshot_core::audit::{AuditRecord, Outcome};
+use tracing::{error, info};
+
+use crate::auth::{Actor, RefusedCaller};
+use crate::problem::{Problem, PROBLEM_JSON};
+use crate::routes::{action_for, HEALTH};
+
+/// Response header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longest request id accepted from a client header.
+const MAX_REQUEST_ID_CHARS: usize = 128;
+/// How much of a framework error body is kept as the problem's detail.
+const MAX_FRAMEWORK_BODY: usize = 4 * 1024;
+
+/// The id of this request: API Gateway's, else a sane client `x-request-id`, else a new UUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn of(request: &Request) -> Self {
+        if let Some(RequestContext::ApiGatewayV2(context)) =
+            request.extensions().get::<RequestContext>()
+        {
+            if let Some(id) = context.request_id.as_deref().filter(|id| !id.is_empty()) {
+                return Self(id.to_owned());
+            }
+        }
+        let from_header = request
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|id| {
+                !id.is_empty()
+                    && id.len() <= MAX_REQUEST_ID_CHARS
+                    && id.chars().all(|c| c.is_ascii_graphic())
+            });
+        match from_header {
+            Some(id) => Self(id.to_owned()),
+            None => Self(uuid::Uuid::new_v4().to_string()),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| Self(uuid::Uuid::new_v4().to_string())))
+    }
+}
+
+/// What a handler adds to the audit record beyond what the request and status tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditNote {
+    /// Overrides the outcome derived from the status (e.g. `noop`).
+    pub outcome: Option<Outcome>,
+    /// Snapshot version concerned, when not in the path.
+    pub version: Option<u64>,
+    /// What happened, in a few words.
+    pub detail: Option<String>,
+}
+
+impl AuditNote {
+    /// Attaches the note to a response.
+    pub fn attach(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// The middleware; see the module documentation.
+pub async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = RequestId::of(&request);
+    let (mut parts, body) = request.into_parts();
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_owned();
+    let matched = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let params: Vec<(String, String)> = RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .map(|params| {
+            params
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    parts.extensions.insert(request_id.clone());
+    let request = Request::from_parts(parts, body);
+
+    let response = match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => {
+            error!(method = %method, path = %path, request_id = %request_id.0, "handler panicked");
+            Problem::internal("internal-error", "internal error").into_response()
+        }
+    };
+    let mut response = as_problem(response, &path, &request_id).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id.0) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+
+    let status = response.status();
+    info!(method = %method, path = %path, status = status.as_u16(), request_id = %request_id.0,
+        duration_ms = started.elapsed().as_millis() as u64, "request");
+    if matched.as_deref() != Some(HEALTH) {
+        audit_record(&method, matched.as_deref(), &params, &response, &request_id)
+            .took(started.elapsed())
+            .emit();
+    }
+    response
+}
+
+fn audit_record(
+    method: &Method,
+    matched: Option<&str>,
+    params: &[(String, String)],
+    response: &Response,
+    request_id: &RequestId,
+) -> AuditRecord {
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let actor = response
+        .extensions()
+        .get::<Actor>()
+        .map(|a| a.id.clone())
+        .or_else(|| {
+            response
+                .extensions()
+                .get::<RefusedCaller>()
+                .map(|c| c.0.clone())
+        })
+        .unwrap_or_else(|| "anonymous".to_owned());
+    let note = response
+        .extensions()
+        .get::<AuditNote>()
+        .cloned()
+        .unwrap_or_default();
+    let status = response.status();
+    let outcome = note.outcome.unwrap_or(match status {
+        s if s.is_success() => Outcome::Success,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Outcome::Denied,
+        s if s.is_client_error() => Outcome::Rejected,
+        _ => Outcome::Failure,
+    });
+    let action = matched
+        .and_then(|m| action_for(method, m))
+        .unwrap_or(if matched.is_some() {
+            "admin.method-not-allowed"
+        } else {
+            "admin.unknown-route"
+        });
+    let mut record = AuditRecord::new(actor, action, outcome).request(Some(request_id.0.clone()));
+    if let Some(aggregate_id) = param("aggregateId") {
+        let version = note
+            .version
+            .or_else(|| param("version").and_then(|v| v.parse().ok()));
+        record = record.aggregate(aggregate_id, version);
+    }
+    let detail = note.detail.or_else(|| {
+        response
+            .extensions()
+            .get::<Problem>()
+            .map(|p| format!("{} {}: {}", status.as_u16(), p.kind, p.detail))
+    });
+    if let Some(detail) = detail {
+        record = record.detail(detail);
+    }
+    record
+}
+
+/// Renders problems with `instance` and `requestId`, and replaces any other error body (the
+/// framework's plain-text or empty ones) with a problem, keeping headers such as `Allow`.
+async fn as_problem(response: Response, path: &str, request_id: &RequestId) -> Response {
+    let status = response.status();
+    let problem = response.extensions().get::<Problem>().cloned();
+    if problem.is_none() && !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let mut problem = match problem {
+        Some(problem) => problem,
+        None => {
+            let text = axum::body::to_bytes(body, MAX_FRAMEWORK_BODY)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let mut problem = Problem::from_status(status, &text);
+            if status == StatusCode::METHOD_NOT_ALLOWED {
+                if let Some(allow) = parts
+                    .headers
+                    .get(header::ALLOW)
+                    .and_then(|v| v.to_str().ok())
+                {
+                    problem.detail = format!("this route accepts {allow}");
+                    problem = problem.with("allow", allow);
+                }
+            }
+            problem
+        }
+    };
+    problem.instance.get_or_insert_with(|| path.to_owned());
+    problem = problem.with("requestId", request_id.0.clone());
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.extensions.insert(problem.clone());
+    Response::from_parts(parts, Body::from(problem.body().to_string()))
+}

@@ -1,0 +1,148 @@
+//! Errors as `application/problem+json` (RFC 9457): every error the API returns, including
+//! the framework's own (unknown route, wrong method, rejected path, query or body), has this
+//! shape.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Prefix of our problem `type` URIs; the slug after it names the kind of problem.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:inventory-snapshots:problem:";
+
+/// One problem: status, machine-readable kind, human-readable title and detail, and optional
+/// extension members (e.g. `supportedTypes`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{status} {kind}: {detail}")]
+pub struct Problem {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Slug of the problem type, e.g. `unsupported-aggregate-type`.
+    pub kind: &'static str,
+    /// Short summary of the kind of problem.
+    pub title: String,
+    /// What went wrong with this request, naming the aggregate, version or field.
+    pub detail: String,
+    /// The request path the problem occurred on (filled in by the router's outer layer).
+    pub instance: Option<String>,
+    /// Extra members of the body.
+    pub extensions: Map<String, Value>,
+}
+
+impl Problem {
+    /// A problem of kind `kind`.
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            title: title.into(),
+            detail: detail.into(),
+            instance: None,
+            extensions: Map::new(),
+        }
+    }
+
+    /// Adds an extension member to the body.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extensions.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// 400.
+    pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, kind, "Bad request", detail)
+    }
+
+    /// 404.
+    pub fn not_found(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, kind, "Not found", detail)
+    }
+
+    /// 409.
+    pub fn conflict(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, kind, "Conflict", detail)
+    }
+
+    /// 500; the detail must not reveal internals.
+    pub fn internal(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            kind,
+            "Internal error",
+            detail,
+        )
+    }
+
+    /// The problem `type` URI.
+    pub fn type_uri(&self) -> String {
+        format!("{PROBLEM_TYPE_PREFIX}{}", self.kind)
+    }
+
+    /// The JSON body: `type`, `title`, `status`, `detail`, `instance` and the extensions.
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("type".into(), self.type_uri().into());
+        body.insert("title".into(), self.title.clone().into());
+        body.insert("status".into(), self.status.as_u16().into());
+        body.insert("detail".into(), self.detail.clone().into());
+        if let Some(instance) = &self.instance {
+            body.insert("instance".into(), instance.clone().into());
+        }
+        for (key, value) in &self.extensions {
+            body.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+        Value::Object(body)
+    }
+
+    /// A problem for a response the framework produced without one (its default 404/405,
+    /// extractor rejections, body limits), keeping what its plain-text body said.
+    pub fn from_status(status: StatusCode, text: &str) -> Self {
+        let (kind, detail) = match status {
+            StatusCode::NOT_FOUND => ("route-not-found", "no such route".to_owned()),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method-not-allowed",
+                "this route does not accept that method".to_owned(),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => ("body-too-large", text.to_owned()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", text.to_owned()),
+            s if s.is_server_error() => ("internal-error", "internal error".to_owned()),
+            _ => ("invalid-request", text.to_owned()),
+        };
+        let detail = if detail.trim().is_empty() {
+            status.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            detail
+        };
+        Self::new(
+            status,
+            kind,
+            status.canonical_reason().unwrap_or("Error"),
+            detail,
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = self.body().to_string();
+        let mut response = (self.status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        // Kept so the outer layer can add `instance` and `requestId` and the audit its detail.
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Fallback for paths no route matches.
+pub async fn route_not_found() -> Problem {
+    Problem::not_found("route-not-found", "no such route")
+}

@@ -1,0 +1,44 @@
+//! Current state of an aggregate through the repository.
+
+use axum::extract::State;
+use axum::Json;
+use snapshot_core::ports::{EventStore, SnapshotStore};
+
+use crate::auth::Actor;
+use crate::errors::repository_problem;
+use crate::problem::Problem;
+use crate::state::AppState;
+use crate::validation::{aggregate_id, aggregate_type, ValidPath};
+use crate::views::{omitted_state, AggregateView};
+
+/// `GET /admin/aggregates/{aggregateType}/{aggregateId}`: the state as the application would
+/// load it, and how (snapshot version used, events replayed, invalid snapshots skipped).
+pub async fn current<E: EventStore, S: SnapshotStore>(
+    State(app): State<AppState<E, S>>,
+    _actor: Actor,
+    ValidPath((raw_type, raw_id)): ValidPath<(String, String)>,
+) -> Result<Json<AggregateView>, Problem> {
+    let kind = aggregate_type(&app.registry, &raw_type)?;
+    let id = aggregate_id(&raw_id)?;
+    let loaded = app
+        .repository
+        .load_kind(kind.as_ref(), id)
+        .await
+        .map_err(repository_problem)?;
+    let state_omitted = omitted_state(loaded.state_json.len());
+    let state = match state_omitted {
+        Some(_) => None,
+        None => Some(
+            serde_json::from_slice(&loaded.state_json)
+                .map_err(|e| Problem::internal("serialization", e.to_string()))?,
+        ),
+    };
+    Ok(Json(AggregateView {
+        aggregate_id: loaded.aggregate_id,
+        aggregate_type: loaded.aggregate_type.to_owned(),
+        version: loaded.version,
+        state,
+        state_omitted,
+        load: loaded.report,
+    }))
+}

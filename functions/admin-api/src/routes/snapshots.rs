@@ -1,0 +1,354 @@
+//! Snapshot management: create now, list, latest valid, delete one.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use snapshot_core::audit::Outcome;
+use snapshot_core::clock::now_millis;
+use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
+use snapshot_core::snapshot::SnapshotMetadata;
+use tracing::info;
+
+use crate::auth::Actor;
+use crate::errors::{repository_problem, store_problem};
+use crate::observe::{AuditNote, RequestId};
+use crate::problem::Problem;
+use crate::state::AppState;
+use crate::validation::{aggregate_id, aggregate_type, ValidPath, ValidQuery};
+use crate::views::{
+    CreateView, DeletedView, SnapshotPage, SnapshotView, SnapshotWithState, STATE_RESPONSE_BUDGET,
+};
+
+/// `metadata.reason` of snapshots made through this API.
+pub const MANUAL_REASON: &str = "manual";
+/// Page size of a listing when `limit` is not given, and its bounds.
+pub const DEFAULT_PAGE: usize = 20;
+pub const MAX_PAGE: usize = 100;
+/// Snapshots read per request while looking for the latest valid one.
+const LATEST_SCAN_PAGE: usize = 5;
+
+/// `POST /admin/snapshots/create/{aggregateType}/{aggregateId}`: 201 with the new snapshot's
+/// metadata, or 200 with the stored one when a snapshot at that version already exists.
+pub async fn create<E: EventStore, S: SnapshotStore>(
+    State(app): State<AppState<E, S>>,
+    actor: Actor,
+    request_id: RequestId,
+    ValidPath((raw_type, raw_id)): ValidPath<(String, String)>,
+) -> Result<Response, Problem> {
+    let kind = aggregate_type(&app.registry, &raw_type)?;
+    let id = aggregate_id(&raw_id)?;
+    let metadata = SnapshotMetadata {
+        created_by: actor.id.clone(),
+        reason: MANUAL_REASON.to_owned(),
+        request_id: Some(request_id.0),
+    };
+    let expires_at = app.config.expires_at(now_millis());
+    let (record, outcome) = app
+        .repository
+        .snapshot_now(kind.as_ref(), id, metadata, expires_at)
+        .await
+        .map_err(repository_problem)?;
+    let version = record.header.version;
+    let response = match outcome {
+        PutOutcome::Created => {
+            info!(aggregate_id = %id, version, actor = %actor.id, "manual snapshot stored");
+            let view = CreateView {
+                outcome: "created",
+                snapshot: SnapshotView::from(&record.header),
+            };
+            AuditNote {
+                version: Some(version),
+                ..AuditNote::default()
+            }
+            .attach((StatusCode::CREATED, Json(view)).into_response())
+        }
+        PutOutcome::AlreadyExists => {
+            // Show what is stored, not the copy we just built (its metadata differs).
+            let stored = app
+                .repository
+                .snapshots()
+                .get(id, version)
+                .await
+                .map_err(store_problem)?
+                .map_or(record.header, |r| r.header);
+            let view = CreateView {
+                outcome: "alreadyExists",
+                snapshot: SnapshotView::from(&stored),
+            };
+            AuditNote {
+                outcome: Some(Outcome::Noop),
+                version: Some(version),
+                detail: Some(format!("a snapshot at version {version} already exists")),
+            }
+            .attach((StatusCode::OK, Json(view)).into_response())
+        }
+    };
+    Ok(response)
+}
+
+/// Query of a listing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub include_state: Option<String>,
+    #[serde(default)]
+    pub limit: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+struct ListParams {
+    include_state: bool,
+    limit: usize,
+    before: Option<u64>,
+}
+
+impl ListQuery {
+    fn parse(&self) -> Result<ListParams, Problem> {
+        let include_state = match self.include_state.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(Problem::bad_request(
+                    "invalid-query",
+                    format!("includeState must be true or false, got `{}`", clip(other)),
+                ))
+            }
+        };
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_PAGE,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| {
+                    Problem::bad_request(
+                        "invalid-query",
+                        format!(
+                            "limit must be a whole number from 1 to {MAX_PAGE}, got `{}`",
+                            clip(raw)
+                        ),
+                    )
+                })?,
+        };
+        let before = match self.cursor.as_deref() {
+            None => None,
+            Some(raw) => Some(raw.parse::<u64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+                Problem::bad_request(
+                    "invalid-query",
+                    format!(
+                        "cursor must be a nextCursor returned by a previous page, got `{}`",
+                        clip(raw)
+                    ),
+                )
+            })?),
+        };
+        Ok(ListParams {
+            include_state,
+            limit,
+            before,
+        })
+    }
+}
+
+fn clip(raw: &str) -> String {
+    raw.chars().take(64).collect()
+}
+
+/// `GET /admin/snapshots/{aggregateId}`: newest first, metadata only unless
+/// `includeState=true`; `limit` (1–100, default 20) and `cursor` page through.
+pub async fn list<E: EventStore, S: SnapshotStore>(
+    State(app): State<AppState<E, S>>,
+    _actor: Actor,
+    ValidPath(raw_id): ValidPath<String>,
+    ValidQuery(query): ValidQuery<ListQuery>,
+) -> Result<Response, Problem> {
+    let id = aggregate_id(&raw_id)?;
+    let params = query.parse()?;
+    let snapshots = app.repository.snapshots();
+    let (body, empty) = if params.include_state {
+        let page = snapshots
+            .records(id, params.before, params.limit)
+            .await
+            .map_err(store_problem)?;
+        let codec = app.repository.codec();
+        let mut items: Vec<SnapshotWithState> = Vec::with_capacity(page.items.len());
+        let mut next = page.next;
+        let mut state_bytes = 0;
+        for record in &page.items {
+            let item = SnapshotWithState::open(&app.registry, codec, id, record);
+            state_bytes += item.state_bytes();
+            if state_bytes > STATE_RESPONSE_BUDGET as u64 && !items.is_empty() {
+                // Cut the page short; the next one starts below the last included version.
+                next = items.last().map(|i: &SnapshotWithState| i.snapshot.version);
+                break;
+            }
+            items.push(item);
+        }
+        let empty = items.is_empty();
+        (serde_json::to_value(page_of(id, items, next)), empty)
+    } else {
+        let page = snapshots
+            .headers(id, params.before, params.limit)
+            .await
+            .map_err(store_problem)?;
+        let items: Vec<SnapshotView> = page.items.iter().map(SnapshotView::from).collect();
+        let empty = items.is_empty();
+        (serde_json::to_value(page_of(id, items, page.next)), empty)
+    };
+    if empty && params.before.is_none() {
+        require_events(&app, id).await?;
+    }
+    let body = body.map_err(|e| Problem::internal("serialization", e.to_string()))?;
+    Ok(Json(body).into_response())
+}
+
+fn page_of<T>(id: &str, items: Vec<T>, next: Option<u64>) -> SnapshotPage<T> {
+    SnapshotPage {
+        aggregate_id: id.to_owned(),
+        items,
+        next_cursor: next.map(|v| v.to_string()),
+    }
+}
+
+/// 404 unless the aggregate has at least one event.
+async fn require_events<E: EventStore, S: SnapshotStore>(
+    app: &AppState<E, S>,
+    id: &str,
+) -> Result<(), Problem> {
+    let first = app
+        .repository
+        .events()
+        .read(id, 1, Some(1))
+        .await
+        .map_err(store_problem)?;
+    if first.is_empty() {
+        return Err(Problem::not_found(
+            "aggregate-not-found",
+            format!("aggregate `{id}` has no events and no snapshots"),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /admin/snapshots/{aggregateId}/latest`: the newest snapshot that passes every
+/// check, with its state; invalid newer ones are counted in `skippedInvalid`.
+pub async fn latest<E: EventStore, S: SnapshotStore>(
+    State(app): State<AppState<E, S>>,
+    _actor: Actor,
+    ValidPath(raw_id): ValidPath<String>,
+) -> Result<Response, Problem> {
+    let id = aggregate_id(&raw_id)?;
+    let snapshots = app.repository.snapshots();
+    let codec = app.repository.codec();
+    let mut before = None;
+    let mut skipped = Vec::new();
+    loop {
+        let page = snapshots
+            .records(id, before, LATEST_SCAN_PAGE)
+            .await
+            .map_err(store_problem)?;
+        for record in &page.items {
+            let opened = SnapshotWithState::open(&app.registry, codec, id, record);
+            if opened.valid {
+                let mut body = serde_json::to_value(&opened)
+                    .map_err(|e| Problem::internal("serialization", e.to_string()))?;
+                if let Some(object) = body.as_object_mut() {
+                    object.insert("skippedInvalid".into(), skipped.clone().into());
+                }
+                return Ok(Json(body).into_response());
+            }
+            skipped.push(record.header.version);
+        }
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    let detail = if skipped.is_empty() {
+        format!("aggregate `{id}` has no snapshots")
+    } else {
+        format!(
+            "aggregate `{id}` has no valid snapshot ({} invalid: versions {:?})",
+            skipped.len(),
+            skipped
+        )
+    };
+    Err(Problem::not_found("snapshot-not-found", detail))
+}
+
+/// Query of a delete.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    #[serde(default)]
+    pub force: Option<String>,
+}
+
+/// `DELETE /admin/snapshots/{aggregateId}/{version}`: 404 if absent; 409 if it is the
+/// aggregate's only snapshot, unless `force=true`.
+pub async fn delete<E: EventStore, S: SnapshotStore>(
+    State(app): State<AppState<E, S>>,
+    actor: Actor,
+    ValidPath((raw_id, version)): ValidPath<(String, u64)>,
+    ValidQuery(query): ValidQuery<DeleteQuery>,
+) -> Result<Response, Problem> {
+    let id = aggregate_id(&raw_id)?;
+    let force = match query.force.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(Problem::bad_request(
+                "invalid-query",
+                format!("force must be true or false, got `{}`", clip(other)),
+            ))
+        }
+    };
+    let snapshots = app.repository.snapshots();
+    let newest_two = snapshots
+        .headers(id, None, 2)
+        .await
+        .map_err(store_problem)?;
+    let exists = newest_two.items.iter().any(|h| h.version == version)
+        || snapshots
+            .get(id, version)
+            .await
+            .map_err(store_problem)?
+            .is_some();
+    if !exists {
+        return Err(Problem::not_found(
+            "snapshot-not-found",
+            format!("aggregate `{id}` has no snapshot at version {version}"),
+        ));
+    }
+    let only = newest_two.items.len() == 1 && newest_two.next.is_none();
+    if only && !force {
+        return Err(Problem::conflict(
+            "only-snapshot",
+            format!(
+                "version {version} is the only snapshot of `{id}`; repeat with ?force=true to delete it"
+            ),
+        ));
+    }
+    if !snapshots.delete(id, version).await.map_err(store_problem)? {
+        return Err(Problem::not_found(
+            "snapshot-not-found",
+            format!("aggregate `{id}` has no snapshot at version {version}"),
+        ));
+    }
+    info!(aggregate_id = %id, version, actor = %actor.id, forced = only, "snapshot deleted");
+    let view = DeletedView {
+        aggregate_id: id.to_owned(),
+        version,
+        deleted: true,
+        was_only_snapshot: only,
+    };
+    Ok(AuditNote {
+        detail: only.then(|| "forced delete of the only snapshot".to_owned()),
+        ..AuditNote::default()
+    }
+    .attach(Json(view).into_response()))
+}

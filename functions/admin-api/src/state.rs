@@ -1,0 +1,50 @@
+//! What every handler shares: the repository over the two stores, the registered aggregate
+//! types and the configuration.
+
+use std::sync::Arc;
+
+use snapshot_core::config::Config;
+use snapshot_core::dynamo::{DynamoEventStore, DynamoSnapshotStore};
+use snapshot_core::{AggregateRepository, Registry};
+
+/// Handler state, generic over the stores so tests run on the in-memory adapters.
+pub struct AppState<E, S> {
+    /// Loads, replays and snapshots aggregates; gives access to both stores.
+    pub repository: Arc<AggregateRepository<E, S>>,
+    /// The aggregate types the API accepts.
+    pub registry: Arc<Registry>,
+    /// Snapshot settings (retention, TTL, codec).
+    pub config: Arc<Config>,
+}
+
+impl<E, S> Clone for AppState<E, S> {
+    fn clone(&self) -> Self {
+        Self {
+            repository: Arc::clone(&self.repository),
+            registry: Arc::clone(&self.registry),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<E, S> AppState<E, S> {
+    /// State over `repository`.
+    pub fn new(repository: AggregateRepository<E, S>, registry: Registry, config: Config) -> Self {
+        Self {
+            repository: Arc::new(repository),
+            registry: Arc::new(registry),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// State on the DynamoDB tables named by `config`, with the built-in aggregate types.
+pub fn dynamo_state(
+    client: aws_sdk_dynamodb::Client,
+    config: Config,
+) -> AppState<DynamoEventStore, DynamoSnapshotStore> {
+    let events = DynamoEventStore::new(client.clone(), &config.events_table);
+    let snapshots = DynamoSnapshotStore::new(client, &config.snapshots_table);
+    let repository = AggregateRepository::new(events, snapshots, config.codec);
+    AppState::new(repository, Registry::builtin(), config)
+}

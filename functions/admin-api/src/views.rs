@@ -1,0 +1,234 @@
+//! JSON shapes of the responses (camelCase, like the stored items).
+
+use serde::Serialize;
+use serde_json::Value;
+use snapshot_core::codec::SnapshotCodec;
+use snapshot_core::repository::LoadReport;
+use snapshot_core::snapshot::{open_snapshot, SnapshotHeader, SnapshotMetadata, SnapshotRecord};
+use snapshot_core::Registry;
+
+/// Most bytes of decoded state one response carries: a Lambda response is limited to 6 MB,
+/// and warehouse states can grow to megabytes. Larger states are omitted with a reason.
+pub const STATE_RESPONSE_BUDGET: usize = 5 * 1024 * 1024;
+
+/// Why a state is left out of a response, if it is.
+pub fn omitted_state(bytes: usize) -> Option<String> {
+    (bytes > STATE_RESPONSE_BUDGET).then(|| {
+        format!("the state is {bytes} bytes, over the {STATE_RESPONSE_BUDGET} byte response budget")
+    })
+}
+
+/// A snapshot's metadata, as listed and returned on creation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotView {
+    /// The aggregate.
+    pub aggregate_id: String,
+    /// Its registered type.
+    pub aggregate_type: String,
+    /// The aggregate version (of the snapshot, or loaded).
+    pub version: u64,
+    /// Equals `version`.
+    pub last_event_sequence: u64,
+    /// Revision of the state shape.
+    pub schema_version: u32,
+    /// `json` or `json+zstd`.
+    pub encoding: String,
+    /// SHA-256 of the uncompressed state.
+    pub checksum: String,
+    /// Creation, epoch milliseconds.
+    pub timestamp: i64,
+    /// Uncompressed state size.
+    pub size_bytes: u64,
+    /// Stored state size.
+    pub stored_bytes: u64,
+    /// Who made it and why.
+    pub metadata: SnapshotMetadata,
+    /// TTL, epoch seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl From<&SnapshotHeader> for SnapshotView {
+    fn from(h: &SnapshotHeader) -> Self {
+        Self {
+            aggregate_id: h.aggregate_id.clone(),
+            aggregate_type: h.aggregate_type.clone(),
+            version: h.version,
+            last_event_sequence: h.last_event_sequence,
+            schema_version: h.schema_version,
+            encoding: h.encoding.clone(),
+            checksum: h.checksum.clone(),
+            timestamp: h.timestamp,
+            size_bytes: h.size_bytes,
+            stored_bytes: h.stored_bytes,
+            metadata: h.metadata.clone(),
+            expires_at: h.expires_at,
+        }
+    }
+}
+
+/// A snapshot with its decoded state, or why it cannot be used.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotWithState {
+    /// The snapshot's metadata.
+    #[serde(flatten)]
+    pub snapshot: SnapshotView,
+    /// False when the checksum, schema version, identity or state does not check out.
+    pub valid: bool,
+    /// The decoded state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<Value>,
+    /// Why the snapshot is invalid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid_reason: Option<String>,
+    /// Set when a valid state is too large to include (see [`STATE_RESPONSE_BUDGET`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_omitted: Option<String>,
+}
+
+impl SnapshotWithState {
+    /// Verifies and decodes `record` as a snapshot of `aggregate_id`; never fails, an unusable
+    /// snapshot is flagged.
+    pub fn open(
+        registry: &Registry,
+        codec: &SnapshotCodec,
+        aggregate_id: &str,
+        record: &SnapshotRecord,
+    ) -> Self {
+        let snapshot = SnapshotView::from(&record.header);
+        match decode_state(registry, codec, aggregate_id, record) {
+            Ok((state, bytes)) => {
+                let omitted = omitted_state(bytes);
+                Self {
+                    snapshot,
+                    valid: true,
+                    state: if omitted.is_none() { Some(state) } else { None },
+                    invalid_reason: None,
+                    state_omitted: omitted,
+                }
+            }
+            Err(reason) => Self {
+                snapshot,
+                valid: false,
+                state: None,
+                invalid_reason: Some(reason),
+                state_omitted: None,
+            },
+        }
+    }
+
+    /// Bytes of state this item adds to a response.
+    pub fn state_bytes(&self) -> u64 {
+        if self.state.is_some() {
+            self.snapshot.size_bytes
+        } else {
+            0
+        }
+    }
+}
+
+/// The checks the repository makes before applying a snapshot: registered type, identity,
+/// schema version, checksum, and a state that decodes as that aggregate. Returns the state
+/// and its size in bytes.
+pub fn decode_state(
+    registry: &Registry,
+    codec: &SnapshotCodec,
+    aggregate_id: &str,
+    record: &SnapshotRecord,
+) -> Result<(Value, usize), String> {
+    let h = &record.header;
+    let kind = registry
+        .get(&h.aggregate_type)
+        .ok_or_else(|| format!("aggregateType `{}` is not registered", h.aggregate_type))?;
+    let json = open_snapshot(
+        codec,
+        record,
+        aggregate_id,
+        kind.type_name(),
+        kind.schema_version(),
+    )
+    .map_err(|e| e.to_string())?;
+    kind.fold_json(aggregate_id, h.version, Some(&json), &[])
+        .map_err(|e| e.to_string())?;
+    let state = serde_json::from_slice(&json).map_err(|e| format!("state is not JSON: {e}"))?;
+    Ok((state, json.len()))
+}
+
+/// Result of `POST /admin/snapshots/create/…`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateView {
+    /// `created`, or `alreadyExists` when a snapshot at this version was already stored.
+    pub outcome: &'static str,
+    /// The snapshot's metadata.
+    pub snapshot: SnapshotView,
+}
+
+/// One page of snapshots, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotPage<T> {
+    /// The aggregate.
+    pub aggregate_id: String,
+    /// Newest first.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Current state of an aggregate and how it was loaded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregateView {
+    /// The aggregate.
+    pub aggregate_id: String,
+    /// Its registered type.
+    pub aggregate_type: String,
+    /// The aggregate version (of the snapshot, or loaded).
+    pub version: u64,
+    /// The decoded state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<Value>,
+    /// Set when the state is too large to include (see [`STATE_RESPONSE_BUDGET`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_omitted: Option<String>,
+    /// How the load was served.
+    pub load: LoadReport,
+}
+
+/// Result of a drift check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyView {
+    /// The aggregate.
+    pub aggregate_id: String,
+    /// Its registered type.
+    pub aggregate_type: String,
+    /// `match` or `mismatch`.
+    pub result: &'static str,
+    /// JSON Pointers (RFC 6901) of the values that differ; `""` is the whole state.
+    pub differences: Vec<String>,
+    /// The aggregate version (of the snapshot, or loaded).
+    pub version: u64,
+    /// How the snapshot-based load was served (which snapshot, how many tail events).
+    pub snapshot_load: LoadReport,
+    /// Events folded by the full replay.
+    pub events_replayed: u64,
+}
+
+/// Result of a delete.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedView {
+    /// The aggregate.
+    pub aggregate_id: String,
+    /// The aggregate version (of the snapshot, or loaded).
+    pub version: u64,
+    /// Always true on success.
+    pub deleted: bool,
+    /// True when it was the aggregate's only snapshot (allowed by `force=true`).
+    pub was_only_snapshot: bool,
+}

@@ -1,0 +1,265 @@
+//! Helpers of the in-process tests: the router on in-memory stores, seeded aggregates,
+//! requests as an admin, and captured audit records.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::Arc;
+
+use admin_api::{router, AccessPolicy, AppState, Authenticator, DevToken};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use snapshot_core::codec::SnapshotCodec;
+use snapshot_core::config::Config;
+use snapshot_core::domain::{AggregateRoot, InventoryItem, Warehouse};
+use snapshot_core::memory::{InMemoryEventStore, InMemorySnapshotStore};
+use snapshot_core::snapshot::SnapshotMetadata;
+use snapshot_core::{AggregateRepository, Registry};
+use tower::ServiceExt;
+
+pub const TOKEN: &str = "local-dev-token";
+
+pub type Repo = AggregateRepository<Arc<InMemoryEventStore>, Arc<InMemorySnapshotStore>>;
+
+/// The router on fresh in-memory stores, plus a repository on the same stores for seeding.
+pub struct TestApp {
+    pub router: Router,
+    pub events: Arc<InMemoryEventStore>,
+    pub snapshots: Arc<InMemorySnapshotStore>,
+    pub repo: Repo,
+}
+
+pub fn config() -> Config {
+    Config::from_lookup(|_| None).unwrap()
+}
+
+pub fn policy() -> AccessPolicy {
+    AccessPolicy::from_lookup(|name| match name {
+        "ADMIN_SCOPE" => Some("snapshots/admin".to_owned()),
+        "ADMIN_PRINCIPALS" => Some(
+            "arn:aws:iam::123456789012:user/ops-admin, arn:aws:sts::123456789012:assumed-role/SnapshotAdmin/*"
+                .to_owned(),
+        ),
+        _ => None,
+    })
+    .unwrap()
+}
+
+impl TestApp {
+    /// Lambda-style authentication (API Gateway context) and the local dev token.
+    pub fn new() -> Self {
+        Self::with_authenticator(
+            Authenticator::gateway(policy()).with_dev_token(DevToken::new(TOKEN).unwrap()),
+        )
+    }
+
+    /// As deployed: only the API Gateway context identifies callers.
+    pub fn lambda() -> Self {
+        Self::with_authenticator(Authenticator::gateway(policy()))
+    }
+
+    pub fn with_authenticator(authenticator: Authenticator) -> Self {
+        let events = Arc::new(InMemoryEventStore::new());
+        let snapshots = Arc::new(InMemorySnapshotStore::new());
+        let codec = SnapshotCodec::default();
+        let state = AppState::new(
+            AggregateRepository::new(Arc::clone(&events), Arc::clone(&snapshots), codec),
+            Registry::builtin(),
+            config(),
+        );
+        let repo = AggregateRepository::new(Arc::clone(&events), Arc::clone(&snapshots), codec);
+        Self {
+            router: router(state, authenticator),
+            events,
+            snapshots,
+            repo,
+        }
+    }
+
+    /// An inventory item with `events` events in total (created, then receipts of 1..).
+    pub async fn seed_item(&self, id: &str, events: u64) {
+        let mut root = AggregateRoot::<InventoryItem>::new(id);
+        root.create("SKU-1", "Widget", 5).unwrap();
+        for quantity in 1..events {
+            root.receive(quantity as i64, None).unwrap();
+        }
+        self.repo.save(&mut root, None).await.unwrap();
+    }
+
+    /// Appends `more` receipts of 10 to an existing item.
+    pub async fn append_receipts(&self, id: &str, more: u64) {
+        let (mut root, _) = self.repo.load::<InventoryItem>(id).await.unwrap();
+        for _ in 0..more {
+            root.receive(10, None).unwrap();
+        }
+        self.repo.save(&mut root, None).await.unwrap();
+    }
+
+    pub async fn seed_warehouse(&self, id: &str) {
+        let mut root = AggregateRoot::<Warehouse>::new(id);
+        root.create("Main", 100).unwrap();
+        root.add_location("A-1").unwrap();
+        self.repo.save(&mut root, None).await.unwrap();
+    }
+
+    /// A snapshot of the item at its current version, as the snapshotter would make.
+    pub async fn snapshot_item(&self, id: &str) -> u64 {
+        let kind = Registry::builtin();
+        let kind = kind.get("INVENTORY_ITEM").unwrap();
+        let metadata = SnapshotMetadata {
+            created_by: "snapshotter".into(),
+            reason: "threshold:count".into(),
+            request_id: None,
+        };
+        let (record, _) = self
+            .repo
+            .snapshot_now(kind.as_ref(), id, metadata, None)
+            .await
+            .unwrap();
+        record.header.version
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        send(&self.router, request).await
+    }
+}
+
+/// Status, headers and parsed JSON body of a response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts a problem+json body with this status and returns its `type` slug.
+    pub fn problem(&self, status: StatusCode) -> String {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.content_type(), "application/problem+json");
+        assert_eq!(self.body["status"], status.as_u16());
+        for member in ["type", "title", "detail", "instance"] {
+            assert!(
+                self.body[member].is_string(),
+                "{member} missing in {}",
+                self.body
+            );
+        }
+        self.body["type"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("urn:inventory-snapshots:problem:")
+            .to_owned()
+    }
+}
+
+pub async fn send<B>(router: &Router, request: Request<B>) -> Reply
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A request as the local admin (dev token).
+pub fn admin(method: Method, uri: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// A request as the local admin with a JSON body.
+pub fn admin_json(method: Method, uri: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+pub fn anonymous(method: Method, uri: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// Captures the records logged on the `audit` target on the current thread since `start`.
+///
+/// One global subscriber writes into a per-thread buffer: scoped (`set_default`) subscribers
+/// race with tracing's callsite-interest cache when tests run in parallel, and drop records.
+/// `#[tokio::test]` runs each test on its own thread, so the buffer is the test's own.
+pub struct AuditCapture;
+
+thread_local! {
+    static AUDIT_LINES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+struct ThreadBuffer;
+
+impl Write for ThreadBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        AUDIT_LINES.with(|lines| lines.borrow_mut().extend_from_slice(buf));
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AuditCapture {
+    pub fn start() -> Self {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("audit=info"))
+                .with_writer(|| ThreadBuffer)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+        });
+        AUDIT_LINES.with(|lines| lines.borrow_mut().clear());
+        AuditCapture
+    }
+
+    /// The audit records emitted so far, parsed.
+    pub fn records(&self) -> Vec<Value> {
+        let bytes = AUDIT_LINES.with(|lines| lines.borrow().clone());
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["target"] == "audit")
+            .map(|line| serde_json::from_str(line["fields"]["audit"].as_str().unwrap()).unwrap())
+            .collect()
+    }
+}

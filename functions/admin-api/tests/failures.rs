@@ -1,0 +1,128 @@
+//! Storage failures and bugs never leak as bare 5xx: a failing store is a 503 problem, a
+//! panicking one a 500 problem, and both are audited as failures.
+
+mod common;
+
+use std::sync::Arc;
+
+use admin_api::{router, AppState, Authenticator, DevToken};
+use async_trait::async_trait;
+use axum::http::{Method, StatusCode};
+use common::{admin, send, AuditCapture, TOKEN};
+use snapshot_core::codec::SnapshotCodec;
+use snapshot_core::memory::InMemoryEventStore;
+use snapshot_core::ports::{Page, PutOutcome, SnapshotStore};
+use snapshot_core::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
+use snapshot_core::{AggregateRepository, Registry, StoreError};
+
+/// A snapshot store that fails every call, by error or by panic.
+struct BrokenStore {
+    panics: bool,
+}
+
+impl BrokenStore {
+    fn fail<T>(&self, operation: &'static str) -> Result<T, StoreError> {
+        if self.panics {
+            panic!("bug in {operation}");
+        }
+        Err(StoreError::backend(operation, "connection reset"))
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for BrokenStore {
+    async fn put_if_absent(&self, _: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
+        self.fail("PutItem")
+    }
+    async fn headers(
+        &self,
+        _: &str,
+        _: Option<u64>,
+        _: usize,
+    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
+        self.fail("Query")
+    }
+    async fn records(
+        &self,
+        _: &str,
+        _: Option<u64>,
+        _: usize,
+    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
+        self.fail("Query")
+    }
+    async fn get(&self, _: &str, _: u64) -> Result<Option<SnapshotRecord>, StoreError> {
+        self.fail("GetItem")
+    }
+    async fn delete(&self, _: &str, _: u64) -> Result<bool, StoreError> {
+        self.fail("DeleteItem")
+    }
+    async fn scan_summaries(
+        &self,
+        _: u32,
+        _: u32,
+        _: Option<SnapshotKey>,
+        _: usize,
+    ) -> Result<Page<SnapshotSummary, SnapshotKey>, StoreError> {
+        self.fail("Scan")
+    }
+    async fn delete_many(&self, _: &[SnapshotKey]) -> Result<usize, StoreError> {
+        self.fail("BatchWriteItem")
+    }
+}
+
+fn app(panics: bool) -> axum::Router {
+    let repository = AggregateRepository::new(
+        Arc::new(InMemoryEventStore::new()),
+        BrokenStore { panics },
+        SnapshotCodec::default(),
+    );
+    let state = AppState::new(repository, Registry::builtin(), common::config());
+    router(
+        state,
+        Authenticator::default().with_dev_token(DevToken::new(TOKEN).unwrap()),
+    )
+}
+
+#[tokio::test]
+async fn a_failing_store_is_a_503_problem_without_its_internals() {
+    let app = app(false);
+    let audit = AuditCapture::start();
+    for (method, uri) in [
+        (Method::GET, "/admin/snapshots/item-1"),
+        (Method::GET, "/admin/snapshots/item-1/latest"),
+        (Method::DELETE, "/admin/snapshots/item-1/3"),
+        (Method::POST, "/admin/snapshots/cleanup"),
+    ] {
+        let reply = send(&app, admin(method.clone(), uri)).await;
+        assert_eq!(
+            reply.problem(StatusCode::SERVICE_UNAVAILABLE),
+            "storage-unavailable",
+            "{method} {uri}"
+        );
+        assert!(!reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("connection reset"));
+    }
+    let records = audit.records();
+    assert_eq!(records.len(), 4);
+    assert!(
+        records.iter().all(|r| r["outcome"] == "failure"),
+        "{records:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_problem_and_the_router_keeps_serving() {
+    let app = app(true);
+    let audit = AuditCapture::start();
+    let reply = send(&app, admin(Method::GET, "/admin/snapshots/item-1")).await;
+    assert_eq!(
+        reply.problem(StatusCode::INTERNAL_SERVER_ERROR),
+        "internal-error"
+    );
+    assert!(!reply.body["detail"].as_str().unwrap().contains("bug in"));
+    assert_eq!(audit.records()[0]["outcome"], "failure");
+    let health = send(&app, common::anonymous(Method::GET, "/health")).await;
+    assert_eq!(health.status, StatusCode::OK);
+}

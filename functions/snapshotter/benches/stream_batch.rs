@@ -1,0 +1,326 @@
+//! Benchmark: one stream batch of 100 records over 100 aggregates, every one tripping the
+//! policy. Reports DynamoDB requests per snapshot (counted on the wire by an SDK interceptor)
+//! and wall time against the local emulator, per scenario:
+//!
+//! - `new`: first event of each aggregate, no snapshot yet;
+//! - `continuing`: the batch continues the newest snapshot (no gap);
+//! - `gap`: two events between the snapshot and the batch were never delivered;
+//! - `time`: time policy trips with one new event (header read first, then the base);
+//! - `count-across-batches`: threshold 2 reached by the second of two batches (header, base,
+//!   the first batch's event re-read, put), after a batch that did not trip;
+//! - `redelivery`: the same batch again (nothing to do).
+//!
+//! Run: `eval "$(scripts/moto.sh start)"` then
+//! `AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 cargo bench -p snapshotter --bench stream_batch`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use futures::stream::{self, StreamExt};
+use serde_json::json;
+use snapshot_core::clock::now_millis;
+use snapshot_core::dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
+use snapshot_core::ports::EventStore;
+use snapshot_core::EventEnvelope;
+use snapshotter::records::insert_record;
+use snapshotter::{Settings, Snapshotter};
+
+const AGGREGATES: usize = 100;
+const ROUNDS: usize = 3;
+const HOUR: i64 = 3_600_000;
+
+/// Counts requests per DynamoDB operation as they are sent.
+#[derive(Debug, Clone, Default)]
+struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl RequestCounter {
+    fn take(&self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("?");
+        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(operation)
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+fn item_event(id: &str, sequence: u64) -> EventEnvelope {
+    let (event_type, payload) = if sequence == 1 {
+        (
+            "ItemCreated",
+            json!({"sku": format!("SKU-{id}"), "name": "widget", "reorderPoint": 1}),
+        )
+    } else {
+        ("StockReceived", json!({"quantity": sequence}))
+    };
+    EventEnvelope {
+        aggregate_id: id.to_owned(),
+        sequence,
+        aggregate_type: "INVENTORY_ITEM".to_owned(),
+        event_type: event_type.to_owned(),
+        payload,
+        event_id: uuid::Uuid::new_v4().to_string(),
+        timestamp: now_millis(),
+        metadata: None,
+    }
+}
+
+struct Bench {
+    seed_store: DynamoEventStore,
+    counter: RequestCounter,
+    counted: aws_sdk_dynamodb::Client,
+    events_table: String,
+    snapshots_table: String,
+    stream_number: u64,
+    clock: Arc<AtomicI64>,
+}
+
+impl Bench {
+    fn snapshotter(
+        &self,
+        vars: &'static [(&'static str, &'static str)],
+    ) -> Snapshotter<DynamoEventStore, DynamoSnapshotStore> {
+        let settings = Settings::from_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap_or_else(|e| panic!("bench settings: {e}"));
+        let clock = Arc::clone(&self.clock);
+        Snapshotter::new(
+            DynamoEventStore::new(self.counted.clone(), &self.events_table),
+            DynamoSnapshotStore::new(self.counted.clone(), &self.snapshots_table),
+            settings,
+        )
+        .with_clock(move || clock.load(Ordering::SeqCst))
+    }
+
+    /// Appends event `sequence` of every aggregate (not counted) and returns them.
+    async fn append(&self, ids: &[String], sequence: u64) -> Vec<EventEnvelope> {
+        let events: Vec<EventEnvelope> = ids.iter().map(|id| item_event(id, sequence)).collect();
+        let results: Vec<_> = stream::iter(&events)
+            .map(|e| {
+                self.seed_store
+                    .append(e.sequence - 1, std::slice::from_ref(e))
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for result in results {
+            result.unwrap_or_else(|e| panic!("seeding: {e}"));
+        }
+        events
+    }
+
+    fn batch(&mut self, events: &[EventEnvelope]) -> Event {
+        let mut batch = Event::default();
+        for event in events {
+            self.stream_number += 1;
+            let number =
+                (700_000_000_000_000_000_000_u128 + u128::from(self.stream_number)).to_string();
+            batch
+                .records
+                .push(insert_record(event, &number).unwrap_or_else(|e| panic!("record: {e}")));
+        }
+        batch
+    }
+
+    /// Processes one batch with counting on; prints and returns the figures.
+    async fn measure(
+        &mut self,
+        label: &str,
+        snapshotter: &Snapshotter<DynamoEventStore, DynamoSnapshotStore>,
+        batch: Event,
+        rows: &mut Vec<Row>,
+    ) {
+        self.counter.take();
+        let started = Instant::now();
+        let report = snapshotter.process(batch, None).await;
+        let wall = started.elapsed();
+        let by_operation = self.counter.take();
+        let requests: u64 = by_operation.values().sum();
+        assert!(
+            report.response.batch_item_failures.is_empty(),
+            "{label}: failures {:?}",
+            report.outcomes
+        );
+        rows.push(Row {
+            label: label.to_owned(),
+            snapshots: report.tally.snapshots_created,
+            requests,
+            by_operation,
+            wall,
+        });
+    }
+}
+
+struct Row {
+    label: String,
+    snapshots: u64,
+    requests: u64,
+    by_operation: BTreeMap<String, u64>,
+    wall: Duration,
+}
+
+const COUNT_1: &[(&str, &str)] = &[("SNAPSHOT_STRATEGY", "count"), ("SNAPSHOT_THRESHOLD", "1")];
+const COUNT_2: &[(&str, &str)] = &[("SNAPSHOT_STRATEGY", "count"), ("SNAPSHOT_THRESHOLD", "2")];
+const TIME_1H: &[(&str, &str)] = &[
+    ("SNAPSHOT_STRATEGY", "hybrid"),
+    ("SNAPSHOT_THRESHOLD", "1000"),
+    ("SNAPSHOT_INTERVAL_HOURS", "1"),
+];
+
+async fn round(bench: &mut Bench, round: usize, rows: &mut Vec<Row>) {
+    let ids: Vec<String> = (0..AGGREGATES)
+        .map(|n| format!("r{round}-item-{n:03}"))
+        .collect();
+    bench.clock.store(now_millis(), Ordering::SeqCst);
+    let count_1 = bench.snapshotter(COUNT_1);
+
+    let events = bench.append(&ids, 1).await;
+    let batch = bench.batch(&events);
+    bench.measure("new", &count_1, batch.clone(), rows).await;
+    bench.measure("redelivery", &count_1, batch, rows).await;
+
+    let events = bench.append(&ids, 2).await;
+    let batch = bench.batch(&events);
+    bench.measure("continuing", &count_1, batch, rows).await;
+
+    bench.append(&ids, 3).await;
+    bench.append(&ids, 4).await;
+    let events = bench.append(&ids, 5).await;
+    let batch = bench.batch(&events);
+    bench.measure("gap", &count_1, batch, rows).await;
+
+    let time = bench.snapshotter(TIME_1H);
+    bench.clock.fetch_add(2 * HOUR, Ordering::SeqCst);
+    let events = bench.append(&ids, 6).await;
+    let batch = bench.batch(&events);
+    bench.measure("time", &time, batch, rows).await;
+
+    let count_2 = bench.snapshotter(COUNT_2);
+    let events = bench.append(&ids, 7).await;
+    let batch = bench.batch(&events);
+    bench.measure("not-due", &count_2, batch, rows).await;
+    let events = bench.append(&ids, 8).await;
+    let batch = bench.batch(&events);
+    bench
+        .measure("count-across-batches", &count_2, batch, rows)
+        .await;
+}
+
+fn print(rows: &[Row]) {
+    println!(
+        "\n{:<22} {:>9} {:>9} {:>13} {:>10}  requests by operation (all rounds)",
+        "scenario", "snapshots", "requests", "req/snapshot", "wall ms"
+    );
+    let mut labels: Vec<&str> = Vec::new();
+    for row in rows {
+        if !labels.contains(&row.label.as_str()) {
+            labels.push(&row.label);
+        }
+    }
+    for label in labels {
+        let of: Vec<&Row> = rows.iter().filter(|r| r.label == label).collect();
+        let snapshots: u64 = of.iter().map(|r| r.snapshots).sum();
+        let requests: u64 = of.iter().map(|r| r.requests).sum();
+        let mut walls: Vec<f64> = of.iter().map(|r| r.wall.as_secs_f64() * 1000.0).collect();
+        walls.sort_by(f64::total_cmp);
+        let median = walls.get(walls.len() / 2).copied().unwrap_or_default();
+        let mut operations: BTreeMap<&str, u64> = BTreeMap::new();
+        for row in &of {
+            for (op, n) in &row.by_operation {
+                *operations.entry(op).or_default() += n;
+            }
+        }
+        let per_snapshot = if snapshots > 0 {
+            format!("{:.2}", requests as f64 / snapshots as f64)
+        } else {
+            "-".to_owned()
+        };
+        println!(
+            "{label:<22} {:>9} {:>9} {:>13} {:>10.1}  {:?}",
+            snapshots / of.len() as u64,
+            requests / of.len() as u64,
+            per_snapshot,
+            median,
+            operations
+        );
+    }
+    println!("(per round of {AGGREGATES} aggregates; wall time = median of {ROUNDS} rounds, concurrency 16)");
+}
+
+#[tokio::main]
+async fn main() {
+    let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
+        println!(
+            "stream_batch needs the local DynamoDB emulator. Run:\n  eval \"$(scripts/moto.sh start)\"\n  \
+             AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 cargo bench -p snapshotter --bench stream_batch"
+        );
+        return;
+    };
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let plain = aws_sdk_dynamodb::Client::new(&sdk);
+    let counter = RequestCounter::default();
+    let counted = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let events_table = format!("bench_events_{suffix}");
+    let snapshots_table = format!("bench_snapshots_{suffix}");
+    schema::create_events_table(&plain, &events_table)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    schema::create_snapshots_table(&plain, &snapshots_table)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!("stream_batch against {endpoint}: tables {events_table}, {snapshots_table}");
+
+    let mut bench = Bench {
+        seed_store: DynamoEventStore::new(plain.clone(), &events_table),
+        counter,
+        counted,
+        events_table: events_table.clone(),
+        snapshots_table: snapshots_table.clone(),
+        stream_number: 0,
+        clock: Arc::new(AtomicI64::new(now_millis())),
+    };
+    let mut rows = Vec::new();
+    for n in 0..ROUNDS {
+        round(&mut bench, n, &mut rows).await;
+    }
+    print(&rows);
+    for table in [&events_table, &snapshots_table] {
+        let _ = plain.delete_table().table_name(table).send().await;
+    }
+}

@@ -1,0 +1,226 @@
+//! One aggregate of a batch: decide from the newest snapshot, rebuild from the latest valid
+//! snapshot plus only the missing events and the batch's own images, store it conditionally.
+//!
+//! Requests per aggregate: one newest-snapshot read; when the policy trips, the base record
+//! (none when that read already returned it), the gap between base and batch (none when the
+//! batch continues the base) and one conditional put.
+
+use std::time::Instant;
+
+use snapshot_core::audit::{AuditRecord, Outcome};
+use snapshot_core::policy::{LastSnapshot, SnapshotPolicy, Strategy, TripReason};
+use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
+use snapshot_core::snapshot::{build_snapshot, SnapshotMetadata, SnapshotSubject};
+use snapshot_core::StoreError;
+use tracing::{info, warn};
+
+use crate::batch::AggregateBatch;
+use crate::error::SnapshotterError;
+use crate::handler::Snapshotter;
+use crate::rebuild::{header_usable, Newest};
+
+/// Actor and action of the audit records.
+pub const ACTOR: &str = "snapshotter";
+pub const ACTION: &str = "snapshot.create";
+
+/// What happened to one aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The policy did not trip.
+    NotDue,
+    /// A snapshot at or after the batch's highest sequence exists already.
+    UpToDate { snapshot_version: u64 },
+    Created {
+        version: u64,
+        stored_bytes: u64,
+        reason: TripReason,
+    },
+    /// Another writer stored the same snapshot first (same key = same content).
+    AlreadyPresent { version: u64 },
+}
+
+/// Work counted for one aggregate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// The policy was consulted (no poison record stopped it before).
+    pub evaluated: bool,
+    pub events_folded: u64,
+    pub events_fetched: u64,
+    pub snapshots_invalid: u64,
+}
+
+#[derive(Debug)]
+pub struct AggregateOutcome {
+    pub aggregate_id: String,
+    /// Reported when `result` is an error (see [`AggregateBatch::failure_identifier`]).
+    pub failure_identifier: String,
+    pub result: Result<Action, SnapshotterError>,
+    pub counts: Counts,
+}
+
+/// With this many new events the count policy trips whatever the newest snapshot is (barring
+/// redelivery), so its full record is read at once instead of the header and then the record.
+fn certain_to_trip(policy: &SnapshotPolicy, new_events: usize) -> bool {
+    matches!(policy.strategy, Strategy::Count | Strategy::Hybrid)
+        && new_events as u64 >= policy.threshold
+}
+
+impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
+    pub(crate) async fn evaluate(
+        &self,
+        batch: &AggregateBatch,
+        request_id: Option<&str>,
+    ) -> AggregateOutcome {
+        let started = Instant::now();
+        let mut counts = Counts::default();
+        let result = self.evaluate_inner(batch, request_id, &mut counts).await;
+        let version = batch.events.last().map(|e| e.sequence);
+        let audit = |outcome: Outcome, detail: String| {
+            AuditRecord::new(ACTOR, ACTION, outcome)
+                .aggregate(batch.aggregate_id.clone(), version)
+                .request(request_id.map(str::to_owned))
+                .detail(detail)
+                .took(started.elapsed())
+                .emit();
+        };
+        match &result {
+            Ok(Action::Created {
+                version,
+                stored_bytes,
+                reason,
+            }) => {
+                info!(aggregate_id = %batch.aggregate_id, version, stored_bytes, reason = %reason, "snapshot stored");
+                audit(Outcome::Success, reason.to_string());
+            }
+            Ok(Action::AlreadyPresent { version }) => {
+                info!(aggregate_id = %batch.aggregate_id, version, "snapshot already present");
+                audit(Outcome::Noop, "already present".to_owned());
+            }
+            Ok(Action::NotDue | Action::UpToDate { .. }) => {}
+            Err(e) => audit(Outcome::Failure, e.to_string()),
+        }
+        AggregateOutcome {
+            aggregate_id: batch.aggregate_id.clone(),
+            failure_identifier: batch.failure_identifier(),
+            result,
+            counts,
+        }
+    }
+
+    async fn evaluate_inner(
+        &self,
+        batch: &AggregateBatch,
+        request_id: Option<&str>,
+        counts: &mut Counts,
+    ) -> Result<Action, SnapshotterError> {
+        let id = batch.aggregate_id.as_str();
+        if let Some(first) = batch.poison.first() {
+            return Err(SnapshotterError::Poison {
+                aggregate_id: id.to_owned(),
+                count: batch.poison.len(),
+                first: first.reason.clone(),
+            });
+        }
+        let kind = self.registry.get(&batch.aggregate_type).ok_or_else(|| {
+            SnapshotterError::UnknownType {
+                aggregate_id: id.to_owned(),
+                aggregate_type: batch.aggregate_type.clone(),
+            }
+        })?;
+        let Some(last) = batch.events.last().map(|e| e.sequence) else {
+            return Ok(Action::NotDue);
+        };
+        counts.evaluated = true;
+        let policy = self.config.policies.for_type(&batch.aggregate_type);
+        let now = (self.clock)();
+
+        let newest = self
+            .newest(id, certain_to_trip(policy, batch.events.len()), counts)
+            .await?;
+        if let Some(snapshot_version) = newest.version().filter(|v| *v >= last) {
+            return Ok(Action::UpToDate { snapshot_version });
+        }
+        let last_snapshot = newest
+            .header()
+            .filter(|h| header_usable(h, kind.as_ref(), id))
+            .map(|h| LastSnapshot {
+                version: h.version,
+                timestamp: h.timestamp,
+            });
+        let Some(reason) = policy.decide(last_snapshot, last, now) else {
+            return Ok(Action::NotDue);
+        };
+
+        let rebuilt = self.rebuild(batch, kind.as_ref(), newest, counts).await?;
+        let metadata = SnapshotMetadata {
+            created_by: ACTOR.to_owned(),
+            reason: reason.as_str().to_owned(),
+            request_id: request_id.map(str::to_owned),
+        };
+        let subject = SnapshotSubject {
+            aggregate_id: id,
+            aggregate_type: kind.type_name(),
+            schema_version: kind.schema_version(),
+            version: last,
+        };
+        let record = build_snapshot(
+            &self.config.codec,
+            subject,
+            rebuilt.state_json,
+            metadata,
+            now,
+            self.config.expires_at(now),
+        )?;
+        let outcome = self
+            .snapshots
+            .put_if_absent(&record)
+            .await
+            .map_err(SnapshotterError::store(id))?;
+        tracing::debug!(
+            aggregate_id = id,
+            base_version = rebuilt.base_version,
+            version = last,
+            "rebuilt"
+        );
+        Ok(match outcome {
+            PutOutcome::Created => Action::Created {
+                version: last,
+                stored_bytes: record.header.stored_bytes,
+                reason,
+            },
+            PutOutcome::AlreadyExists => Action::AlreadyPresent { version: last },
+        })
+    }
+
+    /// The one read the policy decides on: the newest header, or the newest full record when
+    /// a snapshot is certain to be needed (it is then the base, saving a request).
+    async fn newest(
+        &self,
+        id: &str,
+        with_state: bool,
+        counts: &mut Counts,
+    ) -> Result<Newest, SnapshotterError> {
+        let read = if with_state {
+            self.snapshots
+                .records(id, None, 1)
+                .await
+                .map(|page| page.items.into_iter().next().map(Newest::Record))
+        } else {
+            self.snapshots
+                .latest_header(id)
+                .await
+                .map(|header| header.map(Newest::Header))
+        };
+        match read {
+            Ok(newest) => Ok(newest.unwrap_or(Newest::None)),
+            Err(StoreError::MalformedSnapshot {
+                version, reason, ..
+            }) => {
+                counts.snapshots_invalid += 1;
+                warn!(aggregate_id = id, version = %version, reason = %reason, "newest snapshot is malformed; it is passed over");
+                Ok(Newest::Malformed(version.parse().ok()))
+            }
+            Err(e) => Err(SnapshotterError::store(id)(e)),
+        }
+    }
+}

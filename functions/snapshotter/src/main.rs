@@ -1,0 +1,21 @@
+use aws_config::BehaviorVersion;
+use aws_lambda_events::event::dynamodb::Event;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use snapshot_core::dynamo::{DynamoEventStore, DynamoSnapshotStore};
+use snapshotter::{Settings, Snapshotter};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    snapshot_core::telemetry::init();
+    let settings = Settings::from_env()?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let events = DynamoEventStore::new(client.clone(), &settings.config.events_table);
+    let snapshots = DynamoSnapshotStore::new(client, &settings.config.snapshots_table);
+    let snapshotter = &Snapshotter::new(events, snapshots, settings);
+    run(service_fn(move |event: LambdaEvent<Event>| async move {
+        let response = snapshotter.handle(event.payload, Some(&event.context.request_id));
+        Ok::<_, Error>(response.await)
+    }))
+    .await
+}

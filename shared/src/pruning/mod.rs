@@ -1,0 +1,238 @@
+//! Snapshot retention (SPEC §6 "pruner"), used by the scheduled pruner and by the admin API's
+//! cleanup route: one implementation, generic over [`SnapshotStore`].
+//!
+//! What is deleted is decided per aggregate by [`Retention`] (see [`plan`] for the rule: keep
+//! the newest N, drop obsolete schema versions, never the newest snapshot nor the newest usable
+//! one). Snapshots of an `aggregateType` the registry does not know are left alone.
+//!
+//! Reads are paginated: all aggregates through a parallel scan of `segments` segments of keys
+//! only, one aggregate through its newest-first headers. A scan returns an aggregate's
+//! snapshots across pages, so keys are grouped per aggregate, and an aggregate is decided only
+//! once the scan has moved past it (DynamoDB returns an item collection contiguously, in key
+//! order, and all of an aggregate's items fall in one segment) or its segment has ended. That
+//! happens whenever about `buffer_keys` keys are buffered, so deletes keep pace with reads and
+//! only keys are held in memory.
+//!
+//! The [`Deadline`] is checked before every page read and every delete batch. Once reached,
+//! nothing new starts: what is undecided or not yet deleted stays for the next run, and the
+//! summary says `complete: false`. Deleting is idempotent and the rule is monotone (a partial
+//! view deletes a subset of what the full view would, see [`Retention`]), so the next run
+//! simply starts over and converges, and no run deletes a snapshot the rule keeps — even if a
+//! store returned an aggregate's items out of order.
+
+mod deadline;
+mod deleter;
+mod plan;
+mod sweep;
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+pub use deadline::Deadline;
+pub use plan::{Retention, SeenSnapshot};
+
+use crate::error::StoreError;
+use crate::metrics::{MetricSet, Unit};
+use crate::ports::SnapshotStore;
+use crate::registry::Registry;
+use crate::snapshot::SnapshotKey;
+
+/// Parallel scan segments when the caller does not say.
+pub const DEFAULT_SEGMENTS: u32 = 4;
+/// Upper bound of `segments` (each runs concurrently).
+pub const MAX_SEGMENTS: u32 = 256;
+/// Items asked per page. DynamoDB stops a page at 1 MB read first (a few thousand snapshot
+/// items); fewer, fuller pages mean fewer requests.
+pub const DEFAULT_PAGE_SIZE: usize = 10_000;
+/// Keys a segment buffers before deciding the aggregates it has moved past (about a page).
+pub const DEFAULT_BUFFER_KEYS: usize = DEFAULT_PAGE_SIZE;
+/// Deletes per BatchWriteItem, and per audit record.
+pub const DELETE_BATCH: usize = 25;
+/// Most keys a dry run lists in its summary (the counts are always complete).
+pub const DRY_RUN_REPORT_LIMIT: usize = 1000;
+/// DynamoDB allows 2048 bytes for a partition key; ids are far shorter.
+pub const MAX_AGGREGATE_ID_BYTES: usize = 1024;
+pub const AUDIT_ACTION: &str = "snapshot.prune";
+pub const DEFAULT_ACTOR: &str = "pruner";
+
+/// What to prune and how.
+#[derive(Debug, Clone)]
+pub struct PruneRequest {
+    /// Snapshots to keep per aggregate (`MAX_SNAPSHOTS_PER_AGGREGATE`); at least 1.
+    pub max_snapshots: usize,
+    /// Decide and report, delete nothing.
+    pub dry_run: bool,
+    /// Only this aggregate (a paginated query instead of a scan).
+    pub aggregate_id: Option<String>,
+    pub segments: u32,
+    pub page_size: usize,
+    pub buffer_keys: usize,
+    pub deadline: Deadline,
+    /// Who runs it, for the audit trail.
+    pub actor: String,
+    pub request_id: Option<String>,
+}
+
+impl PruneRequest {
+    pub fn new(max_snapshots: usize) -> Self {
+        Self {
+            max_snapshots,
+            dry_run: false,
+            aggregate_id: None,
+            segments: DEFAULT_SEGMENTS,
+            page_size: DEFAULT_PAGE_SIZE,
+            buffer_keys: DEFAULT_BUFFER_KEYS,
+            deadline: Deadline::none(),
+            actor: DEFAULT_ACTOR.to_owned(),
+            request_id: None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), PruneError> {
+        let invalid = |field: &'static str, reason: &str| {
+            Err(PruneError::InvalidRequest {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.max_snapshots == 0 {
+            return invalid(
+                "maxSnapshots",
+                "must be at least 1: keeping 0 snapshots would delete every one",
+            );
+        }
+        if self.segments == 0 || self.segments > MAX_SEGMENTS {
+            return invalid("segments", &format!("must be between 1 and {MAX_SEGMENTS}"));
+        }
+        if self.page_size == 0 || self.buffer_keys == 0 {
+            return invalid("pageSize", "page size and buffer must be at least 1");
+        }
+        if let Some(id) = &self.aggregate_id {
+            validate_aggregate_id(id)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks an aggregate id from input: non-empty, printable, short enough for a key.
+pub fn validate_aggregate_id(id: &str) -> Result<(), PruneError> {
+    let reason = if id.trim().is_empty() {
+        "must not be empty".to_owned()
+    } else if id.len() > MAX_AGGREGATE_ID_BYTES {
+        format!("is {} bytes, at most {MAX_AGGREGATE_ID_BYTES}", id.len())
+    } else if id.chars().any(char::is_control) {
+        "must not contain control characters".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(PruneError::InvalidRequest {
+        field: "aggregateId",
+        reason,
+    })
+}
+
+/// A snapshot named in a dry-run report.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRef {
+    pub aggregate_id: String,
+    pub version: u64,
+}
+
+impl From<SnapshotKey> for SnapshotRef {
+    fn from(key: SnapshotKey) -> Self {
+        Self {
+            aggregate_id: key.aggregate_id,
+            version: key.version,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneSummary {
+    /// Snapshot items read.
+    pub scanned: u64,
+    /// Aggregates decided.
+    pub aggregates: u64,
+    /// Snapshots deleted (in a dry run: that would have been deleted).
+    pub deleted: u64,
+    /// Snapshots of decided aggregates that stay.
+    pub kept: u64,
+    /// Snapshots left alone: unknown or inconsistent `aggregateType`.
+    pub skipped: u64,
+    pub dry_run: bool,
+    /// False when the deadline cut the run short; the next run continues.
+    pub complete: bool,
+    pub duration_ms: u64,
+    /// Dry run only: the snapshots it would delete (at most [`DRY_RUN_REPORT_LIMIT`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub would_delete: Vec<SnapshotRef>,
+}
+
+impl PruneSummary {
+    /// The run's EMF metrics (`SnapshotsPruned`, `AggregatesScanned`, `Duration`, …).
+    pub fn metrics(&self, function: &str) -> MetricSet {
+        let mut metrics = MetricSet::new(function);
+        let pruned = if self.dry_run { 0 } else { self.deleted };
+        metrics.count("SnapshotsPruned", pruned);
+        metrics.count("AggregatesScanned", self.aggregates);
+        metrics.count("SnapshotsScanned", self.scanned);
+        metrics.add("Duration", self.duration_ms as f64, Unit::Milliseconds);
+        metrics
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    #[error("invalid prune request: {field} {reason}")]
+    InvalidRequest { field: &'static str, reason: String },
+    /// The store failed; `partial` is what was done before (its deletions stand).
+    #[error("pruning stopped after deleting {} snapshots: {source}", .partial.deleted)]
+    Store {
+        source: StoreError,
+        partial: Box<PruneSummary>,
+    },
+}
+
+/// Prunes the snapshot table (or one aggregate) as `request` says.
+pub async fn prune<S: SnapshotStore + ?Sized>(
+    store: &S,
+    registry: &Registry,
+    request: &PruneRequest,
+) -> Result<PruneSummary, PruneError> {
+    request.validate()?;
+    let started = Instant::now();
+    let result = match &request.aggregate_id {
+        Some(id) => sweep::one_aggregate(store, registry, request, id).await,
+        None => sweep::all_segments(store, registry, request).await,
+    };
+    let (tally, failure) = match result {
+        Ok(tally) => (tally, None),
+        Err(failed) => (failed.tally, Some(failed.source)),
+    };
+    let mut summary = tally.into_summary(request.dry_run);
+    summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    info!(
+        scanned = summary.scanned,
+        aggregates = summary.aggregates,
+        deleted = summary.deleted,
+        kept = summary.kept,
+        skipped = summary.skipped,
+        dry_run = summary.dry_run,
+        complete = summary.complete,
+        duration_ms = summary.duration_ms,
+        failed = failure.is_some(),
+        "pruning run finished"
+    );
+    match failure {
+        None => Ok(summary),
+        Some(source) => Err(PruneError::Store {
+            source,
+            partial: Box::new(summary),
+        }),
+    }
+}

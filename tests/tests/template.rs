@@ -1,0 +1,956 @@
+//! The SAM template (`template.yaml`) tied to the code: its tables match the schema the code
+//! creates locally, every function is a crate of this workspace and every crate is deployed,
+//! every environment variable the code reads is set (and none is set that nothing reads), the
+//! stream mapping, schedule, routes and alarms match what the functions expect, and each
+//! function's IAM policy stays within what it needs.
+//!
+//! `scripts/template-check.sh` (part of `make test`) runs cfn-lint and `sam validate` on the
+//! same file.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_dynamodb::types::{KeyType, ScalarAttributeType, TimeToLiveStatus};
+use integration_tests::env_reads::scan_dirs;
+use integration_tests::template::{
+    at, intrinsic, is_get_att, is_ref, references, Function, Intrinsic, Template,
+};
+use integration_tests::{workspace, TestTables};
+use serde_yaml::Value;
+use snapshot_core::dynamo::schema;
+
+/// Variables the Lambda environment sets itself (reserved: CloudFormation refuses them in a
+/// function's environment). Code may read them; the template must not set them.
+const SET_BY_LAMBDA: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_FORMAT",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_LEVEL",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_REGION",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "LAMBDA_RUNTIME_DIR",
+    "LAMBDA_TASK_ROOT",
+];
+
+/// Variables only local development reads; setting them in AWS would be a mistake (a dev
+/// token would open the API to anyone holding it).
+const DEV_ONLY: &[&str] = &[
+    // Bearer token of the local admin server (functions/admin-api/src/bin/admin-api-local.rs).
+    "ADMIN_DEV_TOKEN",
+    // Port of the local admin server.
+    "ADMIN_API_PORT",
+    // The local DynamoDB emulator's endpoint (read by aws-config).
+    "AWS_ENDPOINT_URL",
+];
+
+fn template() -> Template {
+    Template::load()
+}
+
+fn string<'a>(value: Option<&'a Value>, what: &str) -> &'a str {
+    value
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{what}: expected a string, got {value:?}"))
+}
+
+/// `(attribute, KeyType)` pairs of a table's KeySchema.
+fn key_schema(table: &Value) -> Vec<(String, String)> {
+    at(table, &["Properties", "KeySchema"])
+        .and_then(Value::as_sequence)
+        .expect("KeySchema")
+        .iter()
+        .map(|k| {
+            (
+                string(at(k, &["AttributeName"]), "AttributeName").to_owned(),
+                string(at(k, &["KeyType"]), "KeyType").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// attribute → type of a table's AttributeDefinitions.
+fn attribute_types(table: &Value) -> BTreeMap<String, String> {
+    at(table, &["Properties", "AttributeDefinitions"])
+        .and_then(Value::as_sequence)
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| {
+            (
+                string(at(a, &["AttributeName"]), "AttributeName").to_owned(),
+                string(at(a, &["AttributeType"]), "AttributeType").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+#[test]
+fn tables_match_the_shared_schema() {
+    let t = template();
+    let events = t.resource("EventsTable");
+    assert_eq!(
+        key_schema(events),
+        pairs(&[
+            (schema::EVENTS_PARTITION_KEY, "HASH"),
+            (schema::EVENTS_SORT_KEY, "RANGE")
+        ])
+    );
+    assert_eq!(
+        attribute_types(events),
+        pairs(&[
+            (schema::EVENTS_PARTITION_KEY, "S"),
+            (schema::EVENTS_SORT_KEY, "N")
+        ])
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(
+        string(
+            at(
+                events,
+                &["Properties", "StreamSpecification", "StreamViewType"]
+            ),
+            "StreamViewType"
+        ),
+        schema::EVENTS_STREAM_VIEW.as_str()
+    );
+
+    let snapshots = t.resource("SnapshotsTable");
+    assert_eq!(
+        key_schema(snapshots),
+        pairs(&[
+            (schema::SNAPSHOTS_PARTITION_KEY, "HASH"),
+            (schema::SNAPSHOTS_SORT_KEY, "RANGE")
+        ])
+    );
+    assert_eq!(
+        attribute_types(snapshots),
+        pairs(&[
+            (schema::SNAPSHOTS_PARTITION_KEY, "S"),
+            (schema::SNAPSHOTS_SORT_KEY, "N")
+        ])
+        .into_iter()
+        .collect()
+    );
+    let ttl = at(snapshots, &["Properties", "TimeToLiveSpecification"]).expect("snapshot TTL");
+    assert_eq!(
+        string(at(ttl, &["AttributeName"]), "TTL attribute"),
+        schema::SNAPSHOTS_TTL_ATTRIBUTE
+    );
+    assert_eq!(at(ttl, &["Enabled"]).and_then(Value::as_bool), Some(true));
+
+    for (id, table) in [("EventsTable", events), ("SnapshotsTable", snapshots)] {
+        assert_eq!(
+            string(at(table, &["Properties", "BillingMode"]), id),
+            "PAY_PER_REQUEST",
+            "{id}"
+        );
+        let pitr = at(
+            table,
+            &[
+                "Properties",
+                "PointInTimeRecoverySpecification",
+                "PointInTimeRecoveryEnabled",
+            ],
+        );
+        assert_eq!(
+            pitr.and_then(Value::as_bool),
+            Some(true),
+            "{id}: point-in-time recovery"
+        );
+        let sse = at(table, &["Properties", "SSESpecification"]).expect("SSESpecification");
+        assert_eq!(
+            at(sse, &["SSEEnabled"]).and_then(Value::as_bool),
+            Some(true),
+            "{id}"
+        );
+        assert_eq!(string(at(sse, &["SSEType"]), id), "KMS", "{id}");
+        assert!(
+            is_ref(at(sse, &["KMSMasterKeyId"]).expect("key"), "DataKey"),
+            "{id}: encrypted with DataKey"
+        );
+    }
+}
+
+/// The tables the local tools create (shared's schema functions) have the keys, types, billing
+/// mode, stream and TTL the template declares.
+#[tokio::test]
+async fn tables_created_locally_match_the_template() {
+    let t = template();
+    let tables = TestTables::create("template").await;
+    for (id, name) in [
+        ("EventsTable", &tables.events_table),
+        ("SnapshotsTable", &tables.snapshots_table),
+    ] {
+        let declared = t.resource(id);
+        let description = tables
+            .client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .unwrap();
+        let created = description.table().unwrap();
+        let keys: Vec<(String, String)> = created
+            .key_schema()
+            .iter()
+            .map(|k| {
+                let kind = match k.key_type() {
+                    KeyType::Hash => "HASH",
+                    KeyType::Range => "RANGE",
+                    other => panic!("{id}: unexpected key type {other:?}"),
+                };
+                (k.attribute_name().to_owned(), kind.to_owned())
+            })
+            .collect();
+        assert_eq!(keys, key_schema(declared), "{id}: key schema");
+        let types: BTreeMap<String, String> = created
+            .attribute_definitions()
+            .iter()
+            .map(|a| {
+                let kind = match a.attribute_type() {
+                    ScalarAttributeType::S => "S",
+                    ScalarAttributeType::N => "N",
+                    ScalarAttributeType::B => "B",
+                    other => panic!("{id}: unexpected attribute type {other:?}"),
+                };
+                (a.attribute_name().to_owned(), kind.to_owned())
+            })
+            .collect();
+        assert_eq!(
+            types,
+            attribute_types(declared),
+            "{id}: attribute definitions"
+        );
+        let billing = created
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|b| b.as_str());
+        assert_eq!(
+            billing,
+            at(declared, &["Properties", "BillingMode"]).and_then(Value::as_str),
+            "{id}: billing mode"
+        );
+        let stream = created
+            .stream_specification()
+            .filter(|s| s.stream_enabled())
+            .and_then(|s| s.stream_view_type())
+            .map(|v| v.as_str());
+        assert_eq!(
+            stream,
+            at(
+                declared,
+                &["Properties", "StreamSpecification", "StreamViewType"]
+            )
+            .and_then(Value::as_str),
+            "{id}: stream"
+        );
+        let ttl = tables
+            .client
+            .describe_time_to_live()
+            .table_name(name)
+            .send()
+            .await
+            .unwrap();
+        let ttl = ttl.time_to_live_description().unwrap();
+        let created_ttl = (ttl.time_to_live_status() == Some(&TimeToLiveStatus::Enabled))
+            .then(|| ttl.attribute_name().unwrap_or_default());
+        let declared_ttl = at(declared, &["Properties", "TimeToLiveSpecification"])
+            .filter(|s| at(s, &["Enabled"]).and_then(Value::as_bool) == Some(true))
+            .and_then(|s| at(s, &["AttributeName"]))
+            .and_then(Value::as_str);
+        assert_eq!(created_ttl, declared_ttl, "{id}: TTL");
+    }
+}
+
+#[test]
+fn every_function_maps_to_a_workspace_crate_and_binary() {
+    let members = workspace::members();
+    for f in template().functions() {
+        let dir = f.code_uri().trim_end_matches('/');
+        assert!(
+            members.contains(dir),
+            "{}: CodeUri {dir} is not a workspace member",
+            f.id
+        );
+        let manifest = workspace::manifest(dir);
+        assert_eq!(
+            string(f.metadata(&["BuildMethod"]), "Metadata.BuildMethod"),
+            "rust-cargolambda",
+            "{}",
+            f.id
+        );
+        let binary = string(
+            f.metadata(&["BuildProperties", "Binary"]),
+            "Metadata.BuildProperties.Binary",
+        );
+        assert!(
+            manifest.bins.contains(binary),
+            "{}: binary {binary} is not built by crate {} (bins: {:?})",
+            f.id,
+            manifest.package,
+            manifest.bins
+        );
+        assert_eq!(
+            binary, manifest.package,
+            "{}: deploys the crate's main binary",
+            f.id
+        );
+    }
+}
+
+#[test]
+fn every_function_crate_is_deployed_by_the_template() {
+    let deployed: BTreeSet<String> = template()
+        .functions()
+        .iter()
+        .map(|f| f.code_uri().trim_end_matches('/').to_owned())
+        .collect();
+    let crates = workspace::function_crate_dirs();
+    assert!(!crates.is_empty(), "no crates under functions/");
+    let missing: Vec<&String> = crates.difference(&deployed).collect();
+    assert!(
+        missing.is_empty(),
+        "function crates without a function in template.yaml: {missing:?}"
+    );
+}
+
+#[test]
+fn functions_run_on_arm64_al2023_with_json_logs_tracing_and_retained_log_groups() {
+    let t = template();
+    for f in t.functions() {
+        let id = f.id;
+        assert_eq!(
+            string(f.property("Runtime"), "Runtime"),
+            "provided.al2023",
+            "{id}"
+        );
+        assert_eq!(
+            string(f.property("Handler"), "Handler"),
+            "bootstrap",
+            "{id}"
+        );
+        let arch: Vec<&str> = f
+            .property("Architectures")
+            .and_then(Value::as_sequence)
+            .expect("Architectures")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(arch, ["arm64"], "{id}");
+        assert_eq!(string(f.property("Tracing"), "Tracing"), "Active", "{id}");
+        let logging = f.property("LoggingConfig").expect("LoggingConfig");
+        assert_eq!(
+            string(at(logging, &["LogFormat"]), "LogFormat"),
+            "JSON",
+            "{id}"
+        );
+        let group = match at(logging, &["LogGroup"]).and_then(intrinsic) {
+            Some(Intrinsic::Ref(group)) => group,
+            other => {
+                panic!("{id}: LoggingConfig.LogGroup must be !Ref to a log group, got {other:?}")
+            }
+        };
+        let group = t.resource(group);
+        assert_eq!(
+            string(at(group, &["Type"]), "Type"),
+            "AWS::Logs::LogGroup",
+            "{id}"
+        );
+        assert!(
+            at(group, &["Properties", "RetentionInDays"]).is_some(),
+            "{id}: log retention"
+        );
+        assert!(
+            is_get_att(
+                at(group, &["Properties", "KmsKeyId"]).expect("KmsKeyId"),
+                "DataKey",
+                "Arn"
+            ),
+            "{id}: logs encrypted with DataKey"
+        );
+    }
+}
+
+/// Variables read by the code deployed as `f`: its crate and the workspace crates it uses.
+fn variables_read_by(f: &Function<'_>) -> BTreeSet<String> {
+    let dirs =
+        workspace::source_dirs_with_workspace_dependencies(f.code_uri().trim_end_matches('/'));
+    let reads = scan_dirs(&dirs);
+    assert!(
+        reads.unresolved.is_empty(),
+        "{}: environment reads the scan cannot name (use a literal or a `const NAME: &str`): {:#?}",
+        f.id,
+        reads.unresolved
+    );
+    reads.names()
+}
+
+fn allowed_unset(name: &str) -> bool {
+    SET_BY_LAMBDA.contains(&name) || DEV_ONLY.contains(&name)
+}
+
+#[test]
+fn every_variable_the_code_reads_is_set_in_the_template() {
+    for f in template().functions() {
+        let read = variables_read_by(&f);
+        assert!(
+            read.contains("EVENTS_TABLE"),
+            "{}: the scan found too little: {read:?}",
+            f.id
+        );
+        let set = f.environment();
+        let missing: Vec<&String> = read
+            .iter()
+            .filter(|v| !allowed_unset(v) && !set.contains_key(*v))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{}: reads {missing:?} but template.yaml does not set them (Globals or the function)",
+            f.id
+        );
+    }
+}
+
+#[test]
+fn every_variable_the_template_sets_is_read_by_the_code() {
+    for f in template().functions() {
+        let read = variables_read_by(&f);
+        let stale: Vec<String> = f
+            .environment()
+            .into_keys()
+            .filter(|v| !read.contains(v))
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "{}: template.yaml sets {stale:?}, which its code never reads",
+            f.id
+        );
+    }
+}
+
+#[test]
+fn template_sets_no_dev_only_or_lambda_reserved_variable() {
+    for f in template().functions() {
+        for name in f.environment().keys() {
+            assert!(
+                !DEV_ONLY.contains(&name.as_str()),
+                "{}: {name} is for local development only",
+                f.id
+            );
+            assert!(
+                !SET_BY_LAMBDA.contains(&name.as_str()),
+                "{}: {name} is reserved by Lambda",
+                f.id
+            );
+        }
+    }
+}
+
+#[test]
+fn snapshotter_stream_mapping_filters_inserts_and_reports_partial_failures() {
+    let t = template();
+    let f = t.function("SnapshotterFunction");
+    let streams = f.events_of_type("DynamoDB");
+    let [(_, stream)] = streams.as_slice() else {
+        panic!("the snapshotter needs exactly one DynamoDB stream event, got {streams:?}");
+    };
+    let p = at(stream, &["Properties"]).expect("Properties");
+    match at(p, &["Stream"]).and_then(intrinsic) {
+        Some(Intrinsic::If {
+            condition,
+            then,
+            otherwise,
+        }) => {
+            assert_eq!(condition, "CreateEventsTable");
+            assert!(is_get_att(then, "EventsTable", "StreamArn"));
+            assert!(is_ref(otherwise, "ExistingEventsStreamArn"));
+        }
+        other => panic!("Stream: expected the event table's stream, got {other:?}"),
+    }
+    let types: Vec<&str> = at(p, &["FunctionResponseTypes"])
+        .and_then(Value::as_sequence)
+        .expect("FunctionResponseTypes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(types, ["ReportBatchItemFailures"]);
+    assert_eq!(
+        at(p, &["BisectBatchOnFunctionError"]).and_then(Value::as_bool),
+        Some(true)
+    );
+    let retries = at(p, &["MaximumRetryAttempts"])
+        .and_then(Value::as_u64)
+        .expect("MaximumRetryAttempts");
+    assert!((1..=10).contains(&retries), "bounded retries: {retries}");
+    let age = at(p, &["MaximumRecordAgeInSeconds"])
+        .and_then(Value::as_u64)
+        .expect("MaximumRecordAgeInSeconds");
+    assert!((60..=86_400).contains(&age), "bounded record age: {age}");
+    for key in [
+        "StartingPosition",
+        "BatchSize",
+        "MaximumBatchingWindowInSeconds",
+    ] {
+        assert!(at(p, &[key]).is_some(), "{key}");
+    }
+
+    // The filter lets through exactly the records the snapshotter handles.
+    let filters = at(p, &["FilterCriteria", "Filters"])
+        .and_then(Value::as_sequence)
+        .expect("Filters");
+    let [filter] = filters.as_slice() else {
+        panic!("one filter expected: {filters:?}")
+    };
+    let pattern: serde_json::Value =
+        serde_json::from_str(string(at(filter, &["Pattern"]), "Pattern")).unwrap();
+    assert_eq!(
+        pattern,
+        serde_json::json!({ "eventName": [snapshotter::records::INSERT] })
+    );
+
+    let failure = at(p, &["DestinationConfig", "OnFailure"]).expect("OnFailure destination");
+    assert_eq!(string(at(failure, &["Type"]), "OnFailure.Type"), "SQS");
+    assert!(is_get_att(
+        at(failure, &["Destination"]).unwrap(),
+        "SnapshotterFailureQueue",
+        "Arn"
+    ));
+    let queue = t.resource("SnapshotterFailureQueue");
+    assert!(is_ref(
+        at(queue, &["Properties", "KmsMasterKeyId"]).expect("queue encryption"),
+        "DataKey"
+    ));
+}
+
+#[test]
+fn pruner_runs_on_the_prune_schedule_and_accepts_its_events() {
+    let t = template();
+    let f = t.function("PrunerFunction");
+    let schedules = f.events_of_type("Schedule");
+    let [(_, schedule)] = schedules.as_slice() else {
+        panic!("the pruner needs exactly one Schedule event, got {schedules:?}");
+    };
+    assert!(is_ref(
+        at(schedule, &["Properties", "Schedule"]).unwrap(),
+        "PruneSchedule"
+    ));
+    assert_eq!(
+        t.parameter_default("PruneSchedule").and_then(Value::as_str),
+        Some("rate(1 day)")
+    );
+    assert!(
+        at(schedule, &["Properties", "Input"]).is_none(),
+        "the rule delivers the EventBridge event itself"
+    );
+    // What an EventBridge rule delivers is a plain pruning run.
+    let delivered: serde_json::Value =
+        serde_json::from_str(include_str!("../../events/pruner/scheduled.json")).unwrap();
+    assert_eq!(
+        pruner::parse_input(delivered).unwrap(),
+        pruner::PruneInput::default()
+    );
+}
+
+#[test]
+fn admin_routes_need_the_jwt_authorizer_and_only_health_is_open() {
+    let t = template();
+    let api = t.resource("AdminHttpApi");
+    assert_eq!(
+        string(at(api, &["Type"]), "Type"),
+        "AWS::Serverless::HttpApi"
+    );
+    assert_eq!(
+        string(
+            at(api, &["Properties", "Auth", "DefaultAuthorizer"]),
+            "DefaultAuthorizer"
+        ),
+        "AdminJwt",
+        "deny by default"
+    );
+    let jwt = at(
+        api,
+        &[
+            "Properties",
+            "Auth",
+            "Authorizers",
+            "AdminJwt",
+            "JwtConfiguration",
+        ],
+    )
+    .expect("JWT authorizer");
+    assert!(at(jwt, &["issuer"]).is_some() && at(jwt, &["audience"]).is_some());
+
+    let f = t.function("AdminApiFunction");
+    let routes: Vec<(String, String, String)> = f
+        .events_of_type("HttpApi")
+        .into_iter()
+        .map(|(name, e)| {
+            let p = at(e, &["Properties"]).expect("Properties");
+            assert!(
+                is_ref(at(p, &["ApiId"]).expect("ApiId"), "AdminHttpApi"),
+                "{name}: on AdminHttpApi"
+            );
+            (
+                string(at(p, &["Method"]), "Method").to_ascii_uppercase(),
+                string(at(p, &["Path"]), "Path").to_owned(),
+                at(p, &["Auth", "Authorizer"])
+                    .and_then(Value::as_str)
+                    .unwrap_or("AdminJwt")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let catch_all = (
+        "ANY".to_owned(),
+        "/admin/{proxy+}".to_owned(),
+        "AdminJwt".to_owned(),
+    );
+    assert!(routes.contains(&catch_all), "{routes:?}");
+
+    for route in admin_api::ROUTES {
+        if route.admin_only {
+            assert!(
+                route.path.starts_with("/admin/"),
+                "{} is admin-only but not under /admin/",
+                route.path
+            );
+        } else {
+            let open = (
+                route.method.as_str().to_owned(),
+                route.path.to_owned(),
+                "NONE".to_owned(),
+            );
+            assert!(
+                routes.contains(&open),
+                "{} {} must be served without auth: {routes:?}",
+                route.method,
+                route.path
+            );
+        }
+    }
+    // Nothing else is open: every unauthenticated route is one the code means to be public.
+    for (method, path, authorizer) in &routes {
+        if authorizer == "NONE" {
+            assert!(
+                admin_api::ROUTES.iter().any(|r| !r.admin_only
+                    && r.path == path.as_str()
+                    && r.method.as_str() == method.as_str()),
+                "{method} {path} is open in template.yaml but admin-only in the code"
+            );
+        }
+    }
+}
+
+/// DynamoDB actions of `f`'s inline policies, with the resources each statement names.
+fn dynamodb_grants(f: &Function<'_>) -> Vec<(BTreeSet<String>, BTreeSet<String>)> {
+    f.policy_statements()
+        .into_iter()
+        .filter_map(|s| {
+            let actions: BTreeSet<String> = match at(s, &["Action"]) {
+                Some(Value::String(a)) => BTreeSet::from([a.clone()]),
+                Some(Value::Sequence(a)) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                other => panic!("{}: Action {other:?}", f.id),
+            };
+            let dynamodb: BTreeSet<String> = actions
+                .into_iter()
+                .filter(|a| a.starts_with("dynamodb:"))
+                .collect();
+            (!dynamodb.is_empty()).then(|| {
+                (
+                    dynamodb,
+                    references(at(s, &["Resource"]).expect("Resource")),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn pruner_touches_only_the_snapshot_table() {
+    let t = template();
+    let f = t.function("PrunerFunction");
+    let allowed: BTreeSet<String> = ["Scan", "Query", "BatchWriteItem", "DeleteItem"]
+        .iter()
+        .map(|a| format!("dynamodb:{a}"))
+        .collect();
+    let grants = dynamodb_grants(&f);
+    assert!(!grants.is_empty());
+    for (actions, resources) in grants {
+        assert!(actions.is_subset(&allowed), "pruner actions {actions:?}");
+        assert_eq!(resources, BTreeSet::from(["SnapshotsTable".to_owned()]));
+    }
+    let mentioned = references(at(f.resource, &["Properties", "Policies"]).unwrap());
+    for foreign in [
+        "EventsTable",
+        "ExistingEventsStreamArn",
+        "ExistingEventsTableKeyArn",
+    ] {
+        assert!(
+            !mentioned.contains(foreign),
+            "the pruner's policy mentions {foreign}"
+        );
+    }
+    assert!(
+        f.events_of_type("DynamoDB").is_empty(),
+        "the pruner reads no stream"
+    );
+}
+
+#[test]
+fn function_policies_name_their_actions_and_resources() {
+    for f in template().functions() {
+        for statement in f.policy_statements() {
+            let text = serde_yaml::to_string(statement).unwrap();
+            let actions = serde_yaml::to_string(at(statement, &["Action"]).unwrap()).unwrap();
+            assert!(
+                !actions.contains('*'),
+                "{}: wildcard action in {text}",
+                f.id
+            );
+            let resource = at(statement, &["Resource"]).unwrap();
+            assert_ne!(
+                resource.as_str(),
+                Some("*"),
+                "{}: Resource * in {text}",
+                f.id
+            );
+        }
+        for (actions, resources) in dynamodb_grants(&f) {
+            let tables = BTreeSet::from([
+                "SnapshotsTable".to_owned(),
+                "EventsTable".to_owned(),
+                "ExistingEventsStreamArn".to_owned(),
+            ]);
+            assert!(
+                resources.is_subset(&tables),
+                "{}: {actions:?} on {resources:?}",
+                f.id
+            );
+            if resources.contains("EventsTable") {
+                assert_eq!(
+                    actions,
+                    BTreeSet::from(["dynamodb:Query".to_owned()]),
+                    "{}: the event table is read-only",
+                    f.id
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn alarms_watch_iterator_age_errors_queue_depth_and_snapshot_failures() {
+    let t = template();
+    let alarms = t.resources_of_type("AWS::CloudWatch::Alarm");
+    let watches = |namespace: &str, metric: &str, dimension_value: &dyn Fn(&Value) -> bool| {
+        alarms.iter().any(|(_, a)| {
+            let p = at(a, &["Properties"]).unwrap();
+            at(p, &["Namespace"]).and_then(Value::as_str) == Some(namespace)
+                && at(p, &["MetricName"]).and_then(Value::as_str) == Some(metric)
+                && at(p, &["Dimensions"])
+                    .and_then(Value::as_sequence)
+                    .is_some_and(|d| {
+                        d.iter()
+                            .any(|d| at(d, &["Value"]).is_some_and(dimension_value))
+                    })
+        })
+    };
+    assert!(watches("AWS/Lambda", "IteratorAge", &|v| is_ref(
+        v,
+        "SnapshotterFunction"
+    )));
+    for f in t.functions() {
+        assert!(
+            watches("AWS/Lambda", "Errors", &|v| is_ref(v, f.id)),
+            "{}: Errors alarm",
+            f.id
+        );
+    }
+    assert!(watches(
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        &|v| is_get_att(v, "SnapshotterFailureQueue", "QueueName")
+    ));
+    // The snapshotter's own failure count (EMF), under the names the code emits.
+    assert!(
+        alarms.iter().any(|(_, a)| {
+            let p = at(a, &["Properties"]).unwrap();
+            at(p, &["Namespace"]).and_then(Value::as_str) == Some(snapshot_core::metrics::NAMESPACE)
+                && at(p, &["MetricName"]).and_then(Value::as_str)
+                    == Some(snapshotter::metrics::FAILURES)
+                && at(p, &["Dimensions"])
+                    .and_then(Value::as_sequence)
+                    .is_some_and(|d| {
+                        d.iter().any(|d| {
+                            at(d, &["Name"]).and_then(Value::as_str) == Some("Function")
+                                && at(d, &["Value"]).and_then(Value::as_str)
+                                    == Some(snapshotter::metrics::FUNCTION)
+                        })
+                    })
+        }),
+        "no alarm on {}/{}",
+        snapshot_core::metrics::NAMESPACE,
+        snapshotter::metrics::FAILURES
+    );
+}
+
+#[test]
+fn key_rotates_and_outputs_name_what_operators_need() {
+    let t = template();
+    let key = t.resource("DataKey");
+    assert_eq!(
+        at(key, &["Properties", "EnableKeyRotation"]).and_then(Value::as_bool),
+        Some(true)
+    );
+    for output in [
+        "AdminApiUrl",
+        "EventsTableName",
+        "EventsStreamArn",
+        "SnapshotsTableName",
+        "FailureQueueUrl",
+    ] {
+        assert!(
+            at(t.root(), &["Outputs", output, "Value"]).is_some(),
+            "output {output}"
+        );
+    }
+}
+
+/// Runs the configuration loading of the function's `main` on `lookup`.
+fn load_config(
+    function_id: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(), snapshot_core::config::ConfigError> {
+    match function_id {
+        "SnapshotterFunction" => snapshotter::Settings::from_lookup(lookup).map(drop),
+        "PrunerFunction" => pruner::PrunerSettings::from_lookup(lookup).map(drop),
+        "AdminApiFunction" => {
+            snapshot_core::config::Config::from_lookup(&lookup)?;
+            admin_api::AccessPolicy::from_lookup(&lookup).map(drop)
+        }
+        other => panic!("no configuration loader known for {other}: add it here"),
+    }
+}
+
+/// Text of a parameter's default, as CloudFormation passes it to an environment variable.
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("not a scalar: {other:?}"),
+    }
+}
+
+/// The function's environment with parameters at their defaults; resource names and other
+/// computed values become a placeholder name.
+fn default_environment(t: &Template, f: &Function<'_>) -> BTreeMap<String, String> {
+    f.environment()
+        .into_iter()
+        .map(|(name, value)| {
+            let text = match intrinsic(value) {
+                Some(Intrinsic::Ref(param)) if at(t.root(), &["Parameters", param]).is_some() => t
+                    .parameter_default(param)
+                    .map(scalar_text)
+                    .unwrap_or_else(|| {
+                        panic!("{}: {name} = !Ref {param}, which has no default", f.id)
+                    }),
+                Some(_) => "placeholder-name".to_owned(),
+                None => scalar_text(value),
+            };
+            (name, text)
+        })
+        .collect()
+}
+
+#[test]
+fn template_defaults_pass_each_functions_configuration_checks() {
+    let t = template();
+    for f in t.functions() {
+        let env = default_environment(&t, &f);
+        if let Err(e) = load_config(f.id, |k| env.get(k).cloned()) {
+            panic!("{}: the template's defaults fail at cold start: {e}", f.id);
+        }
+    }
+}
+
+/// A parameter's allowed values and numeric bounds are exactly what the code accepts: values
+/// inside pass the function's configuration checks, values just outside fail naming the variable.
+#[test]
+fn parameter_constraints_match_the_codes_validation() {
+    let t = template();
+    let mut checked = BTreeSet::new();
+    for f in t.functions() {
+        let defaults = default_environment(&t, &f);
+        let load_with = |name: &str, value: String| {
+            let mut env = defaults.clone();
+            env.insert(name.to_owned(), value);
+            load_config(f.id, |k| env.get(k).cloned())
+        };
+        for (name, value) in f.environment() {
+            let Some(Intrinsic::Ref(param)) = intrinsic(value) else {
+                continue;
+            };
+            let Some(spec) = at(t.root(), &["Parameters", param]) else {
+                continue;
+            };
+            if let Some(allowed) = at(spec, &["AllowedValues"]).and_then(Value::as_sequence) {
+                for v in allowed.iter().map(scalar_text) {
+                    assert!(
+                        load_with(&name, v.clone()).is_ok(),
+                        "{}: {name}={v} (allowed by {param}) is refused",
+                        f.id
+                    );
+                }
+                checked.insert(param);
+            }
+            let bound = |key: &str| at(spec, &[key]).and_then(Value::as_u64);
+            if let (Some(min), Some(max)) = (bound("MinValue"), bound("MaxValue")) {
+                for inside in [min, max] {
+                    assert!(
+                        load_with(&name, inside.to_string()).is_ok(),
+                        "{}: {name}={inside} (within {param}) is refused",
+                        f.id
+                    );
+                }
+                let outside = [min.checked_sub(1), max.checked_add(1)];
+                for v in outside.into_iter().flatten() {
+                    let err = load_with(&name, v.to_string()).expect_err("outside the bounds");
+                    assert_eq!(err.variable, name, "{}: {name}={v} (outside {param})", f.id);
+                }
+                checked.insert(param);
+            }
+        }
+    }
+    let expected = [
+        "SnapshotStrategy",
+        "SnapshotThreshold",
+        "SnapshotIntervalHours",
+        "MaxSnapshotsPerAggregate",
+        "SnapshotTtlDays",
+    ];
+    for param in expected {
+        assert!(checked.contains(param), "{param} was not checked");
+    }
+}
