@@ -4,7 +4,7 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::{Map, Value};
-use snapshot_core::pruning::validate_aggregate_id;
+use snapshot_core::pruning::{validate_aggregate_id, PruneError};
 
 /// Largest `maxSnapshots` an invocation may ask for (as `MAX_SNAPSHOTS_PER_AGGREGATE`).
 pub const MAX_KEEP: u64 = 1000;
@@ -62,7 +62,12 @@ fn parse_options(map: Map<String, Value>) -> Result<PruneInput, InputError> {
                         kind(&value)
                     ))
                 })?;
-                validate_aggregate_id(id).map_err(|e| refuse(e.to_string()))?;
+                validate_aggregate_id(id).map_err(|e| match e {
+                    PruneError::InvalidRequest { field, reason } => {
+                        refuse(format!("{field} {reason}"))
+                    }
+                    other => refuse(other.to_string()),
+                })?;
                 input.aggregate_id = Some(id.to_owned());
             }
             "maxSnapshots" => {

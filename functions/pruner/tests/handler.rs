@@ -196,6 +196,13 @@ async fn bad_input_is_a_clear_error_and_touches_nothing() {
             assert_eq!(diagnostic.error_type, "InvalidInput");
         }
     }
+    let err = invoke(&store, &settings(3), json!({"aggregateId": ""}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid pruner input: aggregateId must not be empty"
+    );
     let broken = json!({"detail-type": "Scheduled Event", "detail": {}});
     let err = invoke(&store, &settings(3), broken).await.unwrap_err();
     assert!(

@@ -260,10 +260,6 @@ impl SnapshotStore for DynamoSnapshotStore {
                 .collect::<Result<_, _>>()?;
             let mut attempt = 0;
             while !pending.is_empty() {
-                if attempt > 0 {
-                    // Exponential backoff for throttled batches: 50 ms, 100 ms, … capped at 3.2 s.
-                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
-                }
                 if attempt >= MAX_BATCH_ATTEMPTS {
                     return Err(StoreError::Backend {
                         operation: "BatchWriteItem",
@@ -272,6 +268,10 @@ impl SnapshotStore for DynamoSnapshotStore {
                             pending.len()
                         ),
                     });
+                }
+                if attempt > 0 {
+                    // Exponential backoff for throttled batches: 50 ms, 100 ms, … capped at 1.6 s.
+                    tokio::time::sleep(Duration::from_millis(50 << (attempt - 1).min(5))).await;
                 }
                 attempt += 1;
                 let output = self
