@@ -1,0 +1,125 @@
+//! `local-stack` (what `make run` starts): the whole service in one process against the local
+//! emulator at AWS_ENDPOINT_URL. See `local-stack --help`.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use local_stack::args::{self, Command};
+use local_stack::{LocalStack, Reporter, StackSettings};
+use tracing_subscriber::{fmt, EnvFilter};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let overrides = match args::parse(std::env::args().skip(1))? {
+        Command::Help => {
+            println!("{}", args::USAGE);
+            return Ok(());
+        }
+        Command::Run(overrides) => overrides,
+    };
+    // The functions log every batch and request at info, and every refused call as a warning;
+    // the console shows one line per event instead. RUST_LOG=info brings the logs back (stderr).
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,admin_api::auth=error"));
+    fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .compact()
+        .init();
+
+    let settings = StackSettings::from_lookup(|name| {
+        overrides
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+    })?;
+    let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+    else {
+        bail!("AWS_ENDPOINT_URL is not set: local-stack runs against the local DynamoDB emulator; use `make run`, or `eval \"$(scripts/moto.sh start)\"` first");
+    };
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "local"));
+    }
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
+        loader = loader.region(Region::new("us-east-1"));
+    }
+    let sdk = loader.load().await;
+
+    let started = Instant::now();
+    // A closed stdout (e.g. a pager quit) must not stop the stack: write errors are ignored.
+    let reporter: Reporter = Arc::new(move |progress| {
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "[{:>7.1}s] {progress}",
+            started.elapsed().as_secs_f64()
+        );
+    });
+    let stack = LocalStack::start(&sdk, settings.clone(), reporter)
+        .await
+        .with_context(|| format!("starting the local stack against {endpoint}"))?;
+    print_banner(&stack, &settings, &endpoint);
+
+    stack
+        .run_until(async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                eprintln!("cannot wait for Ctrl-C ({e}); stopping");
+            }
+            say("stopping (Ctrl-C again quits at once) ...");
+            tokio::spawn(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            });
+        })
+        .await;
+    say("stopped");
+    Ok(())
+}
+
+fn print_banner(stack: &LocalStack, settings: &StackSettings, endpoint: &str) {
+    let config = &settings.snapshotter.config;
+    let policy = &config.policies.default;
+    let demo = match &settings.demo {
+        Some(demo) => format!(
+            "{} commands/s on {} items (demo-item-N) and {} warehouses (demo-warehouse-N)",
+            demo.rate_per_sec, demo.items, demo.warehouses
+        ),
+        None => "off".to_owned(),
+    };
+    let example = stack
+        .demo_aggregates
+        .first()
+        .map_or("some-aggregate-id", String::as_str);
+    say(&format!(
+        "\nlocal stack ready; Ctrl-C stops it\n\
+         \x20 admin API   {url}\n\
+         \x20 dev token   {token}\n\
+         \x20 env file    {env_file} (scripts/operator-session.sh reads it)\n\
+         \x20 tables      {events}, {snapshots} at {endpoint}\n\
+         \x20 snapshots   {strategy} policy, every {threshold} events; pruning every {prune}s keeps {keep} per aggregate\n\
+         \x20 demo        {demo}\n\
+         \x20 try         curl -s -H 'Authorization: Bearer {token}' {url}/admin/snapshots/{example}\n",
+        url = stack.url,
+        token = stack.token,
+        env_file = stack.env_file().display(),
+        events = stack.events_table,
+        snapshots = stack.snapshots_table,
+        strategy = format!("{:?}", policy.strategy).to_lowercase(),
+        threshold = policy.threshold,
+        prune = settings.prune_interval.as_secs(),
+        keep = settings.pruner.max_snapshots,
+    ));
+}
+
+/// Prints a line; a closed stdout is ignored.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
