@@ -120,6 +120,8 @@ pub enum CodecError {
     Zstd(String),
     #[error("declared size {declared} bytes is beyond the {limit} byte limit")]
     DeclaredSizeTooLarge { declared: u64, limit: usize },
+    #[error("declared size {declared} bytes, decoded {actual} bytes")]
+    SizeMismatch { declared: u64, actual: usize },
     #[error("checksum mismatch: stored {stored}, computed {computed}")]
     ChecksumMismatch { stored: String, computed: String },
 }
@@ -217,6 +219,12 @@ impl SnapshotCodec {
             return Err(CodecError::ChecksumMismatch {
                 stored: checksum.to_owned(),
                 computed,
+            });
+        }
+        if json.len() as u64 != size_bytes {
+            return Err(CodecError::SizeMismatch {
+                declared: size_bytes,
+                actual: json.len(),
             });
         }
         Ok(json)

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use crate::codec::SnapshotCodec;
 use crate::policy::{PolicyOverride, PolicySet, SnapshotPolicy, Strategy};
 
+const MAX_THRESHOLD: u64 = 1_000_000;
+const MAX_INTERVAL_HOURS: u64 = 24 * 366;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration {variable}={value:?}: {reason}")]
 pub struct ConfigError {
@@ -91,8 +94,8 @@ impl Config {
                 "must be one of count, time, hybrid",
             )
         })?;
-        let threshold = env.number("SNAPSHOT_THRESHOLD", 100, 1, 1_000_000)?;
-        let interval_hours = env.number("SNAPSHOT_INTERVAL_HOURS", 24, 1, 24 * 366)?;
+        let threshold = env.number("SNAPSHOT_THRESHOLD", 100, 1, MAX_THRESHOLD)?;
+        let interval_hours = env.number("SNAPSHOT_INTERVAL_HOURS", 24, 1, MAX_INTERVAL_HOURS)?;
         let default = SnapshotPolicy {
             strategy,
             threshold,
@@ -142,18 +145,35 @@ fn parse_overrides(
     parsed
         .into_iter()
         .map(|(aggregate_type, o)| {
-            if o.threshold == Some(0) {
+            let supported = crate::registry::Registry::builtin().type_names();
+            if !supported.contains(&aggregate_type.as_str()) {
                 return Err(error(
                     VAR,
                     raw,
-                    &format!("{aggregate_type}.threshold must be >= 1"),
+                    &format!(
+                        "`{aggregate_type}` is not a registered aggregateType (supported: {})",
+                        supported.join(", ")
+                    ),
                 ));
             }
-            if o.interval_hours == Some(0) {
+            if o.threshold
+                .is_some_and(|t| !(1..=MAX_THRESHOLD).contains(&t))
+            {
                 return Err(error(
                     VAR,
                     raw,
-                    &format!("{aggregate_type}.intervalHours must be >= 1"),
+                    &format!("{aggregate_type}.threshold must be between 1 and {MAX_THRESHOLD}"),
+                ));
+            }
+            if o.interval_hours
+                .is_some_and(|h| !(1..=MAX_INTERVAL_HOURS).contains(&h))
+            {
+                return Err(error(
+                    VAR,
+                    raw,
+                    &format!(
+                        "{aggregate_type}.intervalHours must be between 1 and {MAX_INTERVAL_HOURS}"
+                    ),
                 ));
             }
             let policy = SnapshotPolicy {

@@ -78,7 +78,9 @@ impl SnapshotPolicy {
     ///
     /// Count trips when `current - last >= threshold` (not on exact multiples, which misses).
     /// Time trips when at least one event is new and the interval has passed since the last
-    /// snapshot; an aggregate that has none is overdue.
+    /// snapshot. An aggregate that has none has no reference point: under `time` alone it is
+    /// overdue (nothing else would ever snapshot it); under `hybrid` the count rule decides, so
+    /// new aggregates do not get a snapshot at version 1.
     pub fn decide(
         &self,
         last: Option<LastSnapshot>,
@@ -91,13 +93,13 @@ impl SnapshotPolicy {
         }
         let since = current_version - last_version;
         let count = since >= self.threshold;
-        let time =
-            last.is_none_or(|s| now_millis.saturating_sub(s.timestamp) >= self.interval_millis);
+        let interval_passed =
+            |s: LastSnapshot| now_millis.saturating_sub(s.timestamp) >= self.interval_millis;
         match self.strategy {
             Strategy::Count if count => Some(TripReason::Count),
-            Strategy::Time if time => Some(TripReason::Time),
+            Strategy::Time if last.is_none_or(interval_passed) => Some(TripReason::Time),
             Strategy::Hybrid if count => Some(TripReason::Count),
-            Strategy::Hybrid if time => Some(TripReason::Time),
+            Strategy::Hybrid if last.is_some_and(interval_passed) => Some(TripReason::Time),
             _ => None,
         }
     }

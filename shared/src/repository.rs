@@ -182,10 +182,35 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         let mut page_size = 1;
         let mut skipped = 0;
         loop {
-            let page = self
+            let page = match self
                 .snapshots
                 .records(aggregate_id, before, page_size)
-                .await?;
+                .await
+            {
+                Ok(page) => page,
+                // An item that does not even parse is an invalid snapshot like any other:
+                // narrow the page to find it, then step past it.
+                Err(StoreError::MalformedSnapshot {
+                    version, reason, ..
+                }) => match version.parse::<u64>() {
+                    Ok(_) if page_size > 1 => {
+                        page_size = 1;
+                        continue;
+                    }
+                    Ok(parsed) => {
+                        self.count_skip(aggregate_id, &version, &reason);
+                        skipped += 1;
+                        before = Some(parsed);
+                        continue;
+                    }
+                    Err(_) => {
+                        self.count_skip(aggregate_id, &version, &reason);
+                        skipped += 1;
+                        break;
+                    }
+                },
+                Err(e) => return Err(e.into()),
+            };
             for record in &page.items {
                 match self
                     .try_snapshot(record, aggregate_id, aggregate_type, schema_version)
@@ -269,6 +294,14 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             snapshot_state,
             tail,
         }))
+    }
+
+    fn count_skip(&self, aggregate_id: &str, version: &str, reason: &str) {
+        self.invalid_snapshots.fetch_add(1, Ordering::Relaxed);
+        warn!(
+            aggregate_id,
+            version, reason, "unreadable snapshot item skipped"
+        );
     }
 
     fn skip(&self, record: &SnapshotRecord, reason: &InvalidSnapshot) {

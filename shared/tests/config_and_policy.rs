@@ -138,4 +138,10 @@ fn hybrid_trips_on_either_count_first() {
     assert_eq!(p.decide(last(0, 0), 10, 0), Some(TripReason::Count));
     assert_eq!(p.decide(last(1, 0), 2, HOUR), Some(TripReason::Time));
     assert_eq!(p.decide(last(1, 0), 2, HOUR - 1), None);
+    assert_eq!(
+        p.decide(None, 1, 10 * HOUR),
+        None,
+        "a new aggregate waits for the count"
+    );
+    assert_eq!(p.decide(None, 10, 0), Some(TripReason::Count));
 }

@@ -440,3 +440,32 @@ async fn malformed_stored_events_are_typed_errors_naming_aggregate_and_sequence(
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn unreadable_snapshot_item_is_skipped_for_an_older_valid_snapshot() {
+    let tables = TestTables::create("unreadable").await;
+    let repo = repository(&tables);
+    let mut root = create_item(&repo, "item-u", &[2]).await;
+    repo.snapshots()
+        .put_if_absent(&snapshot_of(&root, 1))
+        .await
+        .unwrap(); // v2, valid
+    root.receive(3, None).unwrap();
+    repo.save(&mut root, None).await.unwrap();
+    // v3 lacks most attributes: it cannot even be parsed into a record.
+    tables
+        .client
+        .put_item()
+        .table_name(&tables.snapshots_table)
+        .item("aggregateId", AttributeValue::S("item-u".into()))
+        .item("version", AttributeValue::N("3".into()))
+        .item("state", AttributeValue::S("{}".into()))
+        .send()
+        .await
+        .unwrap();
+    let (loaded, report) = repo.load::<InventoryItem>("item-u").await.unwrap();
+    assert_eq!(report.snapshot_version, Some(2));
+    assert_eq!(report.snapshots_skipped, 1);
+    assert_eq!(repo.invalid_snapshots_skipped(), 1);
+    assert_eq!(loaded.state(), root.state());
+}

@@ -60,11 +60,14 @@ impl AccessPolicy {
         let mut admin_principals = Vec::new();
         if let Some(raw) = env.optional("ADMIN_PRINCIPALS") {
             for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-                if !entry.starts_with("arn:") || entry == "*" {
+                if !is_principal_pattern(entry) {
                     return Err(ConfigError {
                         variable: "ADMIN_PRINCIPALS",
                         value: raw.clone(),
-                        reason: format!("`{entry}` is not an ARN (arn:…)"),
+                        reason: format!(
+                            "`{entry}` is not an IAM principal ARN with a 12-digit account \
+                             (a `*` is allowed only at the end, after the account)"
+                        ),
                     });
                 }
                 admin_principals.push(entry.to_owned());
@@ -378,5 +381,48 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
             .get::<Actor>()
             .cloned()
             .ok_or_else(|| Denial::Unauthenticated("no authenticated caller".to_owned()))
+    }
+}
+
+/// `arn:partition:service::account:resource[*]`: the account must be spelled out, so a
+/// wildcard can never widen admin rights beyond one account's principals.
+fn is_principal_pattern(entry: &str) -> bool {
+    let parts: Vec<&str> = entry.splitn(6, ':').collect();
+    let [arn, partition, service, _region, account, resource] = parts.as_slice() else {
+        return false;
+    };
+    let wildcard_only_at_end = !entry.trim_end_matches('*').contains('*');
+    *arn == "arn"
+        && !partition.is_empty()
+        && (*service == "iam" || *service == "sts")
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !resource.trim_end_matches('*').is_empty()
+        && wildcard_only_at_end
+}
+
+#[cfg(test)]
+mod principal_pattern_tests {
+    use super::is_principal_pattern;
+
+    #[test]
+    fn principal_patterns_must_name_an_account() {
+        assert!(is_principal_pattern(
+            "arn:aws:iam::123456789012:user/ops-admin"
+        ));
+        assert!(is_principal_pattern(
+            "arn:aws:sts::123456789012:assumed-role/SnapshotAdmin/*"
+        ));
+        for bad in [
+            "*",
+            "arn:*",
+            "arn:aws:iam::*",
+            "arn:aws:iam::12345:user/x",
+            "arn:aws:iam::123456789012:*",
+            "arn:aws:s3::123456789012:b",
+            "arn:aws:iam::123456789012:user/*/x",
+        ] {
+            assert!(!is_principal_pattern(bad), "{bad}");
+        }
     }
 }

@@ -238,7 +238,9 @@ fn access_policy_reads_env_with_defaults_and_rejects_non_arns() {
     let policy = AccessPolicy::from_lookup(|name| match name {
         "ADMIN_GROUP" => Some("ops".into()),
         "ADMIN_SCOPE" => Some("api/admin".into()),
-        "ADMIN_PRINCIPALS" => Some(" arn:aws:iam::1:user/a ,, arn:aws:iam::1:role/b ".into()),
+        "ADMIN_PRINCIPALS" => {
+            Some(" arn:aws:iam::111111111111:user/a ,, arn:aws:iam::111111111111:role/b ".into())
+        }
         _ => None,
     })
     .unwrap();
@@ -246,10 +248,19 @@ fn access_policy_reads_env_with_defaults_and_rejects_non_arns() {
     assert_eq!(policy.admin_scope.as_deref(), Some("api/admin"));
     assert_eq!(
         policy.admin_principals,
-        vec!["arn:aws:iam::1:user/a", "arn:aws:iam::1:role/b"]
+        vec![
+            "arn:aws:iam::111111111111:user/a",
+            "arn:aws:iam::111111111111:role/b"
+        ]
     );
 
-    for bad in ["alice", "*", "arn:aws:iam::1:user/a,bob"] {
+    for bad in [
+        "alice",
+        "*",
+        "arn:aws:iam::111111111111:user/a,bob",
+        "arn:*",
+        "arn:aws:iam::*",
+    ] {
         let err =
             AccessPolicy::from_lookup(|name| (name == "ADMIN_PRINCIPALS").then(|| bad.to_owned()))
                 .unwrap_err();

@@ -10,7 +10,9 @@ use std::time::Instant;
 use snapshot_core::audit::{AuditRecord, Outcome};
 use snapshot_core::policy::{LastSnapshot, SnapshotPolicy, Strategy, TripReason};
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
-use snapshot_core::snapshot::{build_snapshot, SnapshotMetadata, SnapshotSubject};
+use snapshot_core::snapshot::{
+    build_snapshot, SnapshotBuildError, SnapshotMetadata, SnapshotSubject,
+};
 use snapshot_core::StoreError;
 use tracing::{info, warn};
 
@@ -37,6 +39,10 @@ pub enum Action {
     },
     /// Another writer stored the same snapshot first (same key = same content).
     AlreadyPresent { version: u64 },
+    /// The state does not fit one DynamoDB item even compressed. Not a batch failure: a retry
+    /// would fail the same way and hold back every other aggregate of the shard; loads keep
+    /// working from the previous snapshot and the tail.
+    TooLarge { version: u64, item_bytes: usize },
 }
 
 /// Work counted for one aggregate.
@@ -95,6 +101,16 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
             Ok(Action::AlreadyPresent { version }) => {
                 info!(aggregate_id = %batch.aggregate_id, version, "snapshot already present");
                 audit(Outcome::Noop, "already present".to_owned());
+            }
+            Ok(Action::TooLarge {
+                version,
+                item_bytes,
+            }) => {
+                tracing::error!(aggregate_id = %batch.aggregate_id, version, item_bytes, "snapshot too large for one item; skipped");
+                audit(
+                    Outcome::Rejected,
+                    format!("state is {item_bytes} bytes compressed, over the item limit"),
+                );
             }
             Ok(Action::NotDue | Action::UpToDate { .. }) => {}
             Err(e) => audit(Outcome::Failure, e.to_string()),
@@ -163,14 +179,23 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
             schema_version: kind.schema_version(),
             version: last,
         };
-        let record = build_snapshot(
+        let record = match build_snapshot(
             &self.config.codec,
             subject,
             rebuilt.state_json,
             metadata,
             now,
             self.config.expires_at(now),
-        )?;
+        ) {
+            Ok(record) => record,
+            Err(SnapshotBuildError::TooLarge { item_bytes, .. }) => {
+                return Ok(Action::TooLarge {
+                    version: last,
+                    item_bytes,
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
         let outcome = self
             .snapshots
             .put_if_absent(&record)

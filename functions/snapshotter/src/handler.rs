@@ -124,6 +124,7 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
                     tally.snapshot_bytes += stored_bytes;
                 }
                 Ok(Action::AlreadyPresent { .. }) => tally.snapshots_already_present += 1,
+                Ok(Action::TooLarge { .. }) => tally.snapshots_too_large += 1,
                 Ok(Action::NotDue | Action::UpToDate { .. }) => {}
                 Err(e) => {
                     tally.failures += 1;

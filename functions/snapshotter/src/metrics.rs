@@ -17,12 +17,14 @@ pub const DURATION: &str = "Duration";
 pub const RECORDS_IGNORED: &str = "RecordsIgnored";
 pub const POISON_RECORDS: &str = "PoisonRecords";
 pub const SNAPSHOTS_INVALID: &str = "SnapshotsInvalid";
+pub const SNAPSHOTS_TOO_LARGE: &str = "SnapshotsTooLarge";
 
 /// Counters of one batch; every one is emitted, zeros included, so dashboards see no gaps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
     pub snapshots_created: u64,
     pub snapshots_already_present: u64,
+    pub snapshots_too_large: u64,
     pub aggregates_evaluated: u64,
     pub events_folded: u64,
     pub events_fetched: u64,
@@ -40,6 +42,7 @@ impl Tally {
         let mut set = MetricSet::new(FUNCTION);
         set.count(SNAPSHOTS_CREATED, self.snapshots_created);
         set.count(SNAPSHOTS_ALREADY_PRESENT, self.snapshots_already_present);
+        set.count(SNAPSHOTS_TOO_LARGE, self.snapshots_too_large);
         set.count(AGGREGATES_EVALUATED, self.aggregates_evaluated);
         set.count(EVENTS_FOLDED, self.events_folded);
         set.count(EVENTS_FETCHED, self.events_fetched);

@@ -389,3 +389,62 @@ async fn aggregates_are_processed_concurrently_up_to_the_configured_bound() {
     assert_eq!(metric(&report, SNAPSHOTS_CREATED), 10);
     assert_eq!(gauge.peak.load(Ordering::SeqCst), 3);
 }
+
+/// A WAREHOUSE whose state stays over the item limit even compressed: the aggregate is skipped
+/// (metric, audit, error log), not reported as a batch failure that would hold the shard back.
+#[tokio::test]
+async fn snapshot_too_large_for_one_item_is_skipped_not_failed() {
+    use snapshot_core::domain::warehouse::{
+        LocationRef, LocationStock, WarehouseCreated, WarehouseEvent,
+    };
+    use snapshot_core::domain::Warehouse;
+
+    let mut h = Harness::count(1);
+    let id = "wh-huge";
+    let mut events = vec![
+        WarehouseEvent::WarehouseCreated(WarehouseCreated {
+            name: "Huge".into(),
+            capacity: i64::MAX,
+        }),
+        WarehouseEvent::LocationAdded(LocationRef {
+            location: "A".into(),
+        }),
+    ];
+    // Random SKU names barely compress: ~24k of them exceed 400 KB after zstd.
+    events.extend((0..24_000).map(|_| {
+        WarehouseEvent::StockPlaced(LocationStock {
+            location: "A".into(),
+            sku: uuid::Uuid::new_v4().to_string(),
+            quantity: 1,
+        })
+    }));
+    let envelopes: Vec<EventEnvelope> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| EventEnvelope::wrap::<Warehouse>(id, i as u64 + 1, e, 0, None))
+        .collect();
+    let mut with_item = envelopes.clone();
+    with_item.extend(item_events("item-ok", 1, 3));
+    let report = h.deliver(&with_item).await;
+    assert!(
+        failures(&report).is_empty(),
+        "no batch item failure: {:?}",
+        failures(&report)
+    );
+    assert_eq!(metric(&report, SNAPSHOTS_TOO_LARGE), 1);
+    assert_eq!(metric(&report, FAILURES), 0);
+    assert!(h.snapshot_versions(id).is_empty(), "nothing written");
+    assert_eq!(
+        h.snapshot_versions("item-ok"),
+        vec![3],
+        "the other aggregate is snapshotted"
+    );
+    let outcome = report
+        .outcomes
+        .iter()
+        .find(|o| o.aggregate_id == id)
+        .unwrap();
+    assert!(
+        matches!(outcome.result, Ok(Action::TooLarge { version: 24_002, item_bytes }) if item_bytes > 400 * 1024)
+    );
+}

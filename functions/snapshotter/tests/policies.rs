@@ -117,32 +117,27 @@ async fn hybrid_trips_on_count_or_on_time_whichever_comes_first() {
         ("SNAPSHOT_THRESHOLD", "5"),
         ("SNAPSHOT_INTERVAL_HOURS", "1"),
     ]);
-    // First snapshot: none existed, so time makes it overdue (count alone would not trip).
-    let first = h.deliver(&item_events("item-1", 1, 2)).await;
-    assert!(matches!(
-        first.outcomes[0].result,
-        Ok(Action::Created {
-            version: 2,
-            reason: TripReason::Time,
-            ..
-        })
-    ));
-    // Within the interval and below the threshold: nothing.
-    h.set_now(T0 + 10);
-    h.deliver(&item_events("item-1", 3, 6)).await;
-    assert_eq!(h.snapshot_versions("item-1"), vec![2]);
-    // Within the interval, threshold reached: count trips.
-    let by_count = h.deliver(&item_events("item-1", 7, 7)).await;
+    // A new aggregate has no reference point for time: under hybrid only the count decides,
+    // however late it is.
+    h.set_now(T0 + 10 * HOUR);
+    h.deliver(&item_events("item-1", 1, 2)).await;
+    assert!(h.snapshot_versions("item-1").is_empty());
+    // Threshold reached: count trips.
+    let by_count = h.deliver(&item_events("item-1", 3, 5)).await;
     assert!(matches!(
         by_count.outcomes[0].result,
         Ok(Action::Created {
-            version: 7,
+            version: 5,
             reason: TripReason::Count,
             ..
         })
     ));
-    // One event, but the interval has passed since the snapshot at 7: time trips.
-    h.set_now(T0 + 10 + HOUR);
+    // Within the interval and below the threshold: nothing.
+    h.set_now(T0 + 10 * HOUR + 10);
+    h.deliver(&item_events("item-1", 6, 7)).await;
+    assert_eq!(h.snapshot_versions("item-1"), vec![5]);
+    // One event, but the interval has passed since the snapshot at 5: time trips.
+    h.set_now(T0 + 10 * HOUR + 10 + HOUR);
     let by_time = h.deliver(&item_events("item-1", 8, 8)).await;
     assert!(matches!(
         by_time.outcomes[0].result,
@@ -152,7 +147,7 @@ async fn hybrid_trips_on_count_or_on_time_whichever_comes_first() {
             ..
         })
     ));
-    assert_eq!(h.snapshot_versions("item-1"), vec![2, 7, 8]);
+    assert_eq!(h.snapshot_versions("item-1"), vec![5, 8]);
     h.assert_snapshots_match_replay().await;
 }
 

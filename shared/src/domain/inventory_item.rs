@@ -232,8 +232,12 @@ impl AggregateRoot<InventoryItem> {
         self.not_blank("reason", reason)?;
         let state = self.state();
         let adjusted = state.on_hand.checked_add(delta);
-        if adjusted.is_none_or(|on_hand| on_hand < state.reserved) {
-            return Err(self.exceeds("remove", -delta, state.available, "unreserved on hand"));
+        let Some(on_hand) = adjusted else {
+            return Err(self.invalid("delta", "within the range of onHand", delta));
+        };
+        if on_hand < state.reserved {
+            let removed = delta.saturating_neg();
+            return Err(self.exceeds("remove", removed, state.available, "unreserved on hand"));
         }
         self.record(InventoryItemEvent::StockAdjusted(StockAdjusted {
             delta,

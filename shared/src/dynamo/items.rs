@@ -191,9 +191,11 @@ pub(crate) fn key_from_item(item: &Item) -> Result<SnapshotKey, StoreError> {
 
 pub(crate) fn summary_from_item(item: &Item) -> Result<SnapshotSummary, StoreError> {
     let key = key_from_item(item)?;
+    // A missing or mistyped schemaVersion reads as 0, a revision no aggregate has: the pruner
+    // then treats the item as obsolete (never the newest) instead of stalling its segment.
     let schema_version = number_attr(item, "schemaVersion")
         .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| malformed(item, "schemaVersion missing or mistyped"))?;
+        .unwrap_or(0);
     Ok(SnapshotSummary {
         key,
         aggregate_type: string_attr(item, "aggregateType").unwrap_or_default(),

@@ -177,10 +177,10 @@ pub async fn list<E: EventStore, S: SnapshotStore>(
         let codec = app.repository.codec();
         let mut items: Vec<SnapshotWithState> = Vec::with_capacity(page.items.len());
         let mut next = page.next;
-        let mut state_bytes = 0;
+        let mut state_bytes: u64 = 0;
         for record in &page.items {
             let item = SnapshotWithState::open(&app.registry, codec, id, record);
-            state_bytes += item.state_bytes();
+            state_bytes = state_bytes.saturating_add(item.state_bytes());
             if state_bytes > STATE_RESPONSE_BUDGET as u64 && !items.is_empty() {
                 // Cut the page short; the next one starts below the last included version.
                 next = items.last().map(|i: &SnapshotWithState| i.snapshot.version);
