@@ -38,43 +38,12 @@ scripts/venv.sh
 step "cargo build -p local-stack"
 cargo build -p local-stack
 
-# Start moto. It is ours to stop if the pid file names a different process after
-# `moto.sh start` than before (checked on exit, so a server left half-started by an
-# interrupt is stopped too); a server that was already running is left running.
-moto_pid_before="$(cat .local/moto.pid 2>/dev/null || true)"
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  local moto_pid_now
-  moto_pid_now="$(cat .local/moto.pid 2>/dev/null || true)"
-  if [[ -n "$moto_pid_now" && "$moto_pid_now" != "$moto_pid_before" ]]; then
-    scripts/moto.sh stop || true
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-# local-stack handles Ctrl-C itself; bash runs these only once it has exited.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
+# shellcheck source=scripts/lib/moto-session.sh
+source scripts/lib/moto-session.sh
 step "local AWS emulator (moto)"
-# In a session of its own: Ctrl-C in the terminal reaches local-stack (which still needs
-# the emulator while it stops) but not the emulator; the EXIT trap stops it afterwards.
-if command -v setsid >/dev/null 2>&1; then
-  setsid --wait scripts/moto.sh start >/dev/null
-else
-  scripts/moto.sh start >/dev/null
-fi
-AWS_ENDPOINT_URL="$(cat .local/moto.url)"
-export AWS_ENDPOINT_URL
-# Dummy credentials: the emulator accepts any, and real ones have no business here.
-export AWS_ACCESS_KEY_ID=test
-export AWS_SECRET_ACCESS_KEY=test
-unset AWS_SESSION_TOKEN AWS_PROFILE
-export AWS_REGION=us-east-1
-export AWS_DEFAULT_REGION=us-east-1
-export AWS_EC2_METADATA_DISABLED=true
+# local-stack handles Ctrl-C itself; the emulator runs in a session of its own and is stopped
+# by the EXIT trap once local-stack has shut down.
+moto_session --own-session
 
 step "local stack (Ctrl-C stops it)"
 status=0

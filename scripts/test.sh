@@ -30,34 +30,10 @@ done
 step "python venv (.venv) for the local AWS emulator"
 scripts/venv.sh
 
-# Start moto. It is ours to stop if the pid file names a different process
-# after `moto.sh start` than before (checked on exit, so a server left
-# half-started by an interrupt is stopped too).
-moto_pid_before="$(cat .local/moto.pid 2>/dev/null || true)"
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  local moto_pid_now
-  moto_pid_now="$(cat .local/moto.pid 2>/dev/null || true)"
-  if [[ -n "$moto_pid_now" && "$moto_pid_now" != "$moto_pid_before" ]]; then
-    scripts/moto.sh stop || true
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
+# shellcheck source=scripts/lib/moto-session.sh
+source scripts/lib/moto-session.sh
 step "local AWS emulator (moto)"
-scripts/moto.sh start >/dev/null
-AWS_ENDPOINT_URL="$(cat .local/moto.url)"
-export AWS_ENDPOINT_URL
-export AWS_ACCESS_KEY_ID=test
-export AWS_SECRET_ACCESS_KEY=test
-export AWS_REGION=us-east-1
-export AWS_DEFAULT_REGION=us-east-1
-export AWS_EC2_METADATA_DISABLED=true
-echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL (log: .local/moto.log)" >&2
+moto_session
 
 step "cargo fmt --all --check"
 cargo fmt --all --check
