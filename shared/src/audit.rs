@@ -63,7 +63,7 @@ impl AuditRecord {
     }
 
     pub fn took(mut self, duration: std::time::Duration) -> Self {
-        self.duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        self.duration_ms = crate::clock::millis(duration);
         self
     }
 

@@ -1,6 +1,6 @@
 //! Wall-clock time in epoch milliseconds, the unit of every timestamp we store.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970, which never happens on Lambda).
 pub fn now_millis() -> i64 {
@@ -8,4 +8,9 @@ pub fn now_millis() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// A duration in whole milliseconds, for `durationMs` fields and metrics (saturating).
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

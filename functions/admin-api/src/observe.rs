@@ -126,7 +126,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
 
     let status = response.status();
     info!(method = %method, path = %path, status = status.as_u16(), request_id = %request_id.0,
-        duration_ms = started.elapsed().as_millis() as u64, "request");
+        duration_ms = snapshot_core::clock::millis(started.elapsed()), "request");
     if matched.as_deref() != Some(HEALTH) {
         audit_record(&method, matched.as_deref(), &params, &response, &request_id)
             .took(started.elapsed())

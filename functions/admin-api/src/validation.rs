@@ -8,32 +8,21 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
+use snapshot_core::domain::check_aggregate_id;
 use snapshot_core::{AggregateKind, Registry};
 
 use crate::problem::Problem;
 
 /// Longest accepted aggregate id, in characters.
-pub const MAX_ID_CHARS: usize = 256;
+pub use snapshot_core::domain::MAX_AGGREGATE_ID_CHARS as MAX_ID_CHARS;
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// Checks an aggregate id: 1–256 printable characters (no control characters, not blank).
+/// Checks an aggregate id with the domain's rule: 1–256 printable characters, not blank.
 pub fn aggregate_id(raw: &str) -> Result<&str, Problem> {
-    let chars = raw.chars().count();
-    let invalid =
-        |why: &str| Problem::bad_request("invalid-aggregate-id", format!("aggregateId {why}"));
-    if chars == 0 || raw.trim().is_empty() {
-        return Err(invalid("must not be empty"));
-    }
-    if chars > MAX_ID_CHARS {
-        return Err(invalid(&format!(
-            "is {chars} characters long, at most {MAX_ID_CHARS}"
-        )));
-    }
-    if raw.chars().any(char::is_control) {
-        return Err(invalid("must contain printable characters only"));
-    }
-    Ok(raw)
+    check_aggregate_id(raw)
+        .map(|()| raw)
+        .map_err(|e| Problem::bad_request("invalid-aggregate-id", format!("aggregateId {e}")))
 }
 
 /// Looks up a registered aggregate type; an unknown one is a 400 that lists the supported.

@@ -241,6 +241,34 @@ impl<A: Aggregate> AggregateRoot<A> {
     }
 }
 
+/// Longest accepted aggregate id, in characters.
+pub const MAX_AGGREGATE_ID_CHARS: usize = 256;
+
+/// Why an aggregate id from input is refused (the message reads after "aggregateId").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidAggregateId {
+    #[error("must not be empty")]
+    Empty,
+    #[error("is {0} characters long, at most {MAX_AGGREGATE_ID_CHARS}")]
+    TooLong(usize),
+    #[error("must contain printable characters only")]
+    NotPrintable,
+}
+
+/// The one rule for aggregate ids taken from input: 1–256 printable characters, not blank.
+pub fn check_aggregate_id(id: &str) -> Result<(), InvalidAggregateId> {
+    let chars = id.chars().count();
+    if chars == 0 || id.trim().is_empty() {
+        Err(InvalidAggregateId::Empty)
+    } else if chars > MAX_AGGREGATE_ID_CHARS {
+        Err(InvalidAggregateId::TooLong(chars))
+    } else if id.chars().any(char::is_control) {
+        Err(InvalidAggregateId::NotPrintable)
+    } else {
+        Ok(())
+    }
+}
+
 /// Folds events into a state; used by replay and by the property tests.
 pub fn fold<A: Aggregate>(mut state: A, events: &[A::Event]) -> A {
     for event in events {

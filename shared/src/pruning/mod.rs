@@ -33,6 +33,7 @@ use tracing::info;
 pub use deadline::Deadline;
 pub use plan::{Retention, SeenSnapshot};
 
+use crate::domain::check_aggregate_id;
 use crate::error::StoreError;
 use crate::metrics::{MetricSet, Unit};
 use crate::ports::SnapshotStore;
@@ -52,8 +53,6 @@ pub const DEFAULT_BUFFER_KEYS: usize = DEFAULT_PAGE_SIZE;
 pub const DELETE_BATCH: usize = 25;
 /// Most keys a dry run lists in its summary (the counts are always complete).
 pub const DRY_RUN_REPORT_LIMIT: usize = 1000;
-/// DynamoDB allows 2048 bytes for a partition key; ids are far shorter.
-pub const MAX_AGGREGATE_ID_BYTES: usize = 1024;
 pub const AUDIT_ACTION: &str = "snapshot.prune";
 pub const DEFAULT_ACTOR: &str = "pruner";
 
@@ -116,20 +115,11 @@ impl PruneRequest {
     }
 }
 
-/// Checks an aggregate id from input: non-empty, printable, short enough for a key.
+/// Checks an aggregate id from input with the domain's rule ([`check_aggregate_id`]).
 pub fn validate_aggregate_id(id: &str) -> Result<(), PruneError> {
-    let reason = if id.trim().is_empty() {
-        "must not be empty".to_owned()
-    } else if id.len() > MAX_AGGREGATE_ID_BYTES {
-        format!("is {} bytes, at most {MAX_AGGREGATE_ID_BYTES}", id.len())
-    } else if id.chars().any(char::is_control) {
-        "must not contain control characters".to_owned()
-    } else {
-        return Ok(());
-    };
-    Err(PruneError::InvalidRequest {
+    check_aggregate_id(id).map_err(|e| PruneError::InvalidRequest {
         field: "aggregateId",
-        reason,
+        reason: e.to_string(),
     })
 }
 
@@ -215,7 +205,7 @@ pub async fn prune<S: SnapshotStore + ?Sized>(
         Err(failed) => (failed.tally, Some(failed.source)),
     };
     let mut summary = tally.into_summary(request.dry_run);
-    summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    summary.duration_ms = crate::clock::millis(started.elapsed());
     info!(
         scanned = summary.scanned,
         aggregates = summary.aggregates,

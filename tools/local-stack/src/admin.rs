@@ -58,7 +58,7 @@ async fn report_request(State(console): State<Console>, request: Request, next: 
         method,
         path,
         status: response.status().as_u16(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        duration_ms: snapshot_core::clock::millis(started.elapsed()),
     });
     response
 }
