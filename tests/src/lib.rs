@@ -11,7 +11,7 @@ pub mod workspace;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::Client;
-use snapshot_core::dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
+use snapshot_dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
 
 /// The endpoint the tests run against; `make test` starts the emulator and sets it.
 pub fn endpoint() -> String {

@@ -8,8 +8,8 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use snapshot_core::config::Config;
 use snapshot_core::domain::{AggregateRoot, InventoryItem, Warehouse};
-use snapshot_core::dynamo::{DynamoEventStore, DynamoSnapshotStore};
 use snapshot_core::AggregateRepository;
+use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
 
 const TOKEN: &str = "e2e-dev-token";
 

@@ -7,13 +7,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::TestTables;
 use snapshot_core::codec::{SnapshotCodec, StateBody, DYNAMODB_ITEM_LIMIT};
 use snapshot_core::domain::{Aggregate, AggregateRoot, EventEnvelope, InventoryItem, Warehouse};
-use snapshot_core::dynamo::{DynamoEventStore, DynamoSnapshotStore};
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
 use snapshot_core::snapshot::{
     build_snapshot, open_snapshot, SnapshotBuildError, SnapshotMetadata, SnapshotRecord,
     SnapshotSubject,
 };
 use snapshot_core::{AggregateRepository, EventError, RepositoryError, StoreError};
+use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
 
 type Repo = AggregateRepository<DynamoEventStore, DynamoSnapshotStore>;
 

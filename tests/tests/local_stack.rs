@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use local_stack::{LocalStack, Progress, Reporter, StackSettings};
 use reqwest::StatusCode;
-use snapshot_core::dynamo::DynamoSnapshotStore;
 use snapshot_core::ports::SnapshotStore;
+use snapshot_dynamo::DynamoSnapshotStore;
 use tokio::time::{sleep, timeout, Instant};
 
 /// How long the stack gets to show a count-policy snapshot and a pruning deletion.

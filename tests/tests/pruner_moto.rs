@@ -9,13 +9,13 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use integration_tests::TestTables;
 use pruner::{handler, Invocation, PrunerSettings};
 use snapshot_core::codec::SnapshotCodec;
-use snapshot_core::dynamo::DynamoSnapshotStore;
 use snapshot_core::ports::SnapshotStore;
 use snapshot_core::pruning::{prune, Deadline, PruneRequest, Retention, SeenSnapshot};
 use snapshot_core::snapshot::{
     build_snapshot, SnapshotKey, SnapshotMetadata, SnapshotRecord, SnapshotSubject,
 };
 use snapshot_core::Registry;
+use snapshot_dynamo::DynamoSnapshotStore;
 
 const ITEM: &str = "INVENTORY_ITEM";
 

@@ -13,9 +13,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::{sdk_config, TestTables};
 use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::domain::{AggregateRoot, InventoryItem, Warehouse};
-use snapshot_core::dynamo::{DynamoEventStore, DynamoSnapshotStore};
 use snapshot_core::ports::SnapshotStore;
 use snapshot_core::{AggregateRepository, Registry};
+use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
 use snapshotter::{Settings, Snapshotter};
 use stream_runner::{RunnerSettings, StartingPosition, StreamRunner};
 

@@ -16,7 +16,7 @@ use integration_tests::template::{
 };
 use integration_tests::{workspace, TestTables};
 use serde_yaml::Value;
-use snapshot_core::dynamo::schema;
+use snapshot_dynamo::schema;
 
 /// Variables the Lambda environment sets itself (reserved: CloudFormation refuses them in a
 /// function's environment). Code may read them; the template must not set them.

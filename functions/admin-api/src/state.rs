@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use snapshot_core::config::Config;
-use snapshot_core::dynamo::{DynamoEventStore, DynamoSnapshotStore};
 use snapshot_core::{AggregateRepository, Registry};
+use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
 
 /// Handler state, generic over the stores so tests run on the in-memory adapters.
 pub struct AppState<E, S> {

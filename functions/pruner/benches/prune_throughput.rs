@@ -18,11 +18,11 @@ use aws_sdk_dynamodb::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use snapshot_core::codec::SnapshotCodec;
-use snapshot_core::dynamo::{schema, DynamoSnapshotStore};
 use snapshot_core::ports::SnapshotStore;
 use snapshot_core::pruning::{prune, PruneRequest};
 use snapshot_core::snapshot::{build_snapshot, SnapshotMetadata, SnapshotRecord, SnapshotSubject};
 use snapshot_core::Registry;
+use snapshot_dynamo::{schema, DynamoSnapshotStore};
 
 const PER_AGGREGATE: u64 = 10;
 const KEEP: usize = 3;

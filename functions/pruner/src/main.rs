@@ -2,7 +2,8 @@ use aws_config::BehaviorVersion;
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use pruner::{handler, Invocation, PrunerSettings};
 use serde_json::Value;
-use snapshot_core::{dynamo::DynamoSnapshotStore, telemetry, Registry};
+use snapshot_core::{telemetry, Registry};
+use snapshot_dynamo::DynamoSnapshotStore;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

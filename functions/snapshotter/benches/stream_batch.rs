@@ -25,9 +25,9 @@ use aws_sdk_dynamodb::error::BoxError;
 use futures::stream::{self, StreamExt};
 use serde_json::json;
 use snapshot_core::clock::now_millis;
-use snapshot_core::dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
 use snapshot_core::ports::EventStore;
 use snapshot_core::EventEnvelope;
+use snapshot_dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
 use snapshotter::records::insert_record;
 use snapshotter::{Settings, Snapshotter};
 

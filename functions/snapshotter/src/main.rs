@@ -1,7 +1,7 @@
 use aws_config::BehaviorVersion;
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use snapshot_core::dynamo::{DynamoEventStore, DynamoSnapshotStore};
+use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
 use snapshotter::{Settings, Snapshotter};
 
 #[tokio::main]

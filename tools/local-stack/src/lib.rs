@@ -1,7 +1,7 @@
 //! `make run`: the whole snapshot service in one local process, against the local DynamoDB
 //! emulator at `AWS_ENDPOINT_URL`, with the code that runs in Lambda:
 //!
-//! - creates the event and snapshot tables from `snapshot_core::dynamo::schema`;
+//! - creates the event and snapshot tables from `snapshot_dynamo::schema`;
 //! - serves the admin API's router on 127.0.0.1 with a freshly generated dev token, and writes
 //!   the URL and token to an env file (`.local/admin-api.env`) for scripts;
 //! - runs the stream runner (the local event source mapping) feeding the snapshotter;

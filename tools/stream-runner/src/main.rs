@@ -6,7 +6,7 @@ use std::convert::Infallible;
 
 use anyhow::Context;
 use aws_config::BehaviorVersion;
-use snapshot_core::dynamo::{DynamoEventStore, DynamoSnapshotStore};
+use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
 use snapshotter::{Settings, Snapshotter};
 use stream_runner::{RunnerSettings, StreamRunner};
 use tracing::{info, warn};

@@ -10,7 +10,7 @@ pub use snapshots::DynamoSnapshotStore;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::error::StoreError;
+use snapshot_core::error::StoreError;
 
 /// Maps an SDK failure to a backend error that keeps the service's own message.
 pub(crate) fn backend<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError

@@ -9,13 +9,13 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
 
-use super::items::{
+use crate::items::{
     header_from_item, key_from_item, key_item, record_from_item, snapshot_to_item,
     summary_from_item, Item, HEADER_ATTRIBUTES,
 };
-use crate::error::StoreError;
-use crate::ports::{Page, PutOutcome, SnapshotStore};
-use crate::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
+use snapshot_core::error::StoreError;
+use snapshot_core::ports::{Page, PutOutcome, SnapshotStore};
+use snapshot_core::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
 
 /// BatchWriteItem's limit.
 const BATCH: usize = 25;

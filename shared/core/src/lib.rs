@@ -1,15 +1,16 @@
 //! Core of the aggregate-snapshot service.
 //!
 //! The domain ([`domain`]), the snapshot logic ([`codec`], [`policy`], [`snapshot`],
-//! [`repository`]) and the ports ([`ports`]) know nothing about AWS; [`dynamo`] and [`memory`]
-//! are the adapters. Functions and application code depend on this crate only.
+//! [`repository`]), the pruning rules ([`pruning`]) and the ports ([`ports`]) know nothing about
+//! AWS: this crate has no `aws-*` dependency (a test in `tests/` checks it). [`memory`] holds the
+//! in-memory adapters; the DynamoDB adapters live in the `snapshot-dynamo` crate
+//! (`shared/dynamo`). Application code that brings its own store depends on this crate alone.
 
 pub mod audit;
 pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod domain;
-pub mod dynamo;
 pub mod error;
 pub mod memory;
 pub mod metrics;

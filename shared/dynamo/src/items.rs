@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::StateBody;
-use crate::domain::EventEnvelope;
-use crate::error::{EventError, EventRef, StoreError};
-use crate::snapshot::{
+use snapshot_core::codec::StateBody;
+use snapshot_core::domain::EventEnvelope;
+use snapshot_core::error::{EventError, EventRef, StoreError};
+use snapshot_core::snapshot::{
     SnapshotHeader, SnapshotKey, SnapshotMetadata, SnapshotRecord, SnapshotSummary,
 };
 

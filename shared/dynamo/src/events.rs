@@ -7,10 +7,10 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
-use super::items::{event_from_item, event_to_item};
-use crate::domain::EventEnvelope;
-use crate::error::StoreError;
-use crate::ports::{validate_append, EventStore};
+use crate::items::{event_from_item, event_to_item};
+use snapshot_core::domain::EventEnvelope;
+use snapshot_core::error::StoreError;
+use snapshot_core::ports::{validate_append, EventStore};
 
 /// Appends are conditional on the sequence being free, so two writers at the same expected
 /// version cannot both succeed.

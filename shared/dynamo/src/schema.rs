@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use crate::error::StoreError;
+use snapshot_core::error::StoreError;
 
 pub const EVENTS_PARTITION_KEY: &str = "aggregateId";
 pub const EVENTS_SORT_KEY: &str = "sequence";
