@@ -1,5 +1,5 @@
 # Developer entry points. `make test` is the full check that CI runs (.ci/run).
-.PHONY: test run build venv moto-start moto-stop fmt lint template-check
+.PHONY: test run build venv moto-start moto-stop fmt lint template-check deny
 
 ## Full test command: fmt check, clippy, cargo test against a local moto server.
 ## Extra cargo test args: make test ARGS='-p snapshot-core -- --nocapture'
@@ -20,6 +20,10 @@ build:
 template-check:
 	scripts/template-check.sh
 
+## Supply-chain check of Cargo.lock (cargo-deny bans, licenses, sources; offline), as in `make test`.
+deny:
+	scripts/deny.sh
+
 ## Project-local Python virtualenv (.venv) with the local AWS emulator.
 venv:
 	@scripts/venv.sh
@@ -39,4 +43,4 @@ fmt:
 ## Format check and clippy, as in `make test`.
 lint:
 	cargo fmt --all --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --locked --workspace --all-targets -- -D warnings

@@ -40,7 +40,7 @@ for f in "${FUNCTIONS[@]}"; do
 done
 
 echo "build.sh: $(cargo lambda --version)" >&2
-cargo lambda build --release "${bins[@]}" "$@"
+cargo lambda build --release --locked "${bins[@]}" "$@"
 
 echo "build.sh: built" >&2
 for f in "${FUNCTIONS[@]}"; do

@@ -35,8 +35,8 @@ esac
 step "python venv (.venv) for the local AWS emulator"
 scripts/venv.sh
 
-step "cargo build -p local-stack"
-cargo build -p local-stack
+step "cargo build --locked -p local-stack"
+cargo build --locked -p local-stack
 
 # shellcheck source=scripts/lib/moto-session.sh
 source scripts/lib/moto-session.sh
@@ -47,5 +47,5 @@ moto_session --own-session
 
 step "local stack (Ctrl-C stops it)"
 status=0
-cargo run --quiet -p local-stack -- ${args[@]+"${args[@]}"} || status=$?
+cargo run --locked --quiet -p local-stack -- ${args[@]+"${args[@]}"} || status=$?
 exit "$status"

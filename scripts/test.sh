@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The project's full test command (what `make test` and CI run):
 #   1. cargo fmt --all --check
-#   2. cargo clippy --workspace --all-targets -- -D warnings
-#   3. template checks: cfn-lint and sam validate of template.yaml (scripts/template-check.sh)
-#   4. cargo test --workspace [extra args passed to this script]
+#   2. supply chain: cargo deny check bans licenses sources, offline (scripts/deny.sh, deny.toml)
+#   3. cargo clippy --locked --workspace --all-targets -- -D warnings
+#   4. template checks: cfn-lint and sam validate of template.yaml (scripts/template-check.sh)
+#   5. cargo test --locked --workspace [extra args passed to this script]
+# Every cargo build runs --locked: Cargo.lock is the dependency set that was reviewed (and that
+# cargo-deny checked); a Cargo.toml change that needs a new lock fails instead of resolving.
 # against a local moto server (scripts/moto.sh) for the integration tests.
 #
 # Extra arguments go to `cargo test`, e.g.  scripts/test.sh -p snapshot-core -- --nocapture
@@ -38,13 +41,16 @@ moto_session
 step "cargo fmt --all --check"
 cargo fmt --all --check
 
-step "cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+step "supply chain: cargo deny check bans licenses sources (offline; venv .venv-deny)"
+scripts/deny.sh
+
+step "cargo clippy --locked --workspace --all-targets -- -D warnings"
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "template checks: cfn-lint, sam validate (offline; venv .venv-tools)"
 scripts/template-check.sh template.yaml
 
-step "cargo test --workspace $*"
-cargo test --workspace "$@"
+step "cargo test --locked --workspace $*"
+cargo test --locked --workspace "$@"
 
 step "all checks passed"

@@ -6,6 +6,9 @@
 #   scripts/venv.sh DIR REQUIREMENTS     another project-local venv (paths relative to the
 #                                        repo root), e.g. .venv-tools tools/template/requirements.txt
 #
+# Installs with `pip install --require-hashes`: every requirements file lists each package
+# of its closure with its sha256 hashes.
+#
 # Idempotent and fast: does nothing when the venv exists and was installed from
 # the current requirements file (a stamp in the venv holds the sha256 of that file
 # and the interpreter version). Recreates the venv when its Python is broken.
@@ -66,6 +69,9 @@ fi
 
 echo "venv.sh: installing ${REQS#"$ROOT"/} into $NAME (first run or requirements changed)" >&2
 rm -f "$STAMP"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$REQS"
+# Every requirements file pins each package with its sha256 hashes; --require-hashes refuses
+# an archive that does not match (and any package the file does not pin).
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+  --require-hashes -r "$REQS"
 want_stamp >"$STAMP"
 echo "venv.sh: done" >&2
