@@ -625,23 +625,23 @@ fn admin_routes_need_the_jwt_authorizer_and_only_health_is_open() {
     assert!(routes.contains(&catch_all), "{routes:?}");
 
     for route in admin_api::ROUTES {
-        if route.admin_only {
+        if route.admin_only() {
             assert!(
-                route.path.starts_with("/admin/"),
+                route.path().starts_with("/admin/"),
                 "{} is admin-only but not under /admin/",
-                route.path
+                route.path()
             );
         } else {
             let open = (
-                route.method.as_str().to_owned(),
-                route.path.to_owned(),
+                route.method().as_str().to_owned(),
+                route.path().to_owned(),
                 "NONE".to_owned(),
             );
             assert!(
                 routes.contains(&open),
                 "{} {} must be served without auth: {routes:?}",
-                route.method,
-                route.path
+                route.method(),
+                route.path()
             );
         }
     }
@@ -649,9 +649,9 @@ fn admin_routes_need_the_jwt_authorizer_and_only_health_is_open() {
     for (method, path, authorizer) in &routes {
         if authorizer == "NONE" {
             assert!(
-                admin_api::ROUTES.iter().any(|r| !r.admin_only
-                    && r.path == path.as_str()
-                    && r.method.as_str() == method.as_str()),
+                admin_api::ROUTES.iter().any(|r| !r.admin_only()
+                    && r.path() == path.as_str()
+                    && r.method().as_str() == method.as_str()),
                 "{method} {path} is open in template.yaml but admin-only in the code"
             );
         }

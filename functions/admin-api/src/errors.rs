@@ -1,5 +1,6 @@
-//! Maps core errors to problems: what the caller can act on is a 4xx naming the aggregate;
-//! storage trouble is a 503 and corrupt stored data a 500, both logged.
+//! Converts core errors into problems (`From`, so handlers just use `?`): what the caller can
+//! act on is a 4xx naming the aggregate; storage trouble is a 503 and corrupt stored data a
+//! 500, both logged.
 
 use axum::http::StatusCode;
 use snapshot_core::snapshot::SnapshotBuildError;
@@ -9,7 +10,34 @@ use tracing::error;
 use crate::problem::Problem;
 
 /// Problem for a failed repository call.
-pub fn repository_problem(err: RepositoryError) -> Problem {
+impl From<RepositoryError> for Problem {
+    fn from(err: RepositoryError) -> Self {
+        repository_problem(err)
+    }
+}
+
+/// Problem for a failed store call.
+impl From<StoreError> for Problem {
+    fn from(err: StoreError) -> Self {
+        store_problem(err)
+    }
+}
+
+/// Problem for an unusable stored event.
+impl From<EventError> for Problem {
+    fn from(err: EventError) -> Self {
+        event_problem(err)
+    }
+}
+
+/// A response body that cannot be serialised is our fault (500).
+impl From<serde_json::Error> for Problem {
+    fn from(err: serde_json::Error) -> Self {
+        Problem::internal("serialization", err.to_string())
+    }
+}
+
+fn repository_problem(err: RepositoryError) -> Problem {
     match err {
         RepositoryError::NotFound { aggregate_id } => Problem::not_found(
             "aggregate-not-found",
@@ -31,8 +59,7 @@ pub fn repository_problem(err: RepositoryError) -> Problem {
     }
 }
 
-/// Problem for a failed store call.
-pub fn store_problem(err: StoreError) -> Problem {
+fn store_problem(err: StoreError) -> Problem {
     match err {
         StoreError::Backend { operation, message } => {
             error!(operation, error = %message, "storage request failed");
@@ -57,7 +84,7 @@ pub fn store_problem(err: StoreError) -> Problem {
 
 /// A stored event of another type means the caller named the wrong type (409); any other
 /// unusable event is corrupt data (500). Either way the detail names aggregate and sequence.
-pub fn event_problem(err: EventError) -> Problem {
+fn event_problem(err: EventError) -> Problem {
     match err {
         EventError::WrongAggregate { .. } => {
             Problem::conflict("aggregate-type-mismatch", err.to_string())

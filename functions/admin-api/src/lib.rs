@@ -9,6 +9,9 @@
 //! Layers, outside in: [`observe`] (request id, problem+json for every error, panic guard,
 //! audit record), [`auth`] (deny by default, except `/health`), then the handlers in
 //! `routes`, whose inputs pass [`validation`].
+//!
+//! Imports run one way: `routes` → `observe` → the leaves [`route_table`], [`request_id`],
+//! [`auth`] and [`problem`]; core errors become problems through `From` ([`errors`]).
 
 #![warn(missing_docs)]
 
@@ -18,6 +21,8 @@ pub mod errors;
 pub mod local;
 pub mod observe;
 pub mod problem;
+pub mod request_id;
+pub mod route_table;
 mod routes;
 pub mod state;
 pub mod validation;
@@ -25,7 +30,9 @@ pub mod views;
 
 pub use auth::{AccessPolicy, Actor, AuthMethod, Authenticator, DevToken};
 pub use problem::{Problem, PROBLEM_JSON};
-pub use routes::{action_for, router, RouteSpec, ROUTES};
+pub use request_id::{RequestId, REQUEST_ID_HEADER};
+pub use route_table::{action_for, RouteSpec, ROUTES};
+pub use routes::router;
 pub use state::{dynamo_state, AppState};
 
 /// The OpenAPI 3.1 document served at `/admin/openapi.json`.

@@ -2,86 +2,59 @@
 //! into problem+json (with `instance` and `requestId`), catches panics as a 500 and emits one
 //! audit record per admin call.
 
-use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request};
-use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
-use lambda_http::request::RequestContext;
 use snapshot_core::audit::{AuditRecord, Outcome};
 use tracing::{error, info};
 
 use crate::auth::{Actor, RefusedCaller};
 use crate::problem::{Problem, PROBLEM_JSON};
-use crate::routes::{action_for, HEALTH};
+use crate::request_id::{RequestId, REQUEST_ID_HEADER};
+use crate::route_table::{action_for, HEALTH};
 
-/// Response header carrying the request id.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-/// Longest request id accepted from a client header.
-const MAX_REQUEST_ID_CHARS: usize = 128;
 /// How much of a framework error body is kept as the problem's detail.
 const MAX_FRAMEWORK_BODY: usize = 4 * 1024;
-
-/// The id of this request: API Gateway's, else a sane client `x-request-id`, else a new UUID.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
-
-impl RequestId {
-    fn of(request: &Request) -> Self {
-        if let Some(RequestContext::ApiGatewayV2(context)) =
-            request.extensions().get::<RequestContext>()
-        {
-            if let Some(id) = context.request_id.as_deref().filter(|id| !id.is_empty()) {
-                return Self(id.to_owned());
-            }
-        }
-        let from_header = request
-            .headers()
-            .get(REQUEST_ID_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|id| {
-                !id.is_empty()
-                    && id.len() <= MAX_REQUEST_ID_CHARS
-                    && id.chars().all(|c| c.is_ascii_graphic())
-            });
-        match from_header {
-            Some(id) => Self(id.to_owned()),
-            None => Self(uuid::Uuid::new_v4().to_string()),
-        }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestId {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<RequestId>()
-            .cloned()
-            .unwrap_or_else(|| Self(uuid::Uuid::new_v4().to_string())))
-    }
-}
 
 /// What a handler adds to the audit record beyond what the request and status tell.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditNote {
     /// Overrides the outcome derived from the status (e.g. `noop`).
-    pub outcome: Option<Outcome>,
+    outcome: Option<Outcome>,
     /// Snapshot version concerned, when not in the path.
-    pub version: Option<u64>,
+    version: Option<u64>,
     /// What happened, in a few words.
-    pub detail: Option<String>,
+    detail: Option<String>,
 }
 
 impl AuditNote {
+    /// Overrides the outcome derived from the status.
+    #[must_use]
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = Some(outcome);
+        self
+    }
+
+    /// The snapshot version concerned, when not in the path.
+    #[must_use]
+    pub fn version(mut self, version: Option<u64>) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// What happened, in a few words.
+    #[must_use]
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
     /// Attaches the note to a response.
     pub fn attach(self, mut response: Response) -> Response {
         response.extensions_mut().insert(self);
@@ -115,17 +88,17 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let response = match AssertUnwindSafe(next.run(request)).catch_unwind().await {
         Ok(response) => response,
         Err(_) => {
-            error!(method = %method, path = %path, request_id = %request_id.0, "handler panicked");
+            error!(method = %method, path = %path, request_id = %request_id, "handler panicked");
             Problem::internal("internal-error", "internal error").into_response()
         }
     };
     let mut response = as_problem(response, &path, &request_id).await;
-    if let Ok(value) = HeaderValue::from_str(&request_id.0) {
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
 
     let status = response.status();
-    info!(method = %method, path = %path, status = status.as_u16(), request_id = %request_id.0,
+    info!(method = %method, path = %path, status = status.as_u16(), request_id = %request_id,
         duration_ms = snapshot_core::clock::millis(started.elapsed()), "request");
     if matched.as_deref() != Some(HEALTH) {
         audit_record(&method, matched.as_deref(), &params, &response, &request_id)
@@ -178,7 +151,7 @@ fn audit_record(
         } else {
             "admin.unknown-route"
         });
-    let mut record = AuditRecord::new(actor, action, outcome).request(Some(request_id.0.clone()));
+    let mut record = AuditRecord::new(actor, action, outcome).request(Some(request_id.to_string()));
     if let Some(aggregate_id) = param("aggregateId") {
         let version = note
             .version
@@ -189,7 +162,7 @@ fn audit_record(
         response
             .extensions()
             .get::<Problem>()
-            .map(|p| format!("{} {}: {}", status.as_u16(), p.kind, p.detail))
+            .map(|p| format!("{} {}: {}", status.as_u16(), p.kind(), p.detail()))
     });
     if let Some(detail) = detail {
         record = record.detail(detail);
@@ -220,15 +193,17 @@ async fn as_problem(response: Response, path: &str, request_id: &RequestId) -> R
                     .get(header::ALLOW)
                     .and_then(|v| v.to_str().ok())
                 {
-                    problem.detail = format!("this route accepts {allow}");
-                    problem = problem.with("allow", allow);
+                    problem = problem
+                        .with_detail(format!("this route accepts {allow}"))
+                        .with("allow", allow);
                 }
             }
             problem
         }
     };
-    problem.instance.get_or_insert_with(|| path.to_owned());
-    problem = problem.with("requestId", request_id.0.clone());
+    problem = problem
+        .or_instance(path)
+        .with("requestId", request_id.to_string());
     parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers

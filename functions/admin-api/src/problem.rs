@@ -18,17 +18,17 @@ pub const PROBLEM_TYPE_PREFIX: &str = "urn:inventory-snapshots:problem:";
 #[error("{status} {kind}: {detail}")]
 pub struct Problem {
     /// HTTP status.
-    pub status: StatusCode,
+    status: StatusCode,
     /// Slug of the problem type, e.g. `unsupported-aggregate-type`.
-    pub kind: &'static str,
+    kind: &'static str,
     /// Short summary of the kind of problem.
-    pub title: String,
+    title: String,
     /// What went wrong with this request, naming the aggregate, version or field.
-    pub detail: String,
+    detail: String,
     /// The request path the problem occurred on (filled in by the router's outer layer).
-    pub instance: Option<String>,
+    instance: Option<String>,
     /// Extra members of the body.
-    pub extensions: Map<String, Value>,
+    extensions: Map<String, Value>,
 }
 
 impl Problem {
@@ -47,6 +47,45 @@ impl Problem {
             instance: None,
             extensions: Map::new(),
         }
+    }
+
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Slug of the problem type, e.g. `unsupported-aggregate-type`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Short summary of the kind of problem.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// What went wrong with this request.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The request path the problem occurred on, once the outer layer has set it.
+    pub fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
+    }
+
+    /// Replaces the detail.
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    /// Sets the instance unless one is set already.
+    #[must_use]
+    pub fn or_instance(mut self, path: &str) -> Self {
+        self.instance.get_or_insert_with(|| path.to_owned());
+        self
     }
 
     /// Adds an extension member to the body.

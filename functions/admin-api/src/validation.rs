@@ -63,7 +63,7 @@ where
                 let status = rejection.status();
                 let problem = Problem::from_status(status, &rejection.body_text());
                 if status.is_client_error() {
-                    Problem::bad_request("invalid-path", problem.detail)
+                    Problem::bad_request("invalid-path", problem.detail().to_owned())
                 } else {
                     problem
                 }

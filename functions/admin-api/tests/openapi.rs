@@ -33,7 +33,7 @@ fn documented() -> BTreeSet<(String, String)> {
 fn routed() -> BTreeSet<(String, String)> {
     ROUTES
         .iter()
-        .map(|r| (r.path.to_owned(), r.method.to_string()))
+        .map(|r| (r.path().to_owned(), r.method().to_string()))
         .collect()
 }
 
@@ -54,7 +54,7 @@ fn the_document_lists_exactly_the_routes_of_the_router() {
 fn documented_path_parameters_match_the_templates() {
     let doc: Value = serde_json::from_str(OPENAPI_JSON).unwrap();
     for route in ROUTES {
-        let op = &doc["paths"][route.path][route.method.as_str().to_lowercase()];
+        let op = &doc["paths"][route.path()][route.method().as_str().to_lowercase()];
         let mut declared: Vec<String> = op["parameters"]
             .as_array()
             .map(|ps| {
@@ -73,15 +73,21 @@ fn documented_path_parameters_match_the_templates() {
             .unwrap_or_default();
         declared.sort();
         let mut in_template: Vec<String> = route
-            .path
+            .path()
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(str::to_owned)
             .collect();
         in_template.sort();
-        assert_eq!(declared, in_template, "{} {}", route.method, route.path);
+        assert_eq!(declared, in_template, "{} {}", route.method(), route.path());
         let public = op["security"].as_array().is_some_and(Vec::is_empty);
-        assert_eq!(public, !route.admin_only, "{} {}", route.method, route.path);
+        assert_eq!(
+            public,
+            !route.admin_only(),
+            "{} {}",
+            route.method(),
+            route.path()
+        );
     }
 }
 
@@ -89,13 +95,13 @@ fn documented_path_parameters_match_the_templates() {
 async fn the_router_serves_every_route_and_only_those_methods() {
     let app = TestApp::new();
     for route in ROUTES {
-        let uri = concrete(route.path);
-        let reply = app.send(admin(route.method.clone(), &uri)).await;
+        let uri = concrete(route.path());
+        let reply = app.send(admin(route.method().clone(), &uri)).await;
         let kind = reply.body["type"].as_str().unwrap_or("");
         assert!(
             !kind.ends_with("route-not-found") && reply.status != StatusCode::METHOD_NOT_ALLOWED,
             "{} {uri} is not routed: {}",
-            route.method,
+            route.method(),
             reply.body
         );
     }

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use snapshot_core::audit::{AuditRecord, Outcome};
-use snapshot_core::policy::{LastSnapshot, SnapshotPolicy, Strategy, TripReason};
+use snapshot_core::policy::{LastSnapshot, SnapshotPolicy, Strategy};
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
 use snapshot_core::snapshot::{
     build_snapshot, SnapshotBuildError, SnapshotMetadata, SnapshotSubject,
@@ -16,53 +16,18 @@ use snapshot_core::snapshot::{
 use snapshot_core::StoreError;
 use tracing::{info, warn};
 
+use snapshot_core::config::Config;
+use snapshot_core::Registry;
+
 use crate::batch::AggregateBatch;
 use crate::error::SnapshotterError;
-use crate::handler::Snapshotter;
-use crate::rebuild::{header_usable, Newest};
+use crate::outcome::{Action, AggregateOutcome, Counts};
+use crate::rebuild::{header_usable, Newest, Rebuilder};
 
-/// Actor and action of the audit records.
+/// Actor of the audit records.
 pub const ACTOR: &str = "snapshotter";
+/// Action of the audit records.
 pub const ACTION: &str = "snapshot.create";
-
-/// What happened to one aggregate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// The policy did not trip.
-    NotDue,
-    /// A snapshot at or after the batch's highest sequence exists already.
-    UpToDate { snapshot_version: u64 },
-    Created {
-        version: u64,
-        stored_bytes: u64,
-        reason: TripReason,
-    },
-    /// Another writer stored the same snapshot first (same key = same content).
-    AlreadyPresent { version: u64 },
-    /// The state does not fit one DynamoDB item even compressed. Not a batch failure: a retry
-    /// would fail the same way and hold back every other aggregate of the shard; loads keep
-    /// working from the previous snapshot and the tail.
-    TooLarge { version: u64, item_bytes: usize },
-}
-
-/// Work counted for one aggregate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// The policy was consulted (no poison record stopped it before).
-    pub evaluated: bool,
-    pub events_folded: u64,
-    pub events_fetched: u64,
-    pub snapshots_invalid: u64,
-}
-
-#[derive(Debug)]
-pub struct AggregateOutcome {
-    pub aggregate_id: String,
-    /// Reported when `result` is an error (see [`AggregateBatch::failure_identifier`]).
-    pub failure_identifier: String,
-    pub result: Result<Action, SnapshotterError>,
-    pub counts: Counts,
-}
 
 /// With this many new events the count policy trips whatever the newest snapshot is (barring
 /// redelivery), so its full record is read at once instead of the header and then the record.
@@ -71,7 +36,33 @@ fn certain_to_trip(policy: &SnapshotPolicy, new_events: usize) -> bool {
         && new_events as u64 >= policy.threshold
 }
 
-impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
+/// Evaluates the aggregates of a batch against the stores, registry and configuration it
+/// borrows from the handler.
+pub(crate) struct Evaluator<'a, E, S> {
+    events: &'a E,
+    snapshots: &'a S,
+    registry: &'a Registry,
+    config: &'a Config,
+    clock: &'a (dyn Fn() -> i64 + Send + Sync),
+}
+
+impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
+    pub(crate) fn new(
+        events: &'a E,
+        snapshots: &'a S,
+        registry: &'a Registry,
+        config: &'a Config,
+        clock: &'a (dyn Fn() -> i64 + Send + Sync),
+    ) -> Self {
+        Self {
+            events,
+            snapshots,
+            registry,
+            config,
+            clock,
+        }
+    }
+
     pub(crate) async fn evaluate(
         &self,
         batch: &AggregateBatch,
@@ -115,12 +106,12 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
             Ok(Action::NotDue | Action::UpToDate { .. }) => {}
             Err(e) => audit(Outcome::Failure, e.to_string()),
         }
-        AggregateOutcome {
-            aggregate_id: batch.aggregate_id.clone(),
-            failure_identifier: batch.failure_identifier(),
+        AggregateOutcome::new(
+            batch.aggregate_id.clone(),
+            batch.failure_identifier(),
             result,
             counts,
-        }
+        )
     }
 
     async fn evaluate_inner(
@@ -167,7 +158,15 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
             return Ok(Action::NotDue);
         };
 
-        let rebuilt = self.rebuild(batch, kind.as_ref(), newest, counts).await?;
+        let rebuilt = Rebuilder::new(
+            self.events,
+            self.snapshots,
+            self.config.codec,
+            batch,
+            kind.as_ref(),
+        )
+        .rebuild(newest, counts)
+        .await?;
         let metadata = SnapshotMetadata {
             created_by: ACTOR.to_owned(),
             reason: reason.as_str().to_owned(),

@@ -15,8 +15,9 @@ use snapshot_core::Registry;
 use tracing::{info, warn};
 
 use crate::batch::coalesce;
-use crate::evaluate::{Action, AggregateOutcome};
+use crate::evaluate::Evaluator;
 use crate::metrics::Tally;
+use crate::outcome::{Action, AggregateOutcome};
 use crate::records::compare_sequence_numbers;
 use crate::settings::Settings;
 
@@ -25,11 +26,11 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// The snapshotter, generic over its stores so tests run it on in-memory ones.
 pub struct Snapshotter<E, S> {
-    pub(crate) events: E,
-    pub(crate) snapshots: S,
-    pub(crate) registry: Registry,
-    pub(crate) config: Config,
-    pub(crate) clock: Clock,
+    events: E,
+    snapshots: S,
+    registry: Registry,
+    config: Config,
+    clock: Clock,
     max_concurrency: usize,
 }
 
@@ -100,8 +101,15 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
             poison_records: batch.poison_records(),
             ..Tally::default()
         };
+        let evaluator = Evaluator::new(
+            &self.events,
+            &self.snapshots,
+            &self.registry,
+            &self.config,
+            self.clock.as_ref(),
+        );
         let outcomes: Vec<AggregateOutcome> = stream::iter(&batch.aggregates)
-            .map(|aggregate| self.evaluate(aggregate, request_id))
+            .map(|aggregate| evaluator.evaluate(aggregate, request_id))
             .buffer_unordered(self.max_concurrency)
             .collect()
             .await;
@@ -112,13 +120,14 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
             failures.push(orphan.stream_sequence.clone().unwrap_or_default());
         }
         for outcome in &outcomes {
-            tally.events_folded += outcome.counts.events_folded;
-            tally.events_fetched += outcome.counts.events_fetched;
-            tally.snapshots_invalid += outcome.counts.snapshots_invalid;
-            if outcome.counts.evaluated {
+            let counts = outcome.counts();
+            tally.events_folded += counts.events_folded();
+            tally.events_fetched += counts.events_fetched();
+            tally.snapshots_invalid += counts.snapshots_invalid();
+            if counts.evaluated() {
                 tally.aggregates_evaluated += 1;
             }
-            match &outcome.result {
+            match outcome.result() {
                 Ok(Action::Created { stored_bytes, .. }) => {
                     tally.snapshots_created += 1;
                     tally.snapshot_bytes += stored_bytes;
@@ -128,8 +137,8 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
                 Ok(Action::NotDue | Action::UpToDate { .. }) => {}
                 Err(e) => {
                     tally.failures += 1;
-                    warn!(aggregate_id = %outcome.aggregate_id, error = %e, "aggregate failed; reported for redelivery");
-                    failures.push(outcome.failure_identifier.clone());
+                    warn!(aggregate_id = %outcome.aggregate_id(), error = %e, "aggregate failed; reported for redelivery");
+                    failures.push(outcome.failure_identifier().to_owned());
                 }
             }
         }

@@ -4,17 +4,21 @@
 //! [`batch`] sorts a stream batch by aggregate, [`evaluate`] handles one aggregate (decide,
 //! rebuild from the latest valid snapshot plus only what is missing, store conditionally),
 //! [`handler`] runs the aggregates concurrently and reports partial batch failures.
+//!
+//! Imports run one way: [`handler`] → [`evaluate`] → [`rebuild`] → [`outcome`] (with
+//! [`batch`], [`error`] and [`records`] as leaves beside them).
 
 pub mod batch;
 pub mod error;
 pub mod evaluate;
 pub mod handler;
 pub mod metrics;
+pub mod outcome;
 pub mod rebuild;
 pub mod records;
 pub mod settings;
 
 pub use error::SnapshotterError;
-pub use evaluate::{Action, AggregateOutcome};
 pub use handler::{BatchReport, Snapshotter};
+pub use outcome::{Action, AggregateOutcome, Counts};
 pub use settings::Settings;

@@ -8,10 +8,11 @@ use snapshot_core::snapshot::{open_snapshot, InvalidSnapshot, SnapshotHeader, Sn
 use snapshot_core::{EventEnvelope, StoreError};
 use tracing::warn;
 
+use snapshot_core::codec::SnapshotCodec;
+
 use crate::batch::AggregateBatch;
 use crate::error::SnapshotterError;
-use crate::evaluate::Counts;
-use crate::handler::Snapshotter;
+use crate::outcome::Counts;
 
 /// Headers per request when walking past invalid snapshots.
 const WALK_PAGE: usize = 25;
@@ -63,26 +64,49 @@ pub(crate) fn header_usable(
         && header.last_event_sequence == header.version
 }
 
-impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
+/// Rebuilds one aggregate of a batch from its stores.
+pub(crate) struct Rebuilder<'a, E, S> {
+    events: &'a E,
+    snapshots: &'a S,
+    codec: SnapshotCodec,
+    batch: &'a AggregateBatch,
+    kind: &'a dyn AggregateKind,
+}
+
+impl<'a, E: EventStore, S: SnapshotStore> Rebuilder<'a, E, S> {
+    pub(crate) fn new(
+        events: &'a E,
+        snapshots: &'a S,
+        codec: SnapshotCodec,
+        batch: &'a AggregateBatch,
+        kind: &'a dyn AggregateKind,
+    ) -> Self {
+        Self {
+            events,
+            snapshots,
+            codec,
+            batch,
+            kind,
+        }
+    }
+
     /// The state at the batch's highest sequence from the latest valid snapshot (walking past
     /// invalid ones), or from a full replay when there is none.
     pub(crate) async fn rebuild(
         &self,
-        batch: &AggregateBatch,
-        kind: &dyn AggregateKind,
         newest: Newest,
         counts: &mut Counts,
     ) -> Result<Rebuilt, SnapshotterError> {
-        let id = batch.aggregate_id.as_str();
+        let id = self.batch.aggregate_id.as_str();
         let mut below = newest.version();
         match newest {
             Newest::Record(record) => {
-                if let Some(rebuilt) = self.try_base(batch, kind, &record, counts).await? {
+                if let Some(rebuilt) = self.try_base(&record, counts).await? {
                     return Ok(rebuilt);
                 }
             }
             Newest::Header(header) => {
-                if let Some(rebuilt) = self.try_header(batch, kind, &header, counts).await? {
+                if let Some(rebuilt) = self.try_header(&header, counts).await? {
                     return Ok(rebuilt);
                 }
             }
@@ -101,14 +125,14 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
                 Err(e) => return Err(SnapshotterError::store(id)(e)),
             };
             for header in &page.items {
-                if let Some(rebuilt) = self.try_header(batch, kind, header, counts).await? {
+                if let Some(rebuilt) = self.try_header(header, counts).await? {
                     return Ok(rebuilt);
                 }
             }
             below = page.next;
         }
         let state = self
-            .fold_onto(batch, kind, 0, None, counts)
+            .fold_onto(0, None, counts)
             .await?
             .map_err(|e| SnapshotterError::from_fold(id, e))?;
         Ok(Rebuilt {
@@ -120,13 +144,11 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
     /// Fetches and tries the snapshot a header describes, unless the header already rules it out.
     async fn try_header(
         &self,
-        batch: &AggregateBatch,
-        kind: &dyn AggregateKind,
         header: &SnapshotHeader,
         counts: &mut Counts,
     ) -> Result<Option<Rebuilt>, SnapshotterError> {
-        let id = batch.aggregate_id.as_str();
-        if !header_usable(header, kind, id) {
+        let id = self.batch.aggregate_id.as_str();
+        if !header_usable(header, self.kind, id) {
             self.passed_over(
                 id,
                 header.version,
@@ -136,7 +158,7 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
             return Ok(None);
         }
         match self.snapshots.get(id, header.version).await {
-            Ok(Some(record)) => self.try_base(batch, kind, &record, counts).await,
+            Ok(Some(record)) => self.try_base(&record, counts).await,
             // Deleted since the header was read (pruned): try the next one.
             Ok(None) => Ok(None),
             Err(StoreError::MalformedSnapshot { reason, .. }) => {
@@ -150,19 +172,17 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
     /// Validates a snapshot and folds the batch onto it; `None` when it must not be used.
     async fn try_base(
         &self,
-        batch: &AggregateBatch,
-        kind: &dyn AggregateKind,
         record: &SnapshotRecord,
         counts: &mut Counts,
     ) -> Result<Option<Rebuilt>, SnapshotterError> {
-        let id = batch.aggregate_id.as_str();
+        let id = self.batch.aggregate_id.as_str();
         let version = record.header.version;
         let state = match open_snapshot(
-            &self.config.codec,
+            &self.codec,
             record,
             id,
-            kind.type_name(),
-            kind.schema_version(),
+            self.kind.type_name(),
+            self.kind.schema_version(),
         ) {
             Ok(state) => state,
             Err(invalid) => {
@@ -170,10 +190,7 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
                 return Ok(None);
             }
         };
-        match self
-            .fold_onto(batch, kind, version, Some(&state), counts)
-            .await?
-        {
+        match self.fold_onto(version, Some(&state), counts).await? {
             Ok(state_json) => Ok(Some(Rebuilt {
                 state_json,
                 base_version: version,
@@ -202,15 +219,14 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
     /// outer error is a store failure; the inner one a fold failure for the caller to judge.
     async fn fold_onto(
         &self,
-        batch: &AggregateBatch,
-        kind: &dyn AggregateKind,
         base_version: u64,
         base: Option<&[u8]>,
         counts: &mut Counts,
     ) -> Result<Result<Vec<u8>, FoldError>, SnapshotterError> {
-        let id = batch.aggregate_id.as_str();
+        let id = self.batch.aggregate_id.as_str();
         // Redelivered images at or below the base are already in it.
-        let tail: Vec<&EventEnvelope> = batch
+        let tail: Vec<&EventEnvelope> = self
+            .batch
             .events
             .iter()
             .filter(|e| e.sequence > base_version)
@@ -239,7 +255,7 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
             }
             _ => Vec::new(),
         };
-        let folded = kind.fold_json(id, base_version, base, &events);
+        let folded = self.kind.fold_json(id, base_version, base, &events);
         if folded.is_ok() {
             counts.events_folded += events.len() as u64;
         }

@@ -72,7 +72,7 @@ async fn redelivering_the_same_batch_creates_nothing_new() {
     assert!(again
         .outcomes
         .iter()
-        .all(|o| matches!(o.result, Ok(Action::UpToDate { .. }))));
+        .all(|o| matches!(o.result(), Ok(Action::UpToDate { .. }))));
 }
 
 #[tokio::test]
@@ -113,9 +113,9 @@ async fn a_poison_record_fails_only_its_own_aggregate_at_its_lowest_record() {
     let failed = report
         .outcomes
         .iter()
-        .find(|o| o.aggregate_id == "item-2002")
+        .find(|o| o.aggregate_id() == "item-2002")
         .unwrap();
-    let message = failed.result.as_ref().unwrap_err().to_string();
+    let message = failed.result().as_ref().unwrap_err().to_string();
     assert!(
         message.contains("item-2002") && message.contains("StockTeleported"),
         "{message}"
@@ -264,7 +264,7 @@ async fn a_snapshot_stored_concurrently_counts_as_already_present() {
     let report = racing.process(batch, None).await;
     assert!(failures(&report).is_empty());
     assert!(matches!(
-        report.outcomes[0].result,
+        report.outcomes[0].result(),
         Ok(Action::AlreadyPresent { version: 4 })
     ));
     assert_eq!(metric(&report, SNAPSHOTS_ALREADY_PRESENT), 1);
@@ -442,9 +442,9 @@ async fn snapshot_too_large_for_one_item_is_skipped_not_failed() {
     let outcome = report
         .outcomes
         .iter()
-        .find(|o| o.aggregate_id == id)
+        .find(|o| o.aggregate_id() == id)
         .unwrap();
     assert!(
-        matches!(outcome.result, Ok(Action::TooLarge { version: 24_002, item_bytes }) if item_bytes > 400 * 1024)
+        matches!(outcome.result(), Ok(Action::TooLarge { version: 24_002, item_bytes }) if *item_bytes > 400 * 1024)
     );
 }

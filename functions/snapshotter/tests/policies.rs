@@ -23,7 +23,7 @@ async fn count_threshold_minus_one_does_not_trip() {
     assert_eq!(h.snapshot_versions("item-1"), vec![10]);
     assert_eq!(metric(&report, SNAPSHOTS_CREATED), 0);
     assert_eq!(metric(&report, AGGREGATES_EVALUATED), 1);
-    assert!(matches!(report.outcomes[0].result, Ok(Action::NotDue)));
+    assert!(matches!(report.outcomes[0].result(), Ok(Action::NotDue)));
 }
 
 #[tokio::test]
@@ -32,7 +32,7 @@ async fn count_threshold_exactly_n_trips() {
     assert_eq!(h.snapshot_versions("item-1"), vec![10, 20]);
     assert_eq!(metric(&report, SNAPSHOTS_CREATED), 1);
     assert!(matches!(
-        report.outcomes[0].result,
+        report.outcomes[0].result(),
         Ok(Action::Created {
             version: 20,
             reason: TripReason::Count,
@@ -72,13 +72,13 @@ async fn time_policy_trips_once_the_interval_has_passed() {
 
     h.set_now(T0 + HOUR - 1);
     let early = h.deliver(&item_events("item-1", 4, 4)).await;
-    assert!(matches!(early.outcomes[0].result, Ok(Action::NotDue)));
+    assert!(matches!(early.outcomes[0].result(), Ok(Action::NotDue)));
     assert_eq!(h.snapshot_versions("item-1"), vec![3]);
 
     h.set_now(T0 + HOUR);
     let due = h.deliver(&item_events("item-1", 5, 5)).await;
     assert!(matches!(
-        due.outcomes[0].result,
+        due.outcomes[0].result(),
         Ok(Action::Created {
             version: 5,
             reason: TripReason::Time,
@@ -102,7 +102,7 @@ async fn time_policy_never_trips_without_new_events() {
     let batch = h.batch(&events);
     let report = h.snapshotter.process(batch, None).await;
     assert!(matches!(
-        report.outcomes[0].result,
+        report.outcomes[0].result(),
         Ok(Action::UpToDate {
             snapshot_version: 3
         })
@@ -125,7 +125,7 @@ async fn hybrid_trips_on_count_or_on_time_whichever_comes_first() {
     // Threshold reached: count trips.
     let by_count = h.deliver(&item_events("item-1", 3, 5)).await;
     assert!(matches!(
-        by_count.outcomes[0].result,
+        by_count.outcomes[0].result(),
         Ok(Action::Created {
             version: 5,
             reason: TripReason::Count,
@@ -140,7 +140,7 @@ async fn hybrid_trips_on_count_or_on_time_whichever_comes_first() {
     h.set_now(T0 + 10 * HOUR + 10 + HOUR);
     let by_time = h.deliver(&item_events("item-1", 8, 8)).await;
     assert!(matches!(
-        by_time.outcomes[0].result,
+        by_time.outcomes[0].result(),
         Ok(Action::Created {
             version: 8,
             reason: TripReason::Time,

@@ -58,7 +58,7 @@ async fn a_batch_that_does_not_trip_costs_one_header_read() {
     let mut h = Harness::count(100);
     let before = h.snapshots.requests();
     let report = h.deliver(&item_events("item-1", 1, 3)).await;
-    assert!(matches!(report.outcomes[0].result, Ok(Action::NotDue)));
+    assert!(matches!(report.outcomes[0].result(), Ok(Action::NotDue)));
     assert_eq!(h.snapshots.requests() - before, 1);
 }
 

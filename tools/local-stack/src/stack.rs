@@ -274,7 +274,7 @@ async fn process_batch(
     let report = snapshotter.process(event, Some(request_id)).await;
     Totals::add(&totals.stream_batches, 1);
     for outcome in &report.outcomes {
-        match &outcome.result {
+        match outcome.result() {
             Ok(Action::Created {
                 version,
                 stored_bytes,
@@ -282,7 +282,7 @@ async fn process_batch(
             }) => {
                 Totals::add(&totals.snapshots_created, 1);
                 reporter(&Progress::SnapshotCreated {
-                    aggregate_id: outcome.aggregate_id.clone(),
+                    aggregate_id: outcome.aggregate_id().to_owned(),
                     version: *version,
                     stored_bytes: *stored_bytes,
                     reason: reason.to_string(),
@@ -291,7 +291,7 @@ async fn process_batch(
             Err(e) => {
                 Totals::add(&totals.snapshot_failures, 1);
                 reporter(&Progress::SnapshotFailed {
-                    aggregate_id: outcome.aggregate_id.clone(),
+                    aggregate_id: outcome.aggregate_id().to_owned(),
                     error: e.to_string(),
                 });
             }

@@ -5,7 +5,6 @@ use axum::Json;
 use snapshot_core::ports::{EventStore, SnapshotStore};
 
 use crate::auth::Actor;
-use crate::errors::repository_problem;
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::validation::{aggregate_id, aggregate_type, ValidPath};
@@ -20,18 +19,11 @@ pub async fn current<E: EventStore, S: SnapshotStore>(
 ) -> Result<Json<AggregateView>, Problem> {
     let kind = aggregate_type(&app.registry, &raw_type)?;
     let id = aggregate_id(&raw_id)?;
-    let loaded = app
-        .repository
-        .load_kind(kind.as_ref(), id)
-        .await
-        .map_err(repository_problem)?;
+    let loaded = app.repository.load_kind(kind.as_ref(), id).await?;
     let state_omitted = omitted_state(loaded.state_json.len());
     let state = match state_omitted {
         Some(_) => None,
-        None => Some(
-            serde_json::from_slice(&loaded.state_json)
-                .map_err(|e| Problem::internal("serialization", e.to_string()))?,
-        ),
+        None => Some(serde_json::from_slice(&loaded.state_json)?),
     };
     Ok(Json(AggregateView {
         aggregate_id: loaded.aggregate_id,

@@ -12,9 +12,9 @@ use snapshot_core::pruning::{prune, Deadline, PruneError, PruneRequest};
 use tracing::info;
 
 use crate::auth::Actor;
-use crate::errors::store_problem;
-use crate::observe::{AuditNote, RequestId};
+use crate::observe::AuditNote;
 use crate::problem::Problem;
+use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::validation::{aggregate_id, OptionalJson};
 
@@ -52,7 +52,7 @@ pub async fn cleanup<E: EventStore, S: SnapshotStore>(
     request.dry_run = body.dry_run;
     request.aggregate_id = body.aggregate_id;
     request.actor = actor.id.clone();
-    request.request_id = Some(request_id.0);
+    request.request_id = Some(request_id.into_string());
     request.deadline = deadline(lambda.map(|Extension(context)| context.deadline()));
     info!(actor = %actor.id, dry_run = request.dry_run,
         aggregate_id = request.aggregate_id.as_deref().unwrap_or("*"), "cleanup requested");
@@ -74,18 +74,16 @@ pub async fn cleanup<E: EventStore, S: SnapshotStore>(
                     .map(|id| format!(", aggregate {id}"))
                     .unwrap_or_default(),
             );
-            Ok(AuditNote {
-                detail: Some(detail),
-                ..AuditNote::default()
-            }
-            .attach(Json(summary).into_response()))
+            Ok(AuditNote::default()
+                .detail(detail)
+                .attach(Json(summary).into_response()))
         }
         Err(PruneError::InvalidRequest { field, reason }) => Err(Problem::bad_request(
             "invalid-body",
             format!("{field} {reason}"),
         )),
         Err(PruneError::Store { source, partial }) => {
-            let problem = store_problem(source);
+            let problem = Problem::from(source);
             Err(problem.with(
                 "partial",
                 serde_json::to_value(*partial).unwrap_or_default(),

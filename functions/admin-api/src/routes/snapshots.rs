@@ -12,9 +12,9 @@ use snapshot_core::snapshot::SnapshotMetadata;
 use tracing::info;
 
 use crate::auth::Actor;
-use crate::errors::{repository_problem, store_problem};
-use crate::observe::{AuditNote, RequestId};
+use crate::observe::AuditNote;
 use crate::problem::Problem;
+use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::validation::{aggregate_id, aggregate_type, ValidPath, ValidQuery};
 use crate::views::{
@@ -42,14 +42,13 @@ pub async fn create<E: EventStore, S: SnapshotStore>(
     let metadata = SnapshotMetadata {
         created_by: actor.id.clone(),
         reason: MANUAL_REASON.to_owned(),
-        request_id: Some(request_id.0),
+        request_id: Some(request_id.into_string()),
     };
     let expires_at = app.config.expires_at(now_millis());
     let (record, outcome) = app
         .repository
         .snapshot_now(kind.as_ref(), id, metadata, expires_at)
-        .await
-        .map_err(repository_problem)?;
+        .await?;
     let version = record.header.version;
     let response = match outcome {
         PutOutcome::Created => {
@@ -58,11 +57,9 @@ pub async fn create<E: EventStore, S: SnapshotStore>(
                 outcome: "created",
                 snapshot: SnapshotView::from(&record.header),
             };
-            AuditNote {
-                version: Some(version),
-                ..AuditNote::default()
-            }
-            .attach((StatusCode::CREATED, Json(view)).into_response())
+            AuditNote::default()
+                .version(Some(version))
+                .attach((StatusCode::CREATED, Json(view)).into_response())
         }
         PutOutcome::AlreadyExists => {
             // Show what is stored, not the copy we just built (its metadata differs).
@@ -70,19 +67,17 @@ pub async fn create<E: EventStore, S: SnapshotStore>(
                 .repository
                 .snapshots()
                 .get(id, version)
-                .await
-                .map_err(store_problem)?
+                .await?
                 .map_or(record.header, |r| r.header);
             let view = CreateView {
                 outcome: "alreadyExists",
                 snapshot: SnapshotView::from(&stored),
             };
-            AuditNote {
-                outcome: Some(Outcome::Noop),
-                version: Some(version),
-                detail: Some(format!("a snapshot at version {version} already exists")),
-            }
-            .attach((StatusCode::OK, Json(view)).into_response())
+            AuditNote::default()
+                .outcome(Outcome::Noop)
+                .version(Some(version))
+                .detail(format!("a snapshot at version {version} already exists"))
+                .attach((StatusCode::OK, Json(view)).into_response())
         }
     };
     Ok(response)
@@ -170,10 +165,7 @@ pub async fn list<E: EventStore, S: SnapshotStore>(
     let params = query.parse()?;
     let snapshots = app.repository.snapshots();
     let (body, empty) = if params.include_state {
-        let page = snapshots
-            .records(id, params.before, params.limit)
-            .await
-            .map_err(store_problem)?;
+        let page = snapshots.records(id, params.before, params.limit).await?;
         let codec = app.repository.codec();
         let mut items: Vec<SnapshotWithState> = Vec::with_capacity(page.items.len());
         let mut next = page.next;
@@ -191,10 +183,7 @@ pub async fn list<E: EventStore, S: SnapshotStore>(
         let empty = items.is_empty();
         (serde_json::to_value(page_of(id, items, next)), empty)
     } else {
-        let page = snapshots
-            .headers(id, params.before, params.limit)
-            .await
-            .map_err(store_problem)?;
+        let page = snapshots.headers(id, params.before, params.limit).await?;
         let items: Vec<SnapshotView> = page.items.iter().map(SnapshotView::from).collect();
         let empty = items.is_empty();
         (serde_json::to_value(page_of(id, items, page.next)), empty)
@@ -202,7 +191,7 @@ pub async fn list<E: EventStore, S: SnapshotStore>(
     if empty && params.before.is_none() {
         require_events(&app, id).await?;
     }
-    let body = body.map_err(|e| Problem::internal("serialization", e.to_string()))?;
+    let body = body?;
     Ok(Json(body).into_response())
 }
 
@@ -219,12 +208,7 @@ async fn require_events<E: EventStore, S: SnapshotStore>(
     app: &AppState<E, S>,
     id: &str,
 ) -> Result<(), Problem> {
-    let first = app
-        .repository
-        .events()
-        .read(id, 1, Some(1))
-        .await
-        .map_err(store_problem)?;
+    let first = app.repository.events().read(id, 1, Some(1)).await?;
     if first.is_empty() {
         return Err(Problem::not_found(
             "aggregate-not-found",
@@ -247,15 +231,11 @@ pub async fn latest<E: EventStore, S: SnapshotStore>(
     let mut before = None;
     let mut skipped = Vec::new();
     loop {
-        let page = snapshots
-            .records(id, before, LATEST_SCAN_PAGE)
-            .await
-            .map_err(store_problem)?;
+        let page = snapshots.records(id, before, LATEST_SCAN_PAGE).await?;
         for record in &page.items {
             let opened = SnapshotWithState::open(&app.registry, codec, id, record);
             if opened.valid {
-                let mut body = serde_json::to_value(&opened)
-                    .map_err(|e| Problem::internal("serialization", e.to_string()))?;
+                let mut body = serde_json::to_value(&opened)?;
                 if let Some(object) = body.as_object_mut() {
                     object.insert("skippedInvalid".into(), skipped.clone().into());
                 }
@@ -308,16 +288,9 @@ pub async fn delete<E: EventStore, S: SnapshotStore>(
         }
     };
     let snapshots = app.repository.snapshots();
-    let newest_two = snapshots
-        .headers(id, None, 2)
-        .await
-        .map_err(store_problem)?;
+    let newest_two = snapshots.headers(id, None, 2).await?;
     let exists = newest_two.items.iter().any(|h| h.version == version)
-        || snapshots
-            .get(id, version)
-            .await
-            .map_err(store_problem)?
-            .is_some();
+        || snapshots.get(id, version).await?.is_some();
     if !exists {
         return Err(Problem::not_found(
             "snapshot-not-found",
@@ -333,7 +306,7 @@ pub async fn delete<E: EventStore, S: SnapshotStore>(
             ),
         ));
     }
-    if !snapshots.delete(id, version).await.map_err(store_problem)? {
+    if !snapshots.delete(id, version).await? {
         return Err(Problem::not_found(
             "snapshot-not-found",
             format!("aggregate `{id}` has no snapshot at version {version}"),
@@ -346,9 +319,10 @@ pub async fn delete<E: EventStore, S: SnapshotStore>(
         deleted: true,
         was_only_snapshot: only,
     };
-    Ok(AuditNote {
-        detail: only.then(|| "forced delete of the only snapshot".to_owned()),
-        ..AuditNote::default()
-    }
-    .attach(Json(view).into_response()))
+    let note = if only {
+        AuditNote::default().detail("forced delete of the only snapshot")
+    } else {
+        AuditNote::default()
+    };
+    Ok(note.attach(Json(view).into_response()))
 }

@@ -11,7 +11,6 @@ use tracing::warn;
 
 use crate::auth::Actor;
 use crate::diff::differences;
-use crate::errors::{repository_problem, store_problem};
 use crate::observe::AuditNote;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -29,12 +28,7 @@ pub async fn verify<E: EventStore, S: SnapshotStore>(
     ValidPath(raw_id): ValidPath<String>,
 ) -> Result<Response, Problem> {
     let id = aggregate_id(&raw_id)?;
-    let first = app
-        .repository
-        .events()
-        .read(id, 1, Some(1))
-        .await
-        .map_err(store_problem)?;
+    let first = app.repository.events().read(id, 1, Some(1)).await?;
     let Some(first) = first.into_iter().next() else {
         return Err(Problem::not_found(
             "aggregate-not-found",
@@ -51,16 +45,8 @@ pub async fn verify<E: EventStore, S: SnapshotStore>(
         ));
     };
     for _ in 0..ATTEMPTS {
-        let loaded = app
-            .repository
-            .load_kind(kind.as_ref(), id)
-            .await
-            .map_err(repository_problem)?;
-        let replayed = app
-            .repository
-            .replay_kind(kind.as_ref(), id)
-            .await
-            .map_err(repository_problem)?;
+        let loaded = app.repository.load_kind(kind.as_ref(), id).await?;
+        let replayed = app.repository.replay_kind(kind.as_ref(), id).await?;
         if loaded.version != replayed.version {
             continue;
         }
@@ -88,12 +74,10 @@ pub async fn verify<E: EventStore, S: SnapshotStore>(
             snapshot_load: loaded.report,
             events_replayed: replayed.report.events_replayed,
         };
-        return Ok(AuditNote {
-            version: view.snapshot_load.snapshot_version,
-            detail: Some(detail),
-            ..AuditNote::default()
-        }
-        .attach(Json(view).into_response()));
+        return Ok(AuditNote::default()
+            .version(view.snapshot_load.snapshot_version)
+            .detail(detail)
+            .attach(Json(view).into_response()));
     }
     Err(Problem::conflict(
         "concurrent-change",
@@ -102,6 +86,5 @@ pub async fn verify<E: EventStore, S: SnapshotStore>(
 }
 
 fn json(loaded: &LoadedState) -> Result<Value, Problem> {
-    serde_json::from_slice(&loaded.state_json)
-        .map_err(|e| Problem::internal("serialization", e.to_string()))
+    Ok(serde_json::from_slice(&loaded.state_json)?)
 }

@@ -1,0 +1,104 @@
+//! What evaluating one aggregate produced. A leaf: the handler tallies these, the evaluation
+//! and the rebuild fill them in.
+
+use snapshot_core::policy::TripReason;
+
+use crate::error::SnapshotterError;
+
+/// What happened to one aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The policy did not trip.
+    NotDue,
+    /// A snapshot at or after the batch's highest sequence exists already.
+    UpToDate { snapshot_version: u64 },
+    Created {
+        version: u64,
+        stored_bytes: u64,
+        reason: TripReason,
+    },
+    /// Another writer stored the same snapshot first (same key = same content).
+    AlreadyPresent { version: u64 },
+    /// The state does not fit one DynamoDB item even compressed. Not a batch failure: a retry
+    /// would fail the same way and hold back every other aggregate of the shard; loads keep
+    /// working from the previous snapshot and the tail.
+    TooLarge { version: u64, item_bytes: usize },
+}
+
+/// Work counted for one aggregate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// The policy was consulted (no poison record stopped it before).
+    pub(crate) evaluated: bool,
+    pub(crate) events_folded: u64,
+    pub(crate) events_fetched: u64,
+    pub(crate) snapshots_invalid: u64,
+}
+
+impl Counts {
+    /// The policy was consulted (no poison record stopped it before).
+    pub fn evaluated(&self) -> bool {
+        self.evaluated
+    }
+
+    /// Events folded into the new state.
+    pub fn events_folded(&self) -> u64 {
+        self.events_folded
+    }
+
+    /// Events read from the event table (the gap between base snapshot and batch).
+    pub fn events_fetched(&self) -> u64 {
+        self.events_fetched
+    }
+
+    /// Invalid snapshots passed over.
+    pub fn snapshots_invalid(&self) -> u64 {
+        self.snapshots_invalid
+    }
+}
+
+/// One aggregate's result and the work it took.
+#[derive(Debug)]
+pub struct AggregateOutcome {
+    aggregate_id: String,
+    failure_identifier: String,
+    result: Result<Action, SnapshotterError>,
+    counts: Counts,
+}
+
+impl AggregateOutcome {
+    pub(crate) fn new(
+        aggregate_id: String,
+        failure_identifier: String,
+        result: Result<Action, SnapshotterError>,
+        counts: Counts,
+    ) -> Self {
+        Self {
+            aggregate_id,
+            failure_identifier,
+            result,
+            counts,
+        }
+    }
+
+    /// The aggregate.
+    pub fn aggregate_id(&self) -> &str {
+        &self.aggregate_id
+    }
+
+    /// Reported when the result is an error (see
+    /// [`AggregateBatch::failure_identifier`](crate::batch::AggregateBatch::failure_identifier)).
+    pub fn failure_identifier(&self) -> &str {
+        &self.failure_identifier
+    }
+
+    /// What happened, or why the aggregate failed.
+    pub fn result(&self) -> &Result<Action, SnapshotterError> {
+        &self.result
+    }
+
+    /// The work it took.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+}
