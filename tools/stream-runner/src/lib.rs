@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod convert;
+pub mod machine;
 pub mod runner;
 pub mod settings;
 

@@ -1,13 +1,12 @@
-//! The local event source mapping: polls every shard of the event table's stream, invokes the
-//! handler with the event Lambda would pass, honours partial batch failures (the next batch
-//! starts at the reported record) and checkpoints per shard.
+//! The local event source mapping's I/O: polls every shard of the event table's stream,
+//! invokes the handler with the event Lambda would pass and keeps the checkpoints. What to
+//! acknowledge, redeliver, discard or checkpoint is decided by [`crate::machine`].
 
-use std::collections::VecDeque;
 use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
-use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
 use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsError;
@@ -16,6 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::checkpoint::{CheckpointError, Checkpoints};
 use crate::convert::lambda_record;
+use crate::machine::{Resume, ShardState};
 use crate::settings::RunnerSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,11 +85,8 @@ struct Shard {
     opened: bool,
     /// GetRecords returned no next iterator: nothing more will come.
     closed: bool,
-    /// Fetched, not yet acknowledged, in stream order.
-    buffer: VecDeque<EventRecord>,
-    last_fetched: Option<String>,
-    /// Consecutive failed deliveries of the buffer's first record.
-    attempts: u32,
+    /// Records between reading and acknowledging.
+    state: ShardState,
 }
 
 impl Shard {
@@ -100,14 +97,12 @@ impl Shard {
             iterator: None,
             opened: false,
             closed: false,
-            buffer: VecDeque::new(),
-            last_fetched: None,
-            attempts: 0,
+            state: ShardState::default(),
         }
     }
 
     fn finished(&self) -> bool {
-        self.closed && self.buffer.is_empty()
+        self.closed && self.state.pending() == 0
     }
 }
 
@@ -169,7 +164,7 @@ impl StreamRunner {
 
     /// Records fetched but not yet acknowledged.
     pub fn pending(&self) -> usize {
-        self.shards.iter().map(|s| s.buffer.len()).sum()
+        self.shards.iter().map(|s| s.state.pending()).sum()
     }
 
     /// One round: discover shards, then per shard (children after their parents) top the
@@ -302,22 +297,21 @@ impl StreamRunner {
         let Some(shard) = self.shards.get(index) else {
             return Ok(());
         };
-        // Resume after what was fetched (buffered records are kept), else after the
-        // checkpoint, else at the configured starting position.
-        let after = shard
-            .last_fetched
-            .clone()
-            .or_else(|| self.checkpoints.shards.get(&shard.id).cloned());
+        let resume = shard
+            .state
+            .resume(self.checkpoints.shards.get(&shard.id).map(String::as_str));
         let request = self
             .client
             .get_shard_iterator()
             .stream_arn(&self.stream_arn)
             .shard_id(&shard.id);
-        let request = match after {
-            Some(sequence) => request
+        let request = match resume {
+            Resume::After(sequence) => request
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .sequence_number(sequence),
-            None => request.shard_iterator_type(self.settings.starting_position.iterator_type()),
+            Resume::StartingPosition => {
+                request.shard_iterator_type(self.settings.starting_position.iterator_type())
+            }
         };
         let output = request
             .send()
@@ -344,11 +338,11 @@ impl StreamRunner {
         let Some(shard) = self.shards.get(index) else {
             return Ok(0);
         };
-        let (Some(iterator), false) = (shard.iterator.clone(), shard.buffer.len() >= batch_size)
-        else {
+        let room = shard.state.room(batch_size);
+        let (Some(iterator), true) = (shard.iterator.clone(), room > 0) else {
             return Ok(0);
         };
-        let limit = i32::try_from(batch_size - shard.buffer.len()).unwrap_or(1000);
+        let limit = i32::try_from(room).unwrap_or(1000);
         let output = match self
             .client
             .get_records()
@@ -377,13 +371,11 @@ impl StreamRunner {
         let fetched = records.len() as u64;
         let (arn, region) = (self.stream_arn.clone(), self.region.clone());
         if let Some(shard) = self.shards.get_mut(index) {
-            for record in records {
-                let converted = lambda_record(record, &arn, &region);
-                if let Some(sequence) = &converted.change.sequence_number {
-                    shard.last_fetched = Some(sequence.clone());
-                }
-                shard.buffer.push_back(converted);
-            }
+            shard.state.fetched(
+                records
+                    .into_iter()
+                    .map(|record| lambda_record(record, &arn, &region)),
+            );
             shard.iterator = output.next_shard_iterator;
             shard.closed = shard.iterator.is_none();
         }
@@ -403,62 +395,42 @@ impl StreamRunner {
         let Some(shard) = self.shards.get(index) else {
             return report;
         };
-        if shard.buffer.is_empty() {
+        let Some(event) = shard.state.next_batch(batch_size) else {
             return report;
-        }
-        let mut event = Event::default();
-        event.records = shard.buffer.iter().take(batch_size).cloned().collect();
-        let delivered = event.records.len();
-        let sequence_numbers: Vec<Option<String>> = event
-            .records
-            .iter()
-            .map(|r| r.change.sequence_number.clone())
-            .collect();
+        };
         report.batches = 1;
-        let accepted = match handler(event).await {
-            Ok(response) => accepted_prefix(&sequence_numbers, &response),
+        let delivered = event.records.len();
+        let response = match handler(event).await {
+            Ok(response) => Some(response),
             Err(e) => {
                 warn!(shard_id = %shard.id, error = %e, "handler failed; the whole batch will be redelivered");
-                0
+                None
             }
         };
+        let decision = shard
+            .state
+            .decide(delivered, response.as_ref(), self.settings.max_attempts);
 
-        let max_attempts = self.settings.max_attempts;
         let Some(shard) = self.shards.get_mut(index) else {
             return report;
         };
-        let mut checkpoint = None;
-        for record in shard.buffer.drain(..accepted) {
-            checkpoint = record.change.sequence_number.or(checkpoint);
-        }
-        report.acknowledged = accepted as u64;
-        if accepted > 0 {
-            shard.attempts = 0;
-        }
-        if accepted < delivered {
+        let applied = shard.state.apply(&decision);
+        report.acknowledged = decision.acknowledged as u64;
+        if decision.failed {
             report.failed_batches = 1;
-            shard.attempts += 1;
-            let head = shard
-                .buffer
-                .front()
-                .and_then(|r| r.change.sequence_number.clone());
-            debug!(shard_id = %shard.id, retry_from = head.as_deref().unwrap_or_default(), attempts = shard.attempts, "partial batch failure; redelivering from the reported record");
-            if max_attempts.is_some_and(|max| shard.attempts >= max) {
-                if let Some(dropped) = shard.buffer.pop_front() {
-                    error!(
-                        shard_id = %shard.id,
-                        stream_sequence = dropped.change.sequence_number.as_deref().unwrap_or_default(),
-                        event_id = %dropped.event_id,
-                        attempts = shard.attempts,
-                        "record discarded after its last attempt (Lambda would send it to the on-failure destination)"
-                    );
-                    checkpoint = dropped.change.sequence_number.or(checkpoint);
-                    report.discarded = 1;
-                }
-                shard.attempts = 0;
-            }
+            debug!(shard_id = %shard.id, retry_from = shard.state.head().unwrap_or_default(), attempts = shard.state.attempts(), "partial batch failure; redelivering from the reported record");
         }
-        if let Some(sequence) = checkpoint {
+        if let Some(dropped) = applied.discarded {
+            error!(
+                shard_id = %shard.id,
+                stream_sequence = dropped.change.sequence_number.as_deref().unwrap_or_default(),
+                event_id = %dropped.event_id,
+                attempts = self.settings.max_attempts.unwrap_or_default(),
+                "record discarded after its last attempt (Lambda would send it to the on-failure destination)"
+            );
+            report.discarded = 1;
+        }
+        if let Some(sequence) = decision.checkpoint {
             let shard_id = shard.id.clone();
             self.checkpoints.shards.insert(shard_id, sequence);
             if let Some(path) = &self.settings.checkpoint_file {
@@ -468,67 +440,5 @@ impl StreamRunner {
             }
         }
         report
-    }
-}
-
-/// How many leading records of a batch the response accepts: those before the earliest
-/// reported failure. A failure naming no record of the batch fails the whole batch, as in
-/// Lambda.
-fn accepted_prefix(sequence_numbers: &[Option<String>], response: &DynamoDbEventResponse) -> usize {
-    let mut accepted = sequence_numbers.len();
-    for failure in &response.batch_item_failures {
-        let position = failure.item_identifier.as_deref().and_then(|id| {
-            sequence_numbers
-                .iter()
-                .position(|s| s.as_deref() == Some(id))
-        });
-        accepted = accepted.min(position.unwrap_or(0));
-    }
-    accepted
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_lambda_events::event::streams::DynamoDbBatchItemFailure;
-
-    fn response(ids: &[Option<&str>]) -> DynamoDbEventResponse {
-        let mut response = DynamoDbEventResponse::default();
-        response.batch_item_failures = ids
-            .iter()
-            .map(|id| {
-                let mut f = DynamoDbBatchItemFailure::default();
-                f.item_identifier = id.map(str::to_owned);
-                f
-            })
-            .collect();
-        response
-    }
-
-    fn batch() -> Vec<Option<String>> {
-        ["10", "11", "12", "13"]
-            .iter()
-            .map(|s| Some((*s).to_owned()))
-            .collect()
-    }
-
-    #[test]
-    fn no_failures_accept_the_whole_batch() {
-        assert_eq!(accepted_prefix(&batch(), &response(&[])), 4);
-    }
-
-    #[test]
-    fn records_before_the_earliest_failure_are_accepted() {
-        assert_eq!(
-            accepted_prefix(&batch(), &response(&[Some("13"), Some("12")])),
-            2
-        );
-    }
-
-    #[test]
-    fn an_empty_missing_or_unknown_identifier_fails_the_whole_batch() {
-        for ids in [[Some("")], [None], [Some("99")]] {
-            assert_eq!(accepted_prefix(&batch(), &response(&ids)), 0, "{ids:?}");
-        }
     }
 }
