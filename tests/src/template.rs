@@ -146,8 +146,31 @@ impl<'a> Function<'a> {
             .collect()
     }
 
-    /// Every statement of the function's inline policy documents.
+    /// The logical id of the explicit execution role (`Role: !GetAtt X.Arn`), if any.
+    pub fn role(&self) -> Option<String> {
+        match intrinsic(at(self.resource, &["Properties", "Role"])?) {
+            Some(Intrinsic::GetAtt {
+                resource,
+                attribute,
+            }) if attribute == "Arn" => Some(resource),
+            other => panic!("{}: Role must be !GetAtt ROLE.Arn, not {other:?}", self.id),
+        }
+    }
+
+    /// Every statement of the function's inline policy documents: SAM's `Policies`, or the
+    /// `Policies` of its explicit role.
     pub fn policy_statements(&self) -> Vec<&'a Value> {
+        if let Some(role) = self.role() {
+            let role = self.template.resource(&role);
+            return at(role, &["Properties", "Policies"])
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| at(p, &["PolicyDocument", "Statement"]))
+                .filter_map(Value::as_sequence)
+                .flatten()
+                .collect();
+        }
         let Some(policies) =
             at(self.resource, &["Properties", "Policies"]).and_then(Value::as_sequence)
         else {
