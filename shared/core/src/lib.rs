@@ -21,8 +21,16 @@ pub mod registry;
 pub mod repository;
 pub mod snapshot;
 pub mod telemetry;
+pub mod testing;
 
 pub use domain::{Aggregate, AggregateRoot, DomainError, DomainEvent, EventEnvelope};
 pub use error::{EventError, StoreError};
 pub use registry::{AggregateKind, Registry};
 pub use repository::{AggregateRepository, LoadReport, RepositoryError};
+
+/// What the exported macros expand to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+    pub use serde_json;
+}

@@ -1,6 +1,7 @@
 //! Maps an `aggregateType` string to its implementation, so functions handle every registered
-//! type generically. Adding a type = one module in `domain` + one `.with::<T>()` line in
-//! [`Registry::builtin`].
+//! type generically. Adding a type = an [`Aggregate`] implementation (in `domain`, or in the
+//! application's own crate: see the `examples/` crate) + one `.with::<T>()` on the registry the
+//! functions are given ([`Registry::builtin`] for the built-in ones).
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -137,6 +138,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry; add types with [`Registry::with`].
     pub fn new() -> Self {
         Self::default()
     }
@@ -146,11 +148,16 @@ impl Registry {
         Self::new().with::<InventoryItem>().with::<Warehouse>()
     }
 
+    /// Registers `A` under [`Aggregate::TYPE`] (replacing a type of the same name), so
+    /// snapshots, loads and the admin API handle it like the built-in ones:
+    /// `Registry::builtin().with::<MyAggregate>()`.
+    #[must_use]
     pub fn with<A: Aggregate>(mut self) -> Self {
         self.kinds.insert(A::TYPE, Arc::new(Kind::<A>(PhantomData)));
         self
     }
 
+    /// The implementation registered under `aggregate_type`.
     pub fn get(&self, aggregate_type: &str) -> Option<&Arc<dyn AggregateKind>> {
         self.kinds.get(aggregate_type)
     }

@@ -4,13 +4,14 @@ use snapshot_core::domain::inventory_item::{
     InventoryItemEvent as E, ItemCreated, ItemDiscontinued, ItemStatus, OrderQuantity,
     StockAdjusted, StockReceived,
 };
-use snapshot_core::domain::{fold, Aggregate, AggregateRoot, DomainError, InventoryItem};
+use snapshot_core::domain::{AggregateRoot, DomainError, InventoryItem};
+use snapshot_core::testing::{then_recorded, then_rejected};
 
 const ID: &str = "item-1";
 
+/// Given: an item with these events.
 fn given(events: &[E]) -> AggregateRoot<InventoryItem> {
-    let state = fold(InventoryItem::initial(ID), events);
-    AggregateRoot::from_state(ID, events.len() as u64, state)
+    snapshot_core::testing::given(ID, events)
 }
 
 fn created() -> E {
@@ -39,23 +40,6 @@ fn discontinued() -> E {
     E::ItemDiscontinued(ItemDiscontinued {
         reason: "eol".into(),
     })
-}
-
-/// Then: exactly these events were recorded.
-fn then_recorded(root: &AggregateRoot<InventoryItem>, expected: &[E]) {
-    assert_eq!(root.uncommitted(), expected);
-}
-
-/// Then: the command was rejected and nothing was recorded.
-fn then_rejected(
-    root: &AggregateRoot<InventoryItem>,
-    result: Result<(), DomainError>,
-) -> DomainError {
-    assert!(
-        root.uncommitted().is_empty(),
-        "a rejected command must record nothing"
-    );
-    result.expect_err("command should have been rejected")
 }
 
 #[test]

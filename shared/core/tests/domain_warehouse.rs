@@ -3,13 +3,14 @@
 use snapshot_core::domain::warehouse::{
     CapacityChanged, LocationRef, LocationStock, WarehouseCreated, WarehouseEvent as E,
 };
-use snapshot_core::domain::{fold, Aggregate, AggregateRoot, DomainError, Warehouse};
+use snapshot_core::domain::{AggregateRoot, DomainError, Warehouse};
+use snapshot_core::testing::{then_recorded, then_rejected};
 
 const ID: &str = "wh-1";
 
+/// Given: a warehouse with these events.
 fn given(events: &[E]) -> AggregateRoot<Warehouse> {
-    let state = fold(Warehouse::initial(ID), events);
-    AggregateRoot::from_state(ID, events.len() as u64, state)
+    snapshot_core::testing::given(ID, events)
 }
 
 fn created(capacity: i64) -> E {
@@ -33,19 +34,11 @@ fn placed(location: &str, sku: &str, quantity: i64) -> E {
     })
 }
 
-fn then_rejected(root: &AggregateRoot<Warehouse>, result: Result<(), DomainError>) -> DomainError {
-    assert!(
-        root.uncommitted().is_empty(),
-        "a rejected command must record nothing"
-    );
-    result.expect_err("command should have been rejected")
-}
-
 #[test]
 fn create_records_warehouse_created() {
     let mut root = given(&[]);
     root.create("Main", 100).unwrap();
-    assert_eq!(root.uncommitted(), &[created(100)]);
+    then_recorded(&root, &[created(100)]);
     assert_eq!((root.state().capacity, root.state().used), (100, 0));
 }
 
@@ -72,7 +65,7 @@ fn create_with_non_positive_capacity_or_twice_is_rejected() {
 fn add_location_creates_empty_location() {
     let mut root = given(&[created(10)]);
     root.add_location("A-1").unwrap();
-    assert_eq!(root.uncommitted(), &[location("A-1")]);
+    then_recorded(&root, &[location("A-1")]);
     assert!(root.state().locations["A-1"].is_empty());
 }
 
@@ -93,11 +86,11 @@ fn duplicate_location_is_rejected() {
 fn remove_empty_location_succeeds() {
     let mut root = given(&[created(10), location("A-1")]);
     root.remove_location("A-1").unwrap();
-    assert_eq!(
-        root.uncommitted(),
+    then_recorded(
+        &root,
         &[E::LocationRemoved(LocationRef {
-            location: "A-1".into()
-        })]
+            location: "A-1".into(),
+        })],
     );
     assert!(root.state().locations.is_empty());
 }
@@ -127,7 +120,7 @@ fn remove_non_empty_or_unknown_location_is_rejected() {
 fn place_adds_stock_and_used() {
     let mut root = given(&[created(10), location("A-1")]);
     root.place("A-1", "S", 4).unwrap();
-    assert_eq!(root.uncommitted(), &[placed("A-1", "S", 4)]);
+    then_recorded(&root, &[placed("A-1", "S", 4)]);
     assert_eq!(root.state().locations["A-1"]["S"], 4);
     assert_eq!(root.state().used, 4);
 }
@@ -194,9 +187,9 @@ fn picking_more_than_placed_is_rejected() {
 fn change_capacity_never_below_used() {
     let mut root = given(&[created(10), location("A-1"), placed("A-1", "S", 6)]);
     root.change_capacity(6).unwrap();
-    assert_eq!(
-        root.uncommitted(),
-        &[E::CapacityChanged(CapacityChanged { capacity: 6 })]
+    then_recorded(
+        &root,
+        &[E::CapacityChanged(CapacityChanged { capacity: 6 })],
     );
     let mut root = given(&[created(10), location("A-1"), placed("A-1", "S", 6)]);
     let result = root.change_capacity(5);

@@ -48,7 +48,29 @@ pub trait DomainEvent: Clone + Debug + PartialEq + Send + Sync + 'static {
 }
 
 /// Declares an event enum whose variants are named after the stored `eventType` and hold the
-/// payload struct, and implements [`DomainEvent`] for it.
+/// payload struct (which must implement `serde::Serialize` and `serde::Deserialize`), and
+/// implements [`DomainEvent`](crate::domain::DomainEvent) for it. Public so an aggregate
+/// defined in another crate declares its events the same way (see the `examples/` crate).
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// pub struct Rang {
+///     pub times: i64,
+/// }
+///
+/// snapshot_core::domain_events! {
+///     #[derive(Debug, Clone, PartialEq, Eq)]
+///     pub enum BellEvent {
+///         Rang(Rang),
+///     }
+/// }
+///
+/// use snapshot_core::DomainEvent;
+/// assert_eq!(BellEvent::Rang(Rang { times: 2 }).event_type(), "Rang");
+/// ```
+#[macro_export]
 macro_rules! domain_events {
     ($(#[$meta:meta])* pub enum $name:ident { $($variant:ident($payload:ty)),+ $(,)? }) => {
         $(#[$meta])*
@@ -59,19 +81,20 @@ macro_rules! domain_events {
                 match self { $(Self::$variant(_) => stringify!($variant)),+ }
             }
 
-            fn to_payload(&self) -> serde_json::Value {
+            fn to_payload(&self) -> $crate::__private::serde_json::Value {
                 // Payload structs hold only strings and integers: serialisation cannot fail.
                 match self {
-                    $(Self::$variant(p) => serde_json::to_value(p).unwrap_or(serde_json::Value::Null)),+
+                    $(Self::$variant(p) => $crate::__private::serde_json::to_value(p)
+                        .unwrap_or($crate::__private::serde_json::Value::Null)),+
                 }
             }
 
             fn from_parts(
                 event_type: &str,
-                payload: &serde_json::Value,
+                payload: &$crate::__private::serde_json::Value,
             ) -> Result<Self, $crate::domain::EventDecodeError> {
                 match event_type {
-                    $(stringify!($variant) => <$payload as serde::Deserialize>::deserialize(payload)
+                    $(stringify!($variant) => <$payload as $crate::__private::serde::Deserialize>::deserialize(payload)
                         .map(Self::$variant)
                         .map_err(|e| $crate::domain::EventDecodeError::InvalidPayload(e.to_string())),)+
                     _ => Err($crate::domain::EventDecodeError::UnknownEventType),
@@ -80,7 +103,7 @@ macro_rules! domain_events {
         }
     };
 }
-pub(crate) use domain_events;
+pub use crate::domain_events;
 
 /// A command was rejected by a business rule; nothing was recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,8 +185,9 @@ impl<A: Aggregate> AggregateRoot<A> {
         self.version > 0 || !self.uncommitted.is_empty()
     }
 
-    /// Applies and records an event that a command has validated.
-    pub(crate) fn record(&mut self, event: A::Event) {
+    /// Applies and records an event that a command has validated. Commands call it last,
+    /// after every check passed, so a rejected command records nothing.
+    pub fn record(&mut self, event: A::Event) {
         self.state.apply(&event);
         self.uncommitted.push(event);
     }
@@ -174,7 +198,8 @@ impl<A: Aggregate> AggregateRoot<A> {
         self.uncommitted.clear();
     }
 
-    pub(crate) fn require_exists(&self) -> Result<(), DomainError> {
+    /// Rejects a command on an aggregate that has no events yet.
+    pub fn require_exists(&self) -> Result<(), DomainError> {
         if self.exists() {
             Ok(())
         } else {
@@ -184,7 +209,8 @@ impl<A: Aggregate> AggregateRoot<A> {
         }
     }
 
-    pub(crate) fn require_new(&self) -> Result<(), DomainError> {
+    /// Rejects a creating command on an aggregate that exists already.
+    pub fn require_new(&self) -> Result<(), DomainError> {
         if self.exists() {
             Err(DomainError::AlreadyExists {
                 aggregate_id: self.id.clone(),
@@ -194,7 +220,8 @@ impl<A: Aggregate> AggregateRoot<A> {
         }
     }
 
-    pub(crate) fn positive(&self, field: &'static str, value: i64) -> Result<(), DomainError> {
+    /// Rejects a quantity that is not above zero, naming the field.
+    pub fn positive(&self, field: &'static str, value: i64) -> Result<(), DomainError> {
         if value > 0 {
             Ok(())
         } else {
@@ -202,7 +229,8 @@ impl<A: Aggregate> AggregateRoot<A> {
         }
     }
 
-    pub(crate) fn invalid(
+    /// The error for a value breaking `rule`, naming the aggregate and the field.
+    pub fn invalid(
         &self,
         field: &'static str,
         rule: &'static str,
@@ -216,7 +244,9 @@ impl<A: Aggregate> AggregateRoot<A> {
         }
     }
 
-    pub(crate) fn exceeds(
+    /// The error for a request above what the state allows (e.g. reserving more than is
+    /// available).
+    pub fn exceeds(
         &self,
         action: &'static str,
         requested: i64,
@@ -232,7 +262,8 @@ impl<A: Aggregate> AggregateRoot<A> {
         }
     }
 
-    pub(crate) fn not_blank(&self, field: &'static str, value: &str) -> Result<(), DomainError> {
+    /// Rejects a blank text value, naming the field.
+    pub fn not_blank(&self, field: &'static str, value: &str) -> Result<(), DomainError> {
         if value.trim().is_empty() {
             Err(self.invalid(field, "non-empty", format!("{value:?}")))
         } else {

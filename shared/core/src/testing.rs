@@ -1,0 +1,53 @@
+//! Given/when/then helpers for an aggregate's command tests, shared by the built-in
+//! aggregates' tests and usable for an application's own:
+//!
+//! ```
+//! use snapshot_core::domain::inventory_item::{InventoryItem, InventoryItemEvent, ItemCreated};
+//! use snapshot_core::testing::{given, then_recorded};
+//!
+//! let created = InventoryItemEvent::ItemCreated(ItemCreated {
+//!     sku: "SKU-1".into(),
+//!     name: "Bolt".into(),
+//!     reorder_point: 5,
+//! });
+//! let mut item = given::<InventoryItem>("item-1", &[]);
+//! item.create("SKU-1", "Bolt", 5).unwrap();
+//! then_recorded(&item, &[created]);
+//! ```
+
+use crate::domain::{fold, Aggregate, AggregateRoot, DomainError};
+
+/// An aggregate at the version its `events` reach, with nothing uncommitted.
+pub fn given<A: Aggregate>(id: &str, events: &[A::Event]) -> AggregateRoot<A> {
+    let state = fold(A::initial(id), events);
+    AggregateRoot::from_state(id, events.len() as u64, state)
+}
+
+/// Asserts the command recorded exactly `expected`.
+///
+/// # Panics
+/// When the recorded events differ (it is a test assertion).
+#[track_caller]
+pub fn then_recorded<A: Aggregate>(root: &AggregateRoot<A>, expected: &[A::Event]) {
+    assert_eq!(root.uncommitted(), expected, "recorded events");
+}
+
+/// Asserts the command was rejected and recorded nothing; returns the rejection.
+///
+/// # Panics
+/// When the command succeeded or recorded an event (it is a test assertion).
+#[track_caller]
+pub fn then_rejected<A: Aggregate>(
+    root: &AggregateRoot<A>,
+    result: Result<(), DomainError>,
+) -> DomainError {
+    assert!(
+        root.uncommitted().is_empty(),
+        "a rejected command must record nothing, recorded {:?}",
+        root.uncommitted()
+    );
+    match result {
+        Ok(()) => panic!("command should have been rejected"),
+        Err(e) => e,
+    }
+}
