@@ -1,5 +1,5 @@
 //! Admin API of the aggregate-snapshot service: snapshot management over HTTP, admin-only,
-//! validated and audited (SPEC §6 "admin-api", §7).
+//! validated and audited (docs/functions.md#admin-api, docs/security.md#access).
 //!
 //! One axum [`router`] serves both in Lambda (API Gateway HTTP API through `lambda_http`) and
 //! on 127.0.0.1 (the `admin-api-local` binary); handlers are generic over the

@@ -28,7 +28,7 @@ const PER_AGGREGATE: u64 = 10;
 const KEEP: usize = 3;
 const SEED_CONCURRENCY: usize = 8;
 
-/// The snapshot item as the table stores it (SPEC §3), for BatchWriteItem seeding.
+/// The snapshot item as the table stores it (docs/data-model.md#snapshot-table), for BatchWriteItem seeding.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Item<'a> {

@@ -1,4 +1,4 @@
-//! The pruner Lambda (SPEC §6): on an EventBridge schedule, prunes the snapshot table with
+//! The pruner Lambda (docs/functions.md#pruner): on an EventBridge schedule, prunes the snapshot table with
 //! [`snapshot_core::pruning::prune`] and reports a summary.
 //!
 //! Input: the scheduled EventBridge event, whose `detail` may carry

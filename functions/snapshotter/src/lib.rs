@@ -1,5 +1,5 @@
 //! The snapshotter Lambda: consumes the event table's DynamoDB Stream and writes a snapshot
-//! when an aggregate's policy trips (SPEC §6).
+//! when an aggregate's policy trips (docs/functions.md#snapshotter).
 //!
 //! [`batch`] sorts a stream batch by aggregate, [`evaluate`] handles one aggregate (decide,
 //! rebuild from the latest valid snapshot plus only what is missing, store conditionally),

@@ -1,5 +1,5 @@
 //! Audit trail: one structured record per snapshot operation or admin call, logged under the
-//! `audit` target so a subscription filter can route them (SPEC §7).
+//! `audit` target so a subscription filter can route them (docs/security.md#audit-trail).
 
 use serde::Serialize;
 

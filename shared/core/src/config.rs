@@ -1,5 +1,5 @@
-//! Configuration from environment variables (SPEC §5), validated at start-up: a bad value fails
-//! the cold start with an error naming the variable.
+//! Configuration from environment variables (docs/policies.md#configuration), validated at
+//! start-up: a bad value fails the cold start with an error naming the variable.
 
 use std::collections::BTreeMap;
 

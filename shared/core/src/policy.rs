@@ -1,4 +1,4 @@
-//! When to snapshot (SPEC §5): by event count, by time, or either (hybrid), with per-type
+//! When to snapshot (docs/policies.md): by event count, by time, or either (hybrid), with per-type
 //! overrides.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! Snapshot records (SPEC §3), how one is built from a state and validated before use.
+//! Snapshot records (docs/data-model.md#snapshot-table), how one is built from a state and validated before use.
 
 use serde::{Deserialize, Serialize};
 

@@ -51,7 +51,7 @@ pub(crate) fn event_from_item(item: Item, aggregate_id: &str) -> Result<EventEnv
     Ok(event)
 }
 
-/// The snapshot item as stored (SPEC §3).
+/// The snapshot item as stored (docs/data-model.md#snapshot-table).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SnapshotItem {

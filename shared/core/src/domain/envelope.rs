@@ -1,4 +1,4 @@
-//! The stored form of an event: one item of the event table (SPEC §3).
+//! The stored form of an event: one item of the event table (docs/data-model.md#event-table).
 
 use serde::{Deserialize, Serialize};
 

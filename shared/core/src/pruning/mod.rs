@@ -1,5 +1,5 @@
-//! Snapshot retention (SPEC §6 "pruner"), used by the scheduled pruner and by the admin API's
-//! cleanup route: one implementation, generic over [`SnapshotStore`].
+//! Snapshot retention (docs/functions.md#pruner), used by the scheduled pruner and by the admin
+//! API's cleanup route: one implementation, generic over [`SnapshotStore`].
 //!
 //! What is deleted is decided per aggregate by [`Retention`] (see [`plan`] for the rule: keep
 //! the newest N, drop obsolete schema versions, never the newest snapshot nor the newest usable
