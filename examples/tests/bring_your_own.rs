@@ -95,7 +95,7 @@ async fn a_registered_aggregate_from_another_crate_is_snapshotted_and_loaded_bac
     assert_eq!(record.header.aggregate_type, "LOYALTY_ACCOUNT");
     assert_eq!(record.header.version, 22);
     let stored = repository.snapshots().latest_header(ID).await.unwrap();
-    assert_eq!(stored.map(|h| h.version), Some(22));
+    assert_eq!(stored.map(|h| h.unwrap().version), Some(22));
 
     // Two more events, then a load: the snapshot plus the tail, not a full replay.
     account.earn(5).unwrap();

@@ -41,6 +41,7 @@ fn snapshot_of<A: Aggregate>(root: &AggregateRoot<A>, schema_version: u32) -> Sn
         aggregate_type: A::TYPE,
         schema_version,
         version: root.version(),
+        last_event_id: None,
     };
     let state = serde_json::to_vec(root.state()).unwrap();
     build_snapshot(
@@ -282,6 +283,7 @@ async fn multi_megabyte_warehouse_state_is_compressed_and_round_trips() {
         aggregate_type: "WAREHOUSE",
         schema_version: Warehouse::SCHEMA_VERSION,
         version: 30_000,
+        last_event_id: None,
     };
     let record = build_snapshot(
         &codec,
@@ -326,6 +328,7 @@ async fn warehouse_state_over_the_item_limit_after_compression_fails_with_typed_
         aggregate_type: "WAREHOUSE",
         schema_version: 1,
         version: 7,
+        last_event_id: None,
     };
     let err = build_snapshot(
         &SnapshotCodec::default(),
@@ -468,4 +471,107 @@ async fn unreadable_snapshot_item_is_skipped_for_an_older_valid_snapshot() {
     assert_eq!(report.snapshots_skipped, 1);
     assert_eq!(repo.invalid_snapshots_skipped(), 1);
     assert_eq!(loaded.state(), root.state());
+}
+
+/// The event table restored from a backup at version 3, then different events at 4..=5: the
+/// snapshot at 5 names an eventId the table no longer has, so it is not used, and is marked.
+#[tokio::test]
+async fn a_snapshot_whose_boundary_event_was_rewritten_is_marked_and_not_used() {
+    let tables = TestTables::create("restored").await;
+    let repo = repository(&tables);
+    let registry = snapshot_core::Registry::builtin();
+    let kind = registry.get("INVENTORY_ITEM").unwrap().as_ref();
+    create_item(&repo, "item-r", &[1, 1, 100, 100]).await;
+    let (snapshot, _) = repo
+        .snapshot_now(kind, "item-r", SnapshotMetadata::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(snapshot.header.version, 5);
+    assert!(snapshot.header.last_event_id.is_some());
+    for sequence in [4, 5] {
+        tables
+            .client
+            .delete_item()
+            .table_name(&tables.events_table)
+            .key("aggregateId", AttributeValue::S("item-r".into()))
+            .key("sequence", AttributeValue::N(sequence.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (mut restored, report) = repo.load::<InventoryItem>("item-r").await.unwrap();
+    assert_eq!(report.snapshot_version, None, "beyond the restored stream");
+    restored.receive(7, None).unwrap();
+    restored.receive(7, None).unwrap();
+    repo.save(&mut restored, None).await.unwrap();
+
+    let (loaded, report) = repo.load::<InventoryItem>("item-r").await.unwrap();
+    assert_eq!(report.snapshot_version, None);
+    assert_eq!(loaded.version(), 5);
+    assert_eq!(loaded.state().on_hand, 2 + 14);
+    let stored = repo.snapshots().get("item-r", 5).await.unwrap().unwrap();
+    assert!(
+        stored.header.invalid.is_some(),
+        "marked invalid in the table"
+    );
+    let page = repo.snapshots().headers("item-r", None, 10).await.unwrap();
+    assert!(page.items[0].as_ref().unwrap().invalid.is_some());
+    // Replaceable at its version: a manual snapshot now stores the right state there.
+    let (replacement, outcome) = repo
+        .snapshot_now(kind, "item-r", SnapshotMetadata::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, PutOutcome::Created);
+    assert_eq!(replacement.header.version, 5);
+    let (again, report) = repo.load::<InventoryItem>("item-r").await.unwrap();
+    assert_eq!(report.snapshot_version, Some(5));
+    assert_eq!(again.state(), loaded.state());
+}
+
+/// An item that does not read as a snapshot comes back as such in a listing, not as an error.
+#[tokio::test]
+async fn an_unreadable_snapshot_item_is_listed_as_unreadable() {
+    let tables = TestTables::create("unreadable").await;
+    let repo = repository(&tables);
+    let root = create_item(&repo, "item-u", &[3]).await;
+    repo.snapshots()
+        .put_if_absent(&snapshot_of(&root, 1))
+        .await
+        .unwrap();
+    tables
+        .client
+        .put_item()
+        .table_name(&tables.snapshots_table)
+        .item("aggregateId", AttributeValue::S("item-u".into()))
+        .item("version", AttributeValue::N("9".into()))
+        .item("state", AttributeValue::Bool(true))
+        .send()
+        .await
+        .unwrap();
+    for page in [
+        repo.snapshots()
+            .headers("item-u", None, 10)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|h| h.map(|h| h.version))
+            .collect::<Vec<_>>(),
+        repo.snapshots()
+            .records("item-u", None, 10)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| r.map(|r| r.header.version))
+            .collect(),
+    ] {
+        assert_eq!(page.len(), 2);
+        let unreadable = page[0].as_ref().unwrap_err();
+        assert_eq!(unreadable.version, Some(9));
+        assert_eq!(page[1].as_ref().unwrap(), &2);
+    }
+    let (_, report) = repo.load::<InventoryItem>("item-u").await.unwrap();
+    assert_eq!(report.snapshot_version, Some(2));
+    assert_eq!(report.snapshots_skipped, 1);
 }

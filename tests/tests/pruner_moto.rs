@@ -33,6 +33,7 @@ fn record(aggregate_id: &str, version: u64, schema: u32, padding: usize) -> Snap
             aggregate_type: ITEM,
             schema_version: schema,
             version,
+            last_event_id: None,
         },
         state.to_string().into_bytes(),
         SnapshotMetadata::default(),
@@ -67,7 +68,7 @@ async fn versions(store: &DynamoSnapshotStore, aggregate_id: &str) -> Vec<u64> {
     let mut before = None;
     loop {
         let page = store.headers(aggregate_id, before, 100).await.unwrap();
-        all.extend(page.items.iter().map(|h| h.version));
+        all.extend(page.items.iter().map(|h| h.as_ref().unwrap().version));
         match page.next {
             Some(next) => before = Some(next),
             None => break,
@@ -190,6 +191,7 @@ async fn a_run_cut_short_by_the_deadline_then_a_second_run_converges() {
             original.entry(id.clone()).or_default().push(SeenSnapshot {
                 version,
                 schema_version: schema,
+                invalid: false,
             });
         }
     }

@@ -68,7 +68,11 @@ async fn snapshot_versions(tables: &TestTables, id: &str) -> Vec<u64> {
         .headers(id, None, 100)
         .await
         .unwrap();
-    let mut versions: Vec<u64> = page.items.iter().map(|h| h.version).collect();
+    let mut versions: Vec<u64> = page
+        .items
+        .iter()
+        .map(|h| h.as_ref().unwrap().version)
+        .collect();
     versions.sort_unstable();
     versions
 }

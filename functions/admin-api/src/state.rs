@@ -7,6 +7,9 @@ use snapshot_core::config::Config;
 use snapshot_core::{AggregateRepository, Registry};
 use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
 
+/// Who marks the snapshots the API finds invalid (audit actor, metric dimension).
+pub const ACTOR: &str = "admin-api";
+
 /// Handler state, generic over the stores so tests run on the in-memory adapters.
 pub struct AppState<E, S> {
     /// Loads, replays and snapshots aggregates; gives access to both stores.
@@ -28,10 +31,10 @@ impl<E, S> Clone for AppState<E, S> {
 }
 
 impl<E, S> AppState<E, S> {
-    /// State over `repository`.
+    /// State over `repository`; snapshots it finds invalid are marked by [`ACTOR`].
     pub fn new(repository: AggregateRepository<E, S>, registry: Registry, config: Config) -> Self {
         Self {
-            repository: Arc::new(repository),
+            repository: Arc::new(repository.with_actor(ACTOR)),
             registry: Arc::new(registry),
             config: Arc::new(config),
         }

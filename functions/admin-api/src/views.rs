@@ -4,7 +4,10 @@ use serde::Serialize;
 use serde_json::Value;
 use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::repository::LoadReport;
-use snapshot_core::snapshot::{open_snapshot, SnapshotHeader, SnapshotMetadata, SnapshotRecord};
+use snapshot_core::snapshot::{
+    open_snapshot, InvalidMark, SnapshotHeader, SnapshotMetadata, SnapshotRecord, Stored,
+    UnreadableSnapshot,
+};
 use snapshot_core::Registry;
 
 /// Most bytes of decoded state one response carries: a Lambda response is limited to 6 MB,
@@ -47,6 +50,61 @@ pub struct SnapshotView {
     /// TTL, epoch seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// `eventId` of the event at `version`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_event_id: Option<String>,
+    /// Set once the snapshot was found invalid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<InvalidMark>,
+}
+
+/// A stored item that does not read as a snapshot, listed as such.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreadableView {
+    /// The aggregate.
+    pub aggregate_id: String,
+    /// The item's version, when even that does not read: absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Always true.
+    pub unreadable: bool,
+    /// Always false.
+    pub valid: bool,
+    /// What does not read.
+    pub invalid_reason: String,
+}
+
+impl From<&UnreadableSnapshot> for UnreadableView {
+    fn from(u: &UnreadableSnapshot) -> Self {
+        Self {
+            aggregate_id: u.aggregate_id.clone(),
+            version: u.version,
+            unreadable: true,
+            valid: false,
+            invalid_reason: u.reason.clone(),
+        }
+    }
+}
+
+/// One listed item: a snapshot (metadata, or with state) or an unreadable item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Listed<T> {
+    /// A snapshot.
+    Snapshot(T),
+    /// An item that does not read as a snapshot.
+    Unreadable(UnreadableView),
+}
+
+impl<T> Listed<T> {
+    /// `f` applied to a readable item.
+    pub fn of<R>(stored: &Stored<R>, f: impl FnOnce(&R) -> T) -> Self {
+        match stored {
+            Ok(item) => Self::Snapshot(f(item)),
+            Err(unreadable) => Self::Unreadable(UnreadableView::from(unreadable)),
+        }
+    }
 }
 
 impl From<&SnapshotHeader> for SnapshotView {
@@ -64,6 +122,8 @@ impl From<&SnapshotHeader> for SnapshotView {
             stored_bytes: h.stored_bytes,
             metadata: h.metadata.clone(),
             expires_at: h.expires_at,
+            last_event_id: h.last_event_id.clone(),
+            invalid: h.invalid.clone(),
         }
     }
 }
@@ -89,6 +149,18 @@ pub struct SnapshotWithState {
 }
 
 impl SnapshotWithState {
+    /// A snapshot the walk found valid, with its verified state.
+    pub fn valid(header: &SnapshotHeader, state: Value, bytes: usize) -> Self {
+        let omitted = omitted_state(bytes);
+        Self {
+            snapshot: SnapshotView::from(header),
+            valid: true,
+            state: if omitted.is_none() { Some(state) } else { None },
+            invalid_reason: None,
+            state_omitted: omitted,
+        }
+    }
+
     /// Verifies and decodes `record` as a snapshot of `aggregate_id`; never fails, an unusable
     /// snapshot is flagged.
     pub fn open(

@@ -12,7 +12,9 @@ use common::{admin, send, AuditCapture, TOKEN};
 use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::memory::InMemoryEventStore;
 use snapshot_core::ports::{Page, PutOutcome, SnapshotStore};
-use snapshot_core::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
+use snapshot_core::snapshot::{
+    InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
+};
 use snapshot_core::{AggregateRepository, Registry, StoreError};
 
 /// A snapshot store that fails every call, by error or by panic.
@@ -39,7 +41,7 @@ impl SnapshotStore for BrokenStore {
         _: &str,
         _: Option<u64>,
         _: usize,
-    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
         self.fail("Query")
     }
     async fn records(
@@ -47,7 +49,7 @@ impl SnapshotStore for BrokenStore {
         _: &str,
         _: Option<u64>,
         _: usize,
-    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
         self.fail("Query")
     }
     async fn get(&self, _: &str, _: u64) -> Result<Option<SnapshotRecord>, StoreError> {
@@ -68,11 +70,26 @@ impl SnapshotStore for BrokenStore {
     async fn delete_many(&self, _: &[SnapshotKey]) -> Result<usize, StoreError> {
         self.fail("BatchWriteItem")
     }
+    async fn mark_invalid(&self, _: &str, _: u64, _: &InvalidMark) -> Result<bool, StoreError> {
+        self.fail("UpdateItem")
+    }
 }
 
 fn app(panics: bool) -> axum::Router {
+    // The aggregate exists (its events are readable); only the snapshot store fails.
+    let events = InMemoryEventStore::new();
+    events.insert_raw(snapshot_core::EventEnvelope {
+        aggregate_id: "item-1".into(),
+        sequence: 1,
+        aggregate_type: "INVENTORY_ITEM".into(),
+        event_type: "ItemCreated".into(),
+        payload: serde_json::json!({"sku": "SKU-1", "name": "Bolt", "reorderPoint": 0}),
+        event_id: "e-1".into(),
+        timestamp: 0,
+        metadata: None,
+    });
     let repository = AggregateRepository::new(
-        Arc::new(InMemoryEventStore::new()),
+        Arc::new(events),
         BrokenStore { panics },
         SnapshotCodec::default(),
     );

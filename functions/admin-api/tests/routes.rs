@@ -332,6 +332,7 @@ async fn verify_reports_mismatch_with_the_differing_paths() {
             aggregate_type: "INVENTORY_ITEM",
             schema_version: latest.header.schema_version,
             version: 6,
+            last_event_id: None,
         },
         serde_json::to_vec(&state).unwrap(),
         SnapshotMetadata::default(),
@@ -797,4 +798,80 @@ async fn states_are_kept_within_the_lambda_response_budget() {
     assert!(current.body.get("state").is_none());
     assert!(current.body["stateOmitted"].is_string());
     assert_eq!(current.body["load"]["snapshotVersion"], huge);
+}
+
+#[tokio::test]
+async fn an_unreadable_item_is_listed_as_such_and_latest_walks_past_it() {
+    let app = TestApp::new();
+    item_with_three_snapshots(&app, "item-1").await;
+    app.snapshots
+        .insert_unreadable("item-1", 7, "missing attribute `checksum`");
+
+    for uri in [
+        "/admin/snapshots/item-1",
+        "/admin/snapshots/item-1?includeState=true",
+    ] {
+        let reply = app.send(admin(Method::GET, uri)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.body);
+        let items = reply.body["items"].as_array().unwrap();
+        assert_eq!(items.len(), 4, "{uri}");
+        assert_eq!(items[0]["version"], 7);
+        assert_eq!(items[0]["unreadable"], true);
+        assert_eq!(items[0]["valid"], false);
+        assert!(items[0]["invalidReason"]
+            .as_str()
+            .unwrap()
+            .contains("checksum"));
+        assert_eq!(items[1]["version"], 6);
+    }
+
+    let latest = app
+        .send(admin(Method::GET, "/admin/snapshots/item-1/latest"))
+        .await;
+    assert_eq!(latest.status, StatusCode::OK, "{}", latest.body);
+    assert_eq!(latest.body["version"], 6);
+    assert_eq!(latest.body["skippedInvalid"], json!([7]));
+    assert!(latest.body["lastEventId"].is_string());
+}
+
+#[tokio::test]
+async fn create_replaces_a_snapshot_marked_invalid_at_the_same_version() {
+    let app = TestApp::new();
+    app.seed_item("item-1", 3).await;
+    app.snapshot_item("item-1").await;
+    let mut corrupt = app.snapshots.get("item-1", 3).await.unwrap().unwrap();
+    corrupt.header.checksum = "0".repeat(64);
+    app.snapshots.overwrite(corrupt);
+
+    // The API finds it invalid and marks it…
+    let latest = app
+        .send(admin(Method::GET, "/admin/snapshots/item-1/latest"))
+        .await;
+    assert_eq!(latest.problem(StatusCode::NOT_FOUND), "snapshot-not-found");
+    let marked = app.snapshots.get("item-1", 3).await.unwrap().unwrap();
+    let mark = marked.header.invalid.expect("marked invalid by the API");
+    assert_eq!(mark.by, "admin-api");
+    let listed = app
+        .send(admin(Method::GET, "/admin/snapshots/item-1"))
+        .await;
+    assert!(listed.body["items"][0]["invalid"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("checksum"));
+
+    // …and a manual snapshot may replace it at its version.
+    let created = app
+        .send(admin(
+            Method::POST,
+            "/admin/snapshots/create/INVENTORY_ITEM/item-1",
+        ))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["outcome"], "created");
+    let latest = app
+        .send(admin(Method::GET, "/admin/snapshots/item-1/latest"))
+        .await;
+    assert_eq!(latest.status, StatusCode::OK, "{}", latest.body);
+    assert_eq!(latest.body["version"], 3);
+    assert_eq!(latest.body["valid"], true);
 }

@@ -56,6 +56,7 @@ fn snapshot(aggregate: u64, version: u64) -> anyhow::Result<SnapshotRecord> {
             aggregate_type: "INVENTORY_ITEM",
             schema_version: 1,
             version,
+            last_event_id: None,
         },
         state.to_string().into_bytes(),
         SnapshotMetadata {

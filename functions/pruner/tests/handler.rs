@@ -39,6 +39,7 @@ async fn store_with(aggregates: &[&str], snapshots: u64) -> InMemorySnapshotStor
                     aggregate_type: "INVENTORY_ITEM",
                     schema_version: 1,
                     version,
+                    last_event_id: None,
                 },
                 json!({"id": id, "onHand": version})
                     .to_string()

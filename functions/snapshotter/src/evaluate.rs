@@ -13,7 +13,6 @@ use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
 use snapshot_core::snapshot::{
     build_snapshot, SnapshotBuildError, SnapshotMetadata, SnapshotSubject,
 };
-use snapshot_core::StoreError;
 use tracing::{info, warn};
 
 use snapshot_core::config::Config;
@@ -142,9 +141,10 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
         let now = (self.clock)();
 
         let newest = self
-            .newest(id, certain_to_trip(policy, batch.events.len()), counts)
+            .newest(id, certain_to_trip(policy, batch.events.len()))
             .await?;
-        if let Some(snapshot_version) = newest.version().filter(|v| *v >= last) {
+        // A marked or unreadable newest snapshot stands for nothing: it may be replaced.
+        if let Some(snapshot_version) = newest.standing_version().filter(|v| *v >= last) {
             return Ok(Action::UpToDate { snapshot_version });
         }
         let last_snapshot = newest
@@ -177,6 +177,7 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             aggregate_type: kind.type_name(),
             schema_version: kind.schema_version(),
             version: last,
+            last_event_id: batch.events.last().map(|e| e.event_id.as_str()),
         };
         let record = match build_snapshot(
             &self.config.codec,
@@ -218,33 +219,26 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
 
     /// The one read the policy decides on: the newest header, or the newest full record when
     /// a snapshot is certain to be needed (it is then the base, saving a request).
-    async fn newest(
-        &self,
-        id: &str,
-        with_state: bool,
-        counts: &mut Counts,
-    ) -> Result<Newest, SnapshotterError> {
+    async fn newest(&self, id: &str, with_state: bool) -> Result<Newest, SnapshotterError> {
         let read = if with_state {
             self.snapshots
                 .records(id, None, 1)
                 .await
-                .map(|page| page.items.into_iter().next().map(Newest::Record))
+                .map(|page| page.items.into_iter().next().map(|r| r.map(Newest::Record)))
         } else {
             self.snapshots
                 .latest_header(id)
                 .await
-                .map(|header| header.map(Newest::Header))
+                .map(|header| header.map(|h| h.map(Newest::Header)))
         };
-        match read {
-            Ok(newest) => Ok(newest.unwrap_or(Newest::None)),
-            Err(StoreError::MalformedSnapshot {
-                version, reason, ..
-            }) => {
-                counts.snapshots_invalid += 1;
-                warn!(aggregate_id = id, version = %version, reason = %reason, "newest snapshot is malformed; it is passed over");
-                Ok(Newest::Malformed(version.parse().ok()))
+        match read.map_err(SnapshotterError::store(id))? {
+            None => Ok(Newest::None),
+            Some(Ok(newest)) => Ok(newest),
+            Some(Err(unreadable)) => {
+                // The walk passes it over (and marks it) if a snapshot is needed.
+                warn!(aggregate_id = id, version = ?unreadable.version, reason = %unreadable.reason, "newest snapshot is unreadable");
+                Ok(Newest::Malformed)
             }
-            Err(e) => Err(SnapshotterError::store(id)(e)),
         }
     }
 }

@@ -124,6 +124,7 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
             tally.events_folded += counts.events_folded();
             tally.events_fetched += counts.events_fetched();
             tally.snapshots_invalid += counts.snapshots_invalid();
+            tally.snapshots_marked += counts.snapshots_marked();
             if counts.evaluated() {
                 tally.aggregates_evaluated += 1;
             }

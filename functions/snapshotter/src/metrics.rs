@@ -35,6 +35,9 @@ pub struct Tally {
     pub records_ignored: u64,
     pub poison_records: u64,
     pub snapshots_invalid: u64,
+    /// Snapshots found wrong and marked invalid (their metric, `SnapshotsMarkedInvalid`, is
+    /// emitted by each mark).
+    pub snapshots_marked: u64,
 }
 
 impl Tally {

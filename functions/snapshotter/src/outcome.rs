@@ -33,6 +33,7 @@ pub struct Counts {
     pub(crate) events_folded: u64,
     pub(crate) events_fetched: u64,
     pub(crate) snapshots_invalid: u64,
+    pub(crate) snapshots_marked: u64,
 }
 
 impl Counts {
@@ -46,7 +47,8 @@ impl Counts {
         self.events_folded
     }
 
-    /// Events read from the event table (the gap between base snapshot and batch).
+    /// Events read from the event table (the base's boundary event and the gap between base
+    /// snapshot and batch).
     pub fn events_fetched(&self) -> u64 {
         self.events_fetched
     }
@@ -54,6 +56,11 @@ impl Counts {
     /// Invalid snapshots passed over.
     pub fn snapshots_invalid(&self) -> u64 {
         self.snapshots_invalid
+    }
+
+    /// Snapshots found wrong and marked invalid on the way.
+    pub fn snapshots_marked(&self) -> u64 {
+        self.snapshots_marked
     }
 }
 

@@ -1,46 +1,42 @@
 //! Rebuilding an aggregate's state at the batch's highest sequence: from the latest valid
-//! snapshot (walking past invalid ones) or a full replay, plus only the events missing between
-//! base and batch (read consistently) and the batch's own stream images.
-
-use snapshot_core::ports::{EventStore, SnapshotStore};
-use snapshot_core::registry::{AggregateKind, FoldError};
-use snapshot_core::snapshot::{open_snapshot, InvalidSnapshot, SnapshotHeader, SnapshotRecord};
-use snapshot_core::{EventEnvelope, StoreError};
-use tracing::warn;
+//! snapshot (the core's walk past invalid ones) or a full replay, plus only the events missing
+//! between base and batch (read consistently, with the base's boundary event) and the batch's
+//! own stream images.
 
 use snapshot_core::codec::SnapshotCodec;
+use snapshot_core::ports::{EventStore, SnapshotStore};
+use snapshot_core::registry::{AggregateKind, FoldError};
+use snapshot_core::snapshot::{InvalidSnapshot, SnapshotHeader, SnapshotRecord};
+use snapshot_core::walk::{Candidate, SnapshotWalk, Start, Tail, Target, Verdict, WalkError};
+use snapshot_core::EventEnvelope;
 
 use crate::batch::AggregateBatch;
 use crate::error::SnapshotterError;
+use crate::evaluate::ACTOR;
 use crate::outcome::Counts;
-
-/// Headers per request when walking past invalid snapshots.
-const WALK_PAGE: usize = 25;
 
 /// The newest snapshot as first read.
 pub(crate) enum Newest {
     None,
     Header(SnapshotHeader),
     Record(SnapshotRecord),
-    /// Unreadable item; its version if that much could be read.
-    Malformed(Option<u64>),
+    /// An item that does not read as a snapshot.
+    Malformed,
 }
 
 impl Newest {
-    pub(crate) fn version(&self) -> Option<u64> {
-        match self {
-            Self::None => None,
-            Self::Header(h) => Some(h.version),
-            Self::Record(r) => Some(r.header.version),
-            Self::Malformed(version) => *version,
-        }
+    /// Version of a snapshot that can stand for the aggregate: readable, not marked invalid.
+    pub(crate) fn standing_version(&self) -> Option<u64> {
+        self.header()
+            .filter(|h| h.invalid.is_none())
+            .map(|h| h.version)
     }
 
     pub(crate) fn header(&self) -> Option<&SnapshotHeader> {
         match self {
             Self::Header(h) => Some(h),
             Self::Record(r) => Some(&r.header),
-            Self::None | Self::Malformed(_) => None,
+            Self::None | Self::Malformed => None,
         }
     }
 }
@@ -51,8 +47,8 @@ pub(crate) struct Rebuilt {
     pub(crate) base_version: u64,
 }
 
-/// Checks a header can be the base without reading the state: an obsolete schema or another
-/// aggregate's snapshot never counts, neither for the policy nor as base.
+/// Checks a header can be the base without reading the state: an obsolete schema, another
+/// aggregate's snapshot or one marked invalid never counts, neither for the policy nor as base.
 pub(crate) fn header_usable(
     header: &SnapshotHeader,
     kind: &dyn AggregateKind,
@@ -62,6 +58,16 @@ pub(crate) fn header_usable(
         && header.aggregate_type == kind.type_name()
         && header.schema_version == kind.schema_version()
         && header.last_event_sequence == header.version
+        && header.invalid.is_none()
+}
+
+/// Whether the batch's events are contiguous (a hole, never seen from one shard but cheap to
+/// survive, makes the base's whole tail be read from the table).
+fn contiguous(events: &[EventEnvelope]) -> bool {
+    events.windows(2).all(|w| match w {
+        [a, b] => b.sequence == a.sequence + 1,
+        _ => true,
+    })
 }
 
 /// Rebuilds one aggregate of a batch from its stores.
@@ -90,46 +96,66 @@ impl<'a, E: EventStore, S: SnapshotStore> Rebuilder<'a, E, S> {
         }
     }
 
-    /// The state at the batch's highest sequence from the latest valid snapshot (walking past
-    /// invalid ones), or from a full replay when there is none.
+    /// The state at the batch's highest sequence from the latest valid snapshot (the core's
+    /// walk: past unreadable, marked and wrong ones, marking what it proves wrong), or from a
+    /// full replay when there is none.
     pub(crate) async fn rebuild(
         &self,
         newest: Newest,
         counts: &mut Counts,
     ) -> Result<Rebuilt, SnapshotterError> {
         let id = self.batch.aggregate_id.as_str();
-        let mut below = newest.version();
-        match newest {
-            Newest::Record(record) => {
-                if let Some(rebuilt) = self.try_base(&record, counts).await? {
-                    return Ok(rebuilt);
-                }
-            }
-            Newest::Header(header) => {
-                if let Some(rebuilt) = self.try_header(&header, counts).await? {
-                    return Ok(rebuilt);
-                }
-            }
-            Newest::None | Newest::Malformed(_) => {}
-        }
-        while let Some(before) = below {
-            let page = match self.snapshots.headers(id, Some(before), WALK_PAGE).await {
-                Ok(page) => page,
-                Err(StoreError::MalformedSnapshot {
-                    version, reason, ..
-                }) => {
-                    counts.snapshots_invalid += 1;
-                    warn!(aggregate_id = id, version = %version, reason = %reason, "malformed snapshot among older ones; rebuilding by full replay");
-                    break;
-                }
-                Err(e) => return Err(SnapshotterError::store(id)(e)),
-            };
-            for header in &page.items {
-                if let Some(rebuilt) = self.try_header(header, counts).await? {
-                    return Ok(rebuilt);
-                }
-            }
-            below = page.next;
+        let (Some(first), Some(last)) = (self.batch.events.first(), self.batch.events.last())
+        else {
+            return Err(SnapshotterError::MissingEvents {
+                aggregate_id: id.to_owned(),
+                from: 1,
+                to: 0,
+                found: 0,
+            });
+        };
+        // The walk reads each candidate's boundary event and the events between it and the
+        // batch in one request; the batch's own events come from the stream images.
+        let through = if contiguous(&self.batch.events) {
+            first.sequence.saturating_sub(1)
+        } else {
+            last.sequence
+        };
+        let start = match newest {
+            Newest::Record(record) => Start::Prefetched(Box::new(record)),
+            _ => Start::Newest,
+        };
+        let walk = SnapshotWalk {
+            events: self.events,
+            snapshots: self.snapshots,
+            codec: &self.codec,
+            actor: ACTOR,
+        };
+        let target = Target {
+            aggregate_id: id,
+            aggregate_type: self.kind.type_name(),
+            schema_version: self.kind.schema_version(),
+        };
+        let mut fetched = 0u64;
+        let mut folded = 0u64;
+        let walked = walk
+            .newest_valid(target, start, Tail::Through(through), |candidate| {
+                self.fold_candidate(through, candidate, &mut fetched, &mut folded)
+            })
+            .await
+            .map_err(|e| match e {
+                WalkError::Store(e) => SnapshotterError::store(id)(e),
+                WalkError::Fail(e) => e,
+            })?;
+        counts.snapshots_invalid += walked.skipped.len() as u64;
+        counts.snapshots_marked += walked.marked();
+        counts.events_fetched += fetched;
+        if let Some((header, state_json)) = walked.found {
+            counts.events_folded += folded;
+            return Ok(Rebuilt {
+                state_json,
+                base_version: header.version,
+            });
         }
         let state = self
             .fold_onto(0, None, counts)
@@ -141,77 +167,50 @@ impl<'a, E: EventStore, S: SnapshotStore> Rebuilder<'a, E, S> {
         })
     }
 
-    /// Fetches and tries the snapshot a header describes, unless the header already rules it out.
-    async fn try_header(
+    /// Folds onto a candidate the events read with it and the batch's newer images.
+    fn fold_candidate(
         &self,
-        header: &SnapshotHeader,
-        counts: &mut Counts,
-    ) -> Result<Option<Rebuilt>, SnapshotterError> {
+        through: u64,
+        candidate: Candidate,
+        fetched: &mut u64,
+        folded: &mut u64,
+    ) -> Verdict<Vec<u8>, SnapshotterError> {
         let id = self.batch.aggregate_id.as_str();
-        if !header_usable(header, self.kind, id) {
-            self.passed_over(
-                id,
-                header.version,
-                &"header does not match the aggregate's type or schema",
-                counts,
-            );
-            return Ok(None);
+        let version = candidate.header.version;
+        let read_to = through.max(version);
+        *fetched += candidate.tail.len() as u64 + 1;
+        // A short read means the table lacks events the stream has shown: the aggregate fails
+        // (and is redelivered) rather than being misbuilt.
+        let expected = read_to - version;
+        if candidate.tail.len() as u64 != expected {
+            return Verdict::Fail(SnapshotterError::MissingEvents {
+                aggregate_id: id.to_owned(),
+                from: version + 1,
+                to: read_to,
+                found: candidate.tail.len(),
+            });
         }
-        match self.snapshots.get(id, header.version).await {
-            Ok(Some(record)) => self.try_base(&record, counts).await,
-            // Deleted since the header was read (pruned): try the next one.
-            Ok(None) => Ok(None),
-            Err(StoreError::MalformedSnapshot { reason, .. }) => {
-                self.passed_over(id, header.version, &reason, counts);
-                Ok(None)
+        let mut events = candidate.tail;
+        events.extend(
+            self.batch
+                .events
+                .iter()
+                .filter(|e| e.sequence > read_to)
+                .cloned(),
+        );
+        match self
+            .kind
+            .fold_json(id, version, Some(&candidate.state), &events)
+        {
+            Ok(state) => {
+                *folded = events.len() as u64;
+                Verdict::Use(state)
             }
-            Err(e) => Err(SnapshotterError::store(id)(e)),
-        }
-    }
-
-    /// Validates a snapshot and folds the batch onto it; `None` when it must not be used.
-    async fn try_base(
-        &self,
-        record: &SnapshotRecord,
-        counts: &mut Counts,
-    ) -> Result<Option<Rebuilt>, SnapshotterError> {
-        let id = self.batch.aggregate_id.as_str();
-        let version = record.header.version;
-        let state = match open_snapshot(
-            &self.codec,
-            record,
-            id,
-            self.kind.type_name(),
-            self.kind.schema_version(),
-        ) {
-            Ok(state) => state,
-            Err(invalid) => {
-                self.passed_over(id, version, &invalid, counts);
-                return Ok(None);
-            }
-        };
-        match self.fold_onto(version, Some(&state), counts).await? {
-            Ok(state_json) => Ok(Some(Rebuilt {
-                state_json,
-                base_version: version,
-            })),
             Err(FoldError::BaseState { reason, .. }) => {
-                self.passed_over(id, version, &InvalidSnapshot::State(reason), counts);
-                Ok(None)
+                Verdict::Invalid(InvalidSnapshot::State(reason))
             }
-            Err(FoldError::Event(e)) => Err(e.into()),
+            Err(FoldError::Event(e)) => Verdict::Fail(e.into()),
         }
-    }
-
-    fn passed_over(
-        &self,
-        id: &str,
-        version: u64,
-        reason: &dyn std::fmt::Display,
-        counts: &mut Counts,
-    ) {
-        counts.snapshots_invalid += 1;
-        warn!(aggregate_id = id, version, reason = %reason, "invalid snapshot passed over");
     }
 
     /// Folds onto the base the events after it: those missing between base and batch are read

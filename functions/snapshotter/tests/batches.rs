@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use snapshot_core::domain::EventEnvelope;
 use snapshot_core::memory::InMemoryEventStore;
 use snapshot_core::ports::{EventStore, Page, PutOutcome, SnapshotStore};
-use snapshot_core::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
+use snapshot_core::snapshot::{
+    InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
+};
 use snapshot_core::StoreError;
 use snapshotter::metrics::*;
 use snapshotter::{Action, Snapshotter};
@@ -210,7 +212,7 @@ impl SnapshotStore for StaleReads {
         _: &str,
         _: Option<u64>,
         _: usize,
-    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
         Ok(Page {
             items: vec![],
             next: None,
@@ -221,7 +223,7 @@ impl SnapshotStore for StaleReads {
         _: &str,
         _: Option<u64>,
         _: usize,
-    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
         Ok(Page {
             items: vec![],
             next: None,
@@ -244,6 +246,14 @@ impl SnapshotStore for StaleReads {
     }
     async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
         self.0.delete_many(keys).await
+    }
+    async fn mark_invalid(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+        mark: &InvalidMark,
+    ) -> Result<bool, StoreError> {
+        self.0.mark_invalid(aggregate_id, version, mark).await
     }
 }
 

@@ -22,13 +22,17 @@ async fn a_batch_starting_mid_aggregate_fetches_only_the_gap() {
 
     assert!(failures(&report).is_empty());
     assert_eq!(h.snapshot_versions("item-1"), vec![10, 20]);
-    assert_eq!(metric(&report, EVENTS_FETCHED), 5, "11..=15 only");
+    assert_eq!(
+        metric(&report, EVENTS_FETCHED),
+        6,
+        "the base's boundary event 10 and the gap 11..=15 only"
+    );
     assert_eq!(
         metric(&report, EVENTS_FOLDED),
         10,
         "gap + batch onto the snapshot at 10"
     );
-    // 5 appends by `deliver`, then exactly one read: the gap.
+    // 5 appends by `deliver`, then exactly one read: boundary and gap.
     assert_eq!(h.events.requests() - events_before, 5 + 1);
     // 5 new events >= threshold 5: the newest record is read at once (it is the base), then the put.
     assert_eq!(h.snapshots.requests() - snapshots_before, 2);
@@ -49,7 +53,11 @@ async fn when_the_trip_is_not_certain_the_header_is_read_first_then_the_base() {
     assert_eq!(h.snapshot_versions("item-1"), vec![8, 16]);
     assert_eq!(h.snapshots.requests() - snapshots_before, 3);
     assert_eq!(h.events.requests() - events_before, 4 + 1);
-    assert_eq!(metric(&report, EVENTS_FETCHED), 4);
+    assert_eq!(
+        metric(&report, EVENTS_FETCHED),
+        5,
+        "boundary 8 and gap 9..=12"
+    );
     h.assert_snapshots_match_replay().await;
 }
 
@@ -82,7 +90,11 @@ async fn redelivered_images_at_or_below_the_base_are_not_folded_again() {
     let batch = h.batch(&item_events("item-1", 3, 8));
     let report = h.snapshotter.process(batch, None).await;
     assert_eq!(h.snapshot_versions("item-1"), vec![5, 8]);
-    assert_eq!(metric(&report, EVENTS_FETCHED), 0);
+    assert_eq!(
+        metric(&report, EVENTS_FETCHED),
+        1,
+        "the boundary event only"
+    );
     assert_eq!(metric(&report, EVENTS_FOLDED), 3);
     h.assert_snapshots_match_replay().await;
 }
@@ -116,7 +128,11 @@ async fn an_invalid_newest_snapshot_is_passed_over_for_an_older_valid_one() {
     assert!(failures(&report).is_empty());
     assert_eq!(h.snapshot_versions("item-1"), vec![5, 10, 15]);
     assert_eq!(metric(&report, SNAPSHOTS_INVALID), 1);
-    assert_eq!(metric(&report, EVENTS_FETCHED), 5, "6..=10 from the table");
+    assert_eq!(
+        metric(&report, EVENTS_FETCHED),
+        6,
+        "boundary 5 and 6..=10 from the table"
+    );
     h.snapshots.delete("item-1", 10).await.unwrap(); // the corrupt one would be skipped on load anyway
     h.assert_snapshots_match_replay().await;
 }
@@ -225,4 +241,64 @@ async fn a_snapshot_of_an_obsolete_schema_does_not_count_for_the_policy() {
     assert_eq!(h.snapshot_versions("item-1"), vec![10, 12]);
     assert_eq!(metric(&report, SNAPSHOTS_INVALID), 1);
     assert_eq!(metric(&report, EVENTS_FETCHED), 10, "full replay");
+}
+
+/// The event table restored from a backup at version 3, then different events appended at
+/// 4..=10: the snapshot at 5 was built from events that no longer exist.
+#[tokio::test]
+async fn a_base_whose_boundary_event_was_replaced_is_marked_and_not_used() {
+    let mut h = Harness::count(5);
+    h.deliver(&item_events("item-1", 1, 5)).await;
+    assert_eq!(h.snapshot_versions("item-1"), vec![5]);
+    h.events.truncate_after("item-1", 3);
+    let rewritten: Vec<_> = item_events("item-1", 4, 10)
+        .into_iter()
+        .map(|mut e| {
+            e.event_id = format!("rewritten-{}", e.sequence);
+            e.event_type = "StockReceived".into();
+            e.payload = serde_json::json!({"quantity": 1000});
+            e
+        })
+        .collect();
+    h.append(&rewritten[..2]).await; // 4..=5, not in the batch: the gap
+    let report = h.deliver(&rewritten[2..]).await; // 6..=10
+
+    assert!(failures(&report).is_empty());
+    assert_eq!(h.snapshot_versions("item-1"), vec![5, 10]);
+    assert_eq!(metric(&report, SNAPSHOTS_INVALID), 1);
+    let stale = h.snapshots.get("item-1", 5).await.unwrap().unwrap();
+    let mark = stale.header.invalid.expect("the stale snapshot is marked");
+    assert!(mark.reason.contains("lastEventId"), "{}", mark.reason);
+    assert_eq!(mark.by, "snapshotter");
+    let fresh = h.snapshots.get("item-1", 10).await.unwrap().unwrap();
+    assert_eq!(fresh.header.last_event_id.as_deref(), Some("rewritten-10"));
+    // Loads skip the marked snapshot; the new one equals the full replay of the new events.
+    h.assert_snapshots_match_replay_from(10).await;
+}
+
+#[tokio::test]
+async fn a_marked_snapshot_is_replaced_at_its_version() {
+    let mut h = Harness::count(5);
+    h.deliver(&item_events("item-1", 1, 5)).await;
+    let first = h.snapshots.get("item-1", 5).await.unwrap().unwrap();
+    corrupt(&h, "item-1", 5).await;
+    let mark = snapshot_core::snapshot::InvalidMark {
+        reason: "found corrupt".into(),
+        at: 1,
+        by: "test".into(),
+    };
+    assert!(h.snapshots.mark_invalid("item-1", 5, &mark).await.unwrap());
+
+    // Redelivery of the same batch: the marked snapshot stands for nothing.
+    let batch = h.batch(&item_events("item-1", 1, 5));
+    let report = h.snapshotter.process(batch, None).await;
+
+    assert!(matches!(
+        report.outcomes[0].result(),
+        Ok(Action::Created { version: 5, .. })
+    ));
+    let replaced = h.snapshots.get("item-1", 5).await.unwrap().unwrap();
+    assert!(replaced.header.invalid.is_none());
+    assert_eq!(replaced.header.checksum, first.header.checksum);
+    h.assert_snapshots_match_replay().await;
 }

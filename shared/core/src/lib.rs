@@ -22,6 +22,7 @@ pub mod repository;
 pub mod snapshot;
 pub mod telemetry;
 pub mod testing;
+pub mod walk;
 
 pub use domain::{Aggregate, AggregateRoot, DomainError, DomainEvent, EventEnvelope};
 pub use error::{EventError, StoreError};

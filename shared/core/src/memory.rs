@@ -10,7 +10,10 @@ use async_trait::async_trait;
 use crate::domain::EventEnvelope;
 use crate::error::StoreError;
 use crate::ports::{validate_append, EventStore, Page, PutOutcome, SnapshotStore};
-use crate::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
+use crate::snapshot::{
+    InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
+    UnreadableSnapshot,
+};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock only means another test thread panicked; the data is still consistent
@@ -34,6 +37,14 @@ impl InMemoryEventStore {
     /// Requests served so far (one per append or read page).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Drops an aggregate's events after `version`, as a restore from an older backup does:
+    /// for tests of a restored table.
+    pub fn truncate_after(&self, aggregate_id: &str, version: u64) {
+        if let Some(stream) = lock(&self.streams).get_mut(aggregate_id) {
+            stream.retain(|e| e.sequence <= version);
+        }
     }
 
     /// Stores events as they are, bypassing every check: for tests of bad stored data.
@@ -93,7 +104,7 @@ impl EventStore for InMemoryEventStore {
 
 #[derive(Debug, Default)]
 pub struct InMemorySnapshotStore {
-    items: Mutex<BTreeMap<(String, u64), SnapshotRecord>>,
+    items: Mutex<BTreeMap<(String, u64), Stored<SnapshotRecord>>>,
     requests: AtomicU64,
 }
 
@@ -109,7 +120,18 @@ impl InMemorySnapshotStore {
     /// Replaces a stored record unconditionally: for tests that corrupt snapshots.
     pub fn overwrite(&self, record: SnapshotRecord) {
         let key = (record.header.aggregate_id.clone(), record.header.version);
-        lock(&self.items).insert(key, record);
+        lock(&self.items).insert(key, Ok(record));
+    }
+
+    /// Stores an item that does not read as a snapshot at `version`: for tests of bad data.
+    pub fn insert_unreadable(&self, aggregate_id: &str, version: u64, reason: &str) {
+        let unreadable = UnreadableSnapshot {
+            aggregate_id: aggregate_id.to_owned(),
+            version: Some(version),
+            reason: reason.to_owned(),
+            marked: false,
+        };
+        lock(&self.items).insert((aggregate_id.to_owned(), version), Err(unreadable));
     }
 
     /// Every stored key, in key order.
@@ -128,23 +150,26 @@ impl InMemorySnapshotStore {
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Page<SnapshotRecord, u64> {
+    ) -> Page<Stored<SnapshotRecord>, u64> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let items = lock(&self.items);
         let upper = before.unwrap_or(u64::MAX);
-        let mut found: Vec<SnapshotRecord> = items
+        let mut found: Vec<(u64, Stored<SnapshotRecord>)> = items
             .range((aggregate_id.to_owned(), 0)..(aggregate_id.to_owned(), upper))
             .rev()
             .take(limit.saturating_add(1))
-            .map(|(_, record)| record.clone())
+            .map(|((_, version), record)| (*version, record.clone()))
             .collect();
         let next = if found.len() > limit {
             found.truncate(limit);
-            found.last().map(|r| r.header.version)
+            found.last().map(|(version, _)| *version)
         } else {
             None
         };
-        Page { items: found, next }
+        Page {
+            items: found.into_iter().map(|(_, record)| record).collect(),
+            next,
+        }
     }
 }
 
@@ -167,10 +192,15 @@ impl SnapshotStore for InMemorySnapshotStore {
             snapshot.header.version,
         );
         let mut items = lock(&self.items);
-        if items.contains_key(&key) {
+        let replaceable = match items.get(&key) {
+            None => true,
+            Some(Ok(stored)) => stored.header.invalid.is_some(),
+            Some(Err(unreadable)) => unreadable.marked,
+        };
+        if !replaceable {
             return Ok(PutOutcome::AlreadyExists);
         }
-        items.insert(key, snapshot.clone());
+        items.insert(key, Ok(snapshot.clone()));
         Ok(PutOutcome::Created)
     }
 
@@ -179,10 +209,14 @@ impl SnapshotStore for InMemorySnapshotStore {
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
         let page = self.newest_first(aggregate_id, before, limit);
         Ok(Page {
-            items: page.items.into_iter().map(|r| r.header).collect(),
+            items: page
+                .items
+                .into_iter()
+                .map(|r| r.map(|r| r.header))
+                .collect(),
             next: page.next,
         })
     }
@@ -192,8 +226,29 @@ impl SnapshotStore for InMemorySnapshotStore {
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
         Ok(self.newest_first(aggregate_id, before, limit))
+    }
+
+    async fn mark_invalid(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+        mark: &InvalidMark,
+    ) -> Result<bool, StoreError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut items = lock(&self.items);
+        match items.get_mut(&(aggregate_id.to_owned(), version)) {
+            Some(Ok(record)) => {
+                record.header.invalid = Some(mark.clone());
+                Ok(true)
+            }
+            Some(Err(unreadable)) => {
+                unreadable.marked = true;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     async fn get(
@@ -202,9 +257,15 @@ impl SnapshotStore for InMemorySnapshotStore {
         version: u64,
     ) -> Result<Option<SnapshotRecord>, StoreError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        Ok(lock(&self.items)
-            .get(&(aggregate_id.to_owned(), version))
-            .cloned())
+        match lock(&self.items).get(&(aggregate_id.to_owned(), version)) {
+            None => Ok(None),
+            Some(Ok(record)) => Ok(Some(record.clone())),
+            Some(Err(unreadable)) => Err(StoreError::MalformedSnapshot {
+                aggregate_id: unreadable.aggregate_id.clone(),
+                version: version.to_string(),
+                reason: unreadable.reason.clone(),
+            }),
+        }
     }
 
     async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError> {
@@ -234,8 +295,15 @@ impl SnapshotStore for InMemorySnapshotStore {
                     aggregate_id: id.clone(),
                     version: *version,
                 },
-                aggregate_type: record.header.aggregate_type.clone(),
-                schema_version: record.header.schema_version,
+                aggregate_type: record
+                    .as_ref()
+                    .map(|r| r.header.aggregate_type.clone())
+                    .unwrap_or_default(),
+                schema_version: record.as_ref().map_or(0, |r| r.header.schema_version),
+                invalid: match record {
+                    Ok(r) => r.header.invalid.is_some(),
+                    Err(unreadable) => unreadable.marked,
+                },
             })
             .collect();
         let next = if found.len() > limit {

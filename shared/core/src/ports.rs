@@ -5,7 +5,9 @@ use async_trait::async_trait;
 
 use crate::domain::EventEnvelope;
 use crate::error::StoreError;
-use crate::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
+use crate::snapshot::{
+    InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
+};
 
 /// One page of a listing and where the next one starts (`None`: no more).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +19,7 @@ pub struct Page<T, C> {
 /// Outcome of a conditional snapshot write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
+    /// Written: no snapshot had this key, or the one there was marked invalid (replaced).
     Created,
     /// A snapshot at this version already exists; it was left untouched.
     AlreadyExists,
@@ -74,17 +77,19 @@ pub trait EventStore: Send + Sync {
 
 #[async_trait]
 pub trait SnapshotStore: Send + Sync {
-    /// Writes the snapshot unless one with the same key exists (same key = same content).
+    /// Writes the snapshot unless one with the same key exists (same key = same content);
+    /// one marked invalid is replaced.
     async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError>;
 
     /// Headers newest first, versions below `before` (all when `None`), at most `limit`.
-    /// The cursor of the next page is the last version returned.
+    /// The cursor of the next page is the last version returned. An item that does not read
+    /// as a snapshot is returned as such: it never fails the page.
     async fn headers(
         &self,
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotHeader, u64>, StoreError>;
+    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError>;
 
     /// Like [`SnapshotStore::headers`] with states.
     async fn records(
@@ -92,7 +97,16 @@ pub trait SnapshotStore: Send + Sync {
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotRecord, u64>, StoreError>;
+    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError>;
+
+    /// Marks one snapshot invalid (see [`InvalidMark`]); `false` when there is none at that
+    /// key. Marking never creates an item.
+    async fn mark_invalid(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+        mark: &InvalidMark,
+    ) -> Result<bool, StoreError>;
 
     async fn get(
         &self,
@@ -120,7 +134,7 @@ pub trait SnapshotStore: Send + Sync {
     async fn latest_header(
         &self,
         aggregate_id: &str,
-    ) -> Result<Option<SnapshotHeader>, StoreError> {
+    ) -> Result<Option<Stored<SnapshotHeader>>, StoreError> {
         Ok(self
             .headers(aggregate_id, None, 1)
             .await?
@@ -159,7 +173,7 @@ impl<T: SnapshotStore + ?Sized> SnapshotStore for std::sync::Arc<T> {
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
         (**self).headers(aggregate_id, before, limit).await
     }
     async fn records(
@@ -167,8 +181,16 @@ impl<T: SnapshotStore + ?Sized> SnapshotStore for std::sync::Arc<T> {
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
         (**self).records(aggregate_id, before, limit).await
+    }
+    async fn mark_invalid(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+        mark: &InvalidMark,
+    ) -> Result<bool, StoreError> {
+        (**self).mark_invalid(aggregate_id, version, mark).await
     }
     async fn get(
         &self,
@@ -197,7 +219,7 @@ impl<T: SnapshotStore + ?Sized> SnapshotStore for std::sync::Arc<T> {
     async fn latest_header(
         &self,
         aggregate_id: &str,
-    ) -> Result<Option<SnapshotHeader>, StoreError> {
+    ) -> Result<Option<Stored<SnapshotHeader>>, StoreError> {
         (**self).latest_header(aggregate_id).await
     }
 }

@@ -4,8 +4,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tracing::warn;
-
 use crate::clock::now_millis;
 use crate::codec::SnapshotCodec;
 use crate::domain::{Aggregate, AggregateRoot, DomainError, EventEnvelope};
@@ -13,9 +11,10 @@ use crate::error::{EventError, StoreError};
 use crate::ports::{EventStore, PutOutcome, SnapshotStore};
 use crate::registry::{fold_envelopes, AggregateKind, FoldError};
 use crate::snapshot::{
-    build_snapshot, open_snapshot, InvalidSnapshot, SnapshotBuildError, SnapshotMetadata,
+    build_snapshot, InvalidSnapshot, SnapshotBuildError, SnapshotHeader, SnapshotMetadata,
     SnapshotRecord, SnapshotSubject,
 };
+use crate::walk::{SnapshotWalk, Start, Tail, Target, Verdict, WalkError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError {
@@ -56,18 +55,54 @@ pub struct LoadedState {
     pub aggregate_id: String,
     pub aggregate_type: &'static str,
     pub version: u64,
+    /// `eventId` of the event at `version` (`None` only when the state came from a snapshot
+    /// written before snapshots recorded it, with no newer events).
+    pub last_event_id: Option<String>,
     pub state_json: Vec<u8>,
     pub report: LoadReport,
 }
 
-/// Snapshots newer than this are looked at one at a time; older ones in pages of this size.
-const FALLBACK_PAGE: usize = 4;
+/// The last event folded into a loaded state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Head {
+    version: u64,
+    /// `None` only for a snapshot written before `lastEventId` existed, with no tail.
+    last_event_id: Option<String>,
+}
+
+impl Head {
+    fn after(header: &SnapshotHeader, tail: &[EventEnvelope]) -> Self {
+        match tail.last() {
+            Some(last) => Self {
+                version: last.sequence,
+                last_event_id: Some(last.event_id.clone()),
+            },
+            None => Self {
+                version: header.version,
+                last_event_id: header.last_event_id.clone(),
+            },
+        }
+    }
+}
+
+/// Audit actor of the marks a repository sets when none is given.
+pub const DEFAULT_ACTOR: &str = "repository";
 
 pub struct AggregateRepository<E, S> {
     events: E,
     snapshots: S,
     codec: SnapshotCodec,
+    actor: String,
     invalid_snapshots: Arc<AtomicU64>,
+    marked_snapshots: Arc<AtomicU64>,
+}
+
+impl<E, S> AggregateRepository<E, S> {
+    /// Names who marks the invalid snapshots this repository finds (audit actor, metric).
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into();
+        self
+    }
 }
 
 impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
@@ -76,7 +111,9 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             events,
             snapshots,
             codec,
+            actor: DEFAULT_ACTOR.to_owned(),
             invalid_snapshots: Arc::default(),
+            marked_snapshots: Arc::default(),
         }
     }
 
@@ -97,12 +134,17 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         self.invalid_snapshots.load(Ordering::Relaxed)
     }
 
+    /// Snapshots this repository marked invalid since it was made.
+    pub fn snapshots_marked_invalid(&self) -> u64 {
+        self.marked_snapshots.load(Ordering::Relaxed)
+    }
+
     /// Loads a typed aggregate. A load whose tail fits one page costs two requests.
     pub async fn load<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<(AggregateRoot<A>, LoadReport), RepositoryError> {
-        let (state, version, report) = self
+        let (state, head, report) = self
             .load_with(
                 aggregate_id,
                 A::TYPE,
@@ -113,7 +155,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             )
             .await?;
         Ok((
-            AggregateRoot::from_state(aggregate_id, version, state),
+            AggregateRoot::from_state(aggregate_id, head.version, state),
             report,
         ))
     }
@@ -124,7 +166,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         kind: &dyn AggregateKind,
         aggregate_id: &str,
     ) -> Result<LoadedState, RepositoryError> {
-        let (state_json, version, report) = self
+        let (state_json, head, report) = self
             .load_with(
                 aggregate_id,
                 kind.type_name(),
@@ -135,7 +177,8 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         Ok(LoadedState {
             aggregate_id: aggregate_id.to_owned(),
             aggregate_type: kind.type_name(),
-            version,
+            version: head.version,
+            last_event_id: head.last_event_id,
             state_json,
             report,
         })
@@ -148,13 +191,11 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         aggregate_id: &str,
     ) -> Result<LoadedState, RepositoryError> {
         let events = self.events.read(aggregate_id, 1, None).await?;
-        let version =
-            events
-                .last()
-                .map(|e| e.sequence)
-                .ok_or_else(|| RepositoryError::NotFound {
-                    aggregate_id: aggregate_id.to_owned(),
-                })?;
+        let last = events.last().ok_or_else(|| RepositoryError::NotFound {
+            aggregate_id: aggregate_id.to_owned(),
+        })?;
+        let version = last.sequence;
+        let last_event_id = Some(last.event_id.clone());
         let state_json = kind
             .fold_json(aggregate_id, 0, None, &events)
             .map_err(fold_error)?;
@@ -162,6 +203,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             aggregate_id: aggregate_id.to_owned(),
             aggregate_type: kind.type_name(),
             version,
+            last_event_id,
             report: LoadReport {
                 snapshot_version: None,
                 events_replayed: events.len() as u64,
@@ -177,141 +219,71 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         aggregate_type: &str,
         schema_version: u32,
         fold: impl Fn(u64, Option<&[u8]>, &[EventEnvelope]) -> Result<T, FoldError>,
-    ) -> Result<(T, u64, LoadReport), RepositoryError> {
-        let mut before = None;
-        let mut page_size = 1;
-        let mut skipped = 0;
-        loop {
-            let page = match self
-                .snapshots
-                .records(aggregate_id, before, page_size)
-                .await
-            {
-                Ok(page) => page,
-                // An item that does not even parse is an invalid snapshot like any other:
-                // narrow the page to find it, then step past it.
-                Err(StoreError::MalformedSnapshot {
-                    version, reason, ..
-                }) => match version.parse::<u64>() {
-                    Ok(_) if page_size > 1 => {
-                        page_size = 1;
-                        continue;
+    ) -> Result<(T, Head, LoadReport), RepositoryError> {
+        let target = Target {
+            aggregate_id,
+            aggregate_type,
+            schema_version,
+        };
+        let walked = self
+            .walk()
+            .newest_valid(target, Start::Newest, Tail::ToEnd, |candidate| {
+                let version = candidate.header.version;
+                match fold(version, Some(&candidate.state), &candidate.tail) {
+                    Ok(state) => {
+                        let head = Head::after(&candidate.header, &candidate.tail);
+                        Verdict::Use((state, head, candidate.tail.len() as u64))
                     }
-                    Ok(parsed) => {
-                        self.count_skip(aggregate_id, &version, &reason);
-                        skipped += 1;
-                        before = Some(parsed);
-                        continue;
+                    Err(FoldError::BaseState { reason, .. }) => {
+                        Verdict::Invalid(InvalidSnapshot::State(reason))
                     }
-                    Err(_) => {
-                        self.count_skip(aggregate_id, &version, &reason);
-                        skipped += 1;
-                        break;
-                    }
-                },
-                Err(e) => return Err(e.into()),
+                    Err(FoldError::Event(e)) => Verdict::Fail(e),
+                }
+            })
+            .await
+            .map_err(|e| match e {
+                WalkError::Store(e) => RepositoryError::Store(e),
+                WalkError::Fail(e) => RepositoryError::Event(e),
+            })?;
+        let skipped = walked.skipped.len() as u64;
+        self.invalid_snapshots.fetch_add(skipped, Ordering::Relaxed);
+        self.marked_snapshots
+            .fetch_add(walked.marked(), Ordering::Relaxed);
+        if let Some((header, (state, head, replayed))) = walked.found {
+            let report = LoadReport {
+                snapshot_version: Some(header.version),
+                events_replayed: replayed,
+                snapshots_skipped: skipped,
             };
-            for record in &page.items {
-                match self
-                    .try_snapshot(record, aggregate_id, aggregate_type, schema_version)
-                    .await?
-                {
-                    Ok(base) => match fold(
-                        record.header.version,
-                        Some(&base.snapshot_state),
-                        &base.tail,
-                    ) {
-                        Ok(state) => {
-                            let version = record.header.version + base.tail.len() as u64;
-                            let report = LoadReport {
-                                snapshot_version: Some(record.header.version),
-                                events_replayed: base.tail.len() as u64,
-                                snapshots_skipped: skipped,
-                            };
-                            return Ok((state, version, report));
-                        }
-                        Err(FoldError::BaseState { reason, .. }) => {
-                            self.skip(record, &InvalidSnapshot::State(reason));
-                            skipped += 1;
-                        }
-                        Err(FoldError::Event(e)) => return Err(e.into()),
-                    },
-                    Err(invalid) => {
-                        self.skip(record, &invalid);
-                        skipped += 1;
-                    }
-                }
-            }
-            match page.next {
-                Some(next) => {
-                    before = Some(next);
-                    page_size = FALLBACK_PAGE;
-                }
-                None => break,
-            }
+            return Ok((state, head, report));
         }
         let events = self.events.read(aggregate_id, 1, None).await?;
-        if events.is_empty() {
+        let Some(last) = events.last() else {
             return Err(RepositoryError::NotFound {
                 aggregate_id: aggregate_id.to_owned(),
             });
-        }
+        };
+        let head = Head {
+            version: last.sequence,
+            last_event_id: Some(last.event_id.clone()),
+        };
         let state = fold(0, None, &events).map_err(fold_error)?;
         let report = LoadReport {
             snapshot_version: None,
             events_replayed: events.len() as u64,
             snapshots_skipped: skipped,
         };
-        Ok((state, events.len() as u64, report))
+        Ok((state, head, report))
     }
 
-    /// Opens a snapshot and reads its tail. The read starts at the snapshot's own version so
-    /// the boundary event proves the snapshot is not beyond the event stream (same request).
-    async fn try_snapshot(
-        &self,
-        record: &SnapshotRecord,
-        aggregate_id: &str,
-        aggregate_type: &str,
-        schema_version: u32,
-    ) -> Result<Result<OpenedSnapshot, InvalidSnapshot>, RepositoryError> {
-        let snapshot_state = match open_snapshot(
-            &self.codec,
-            record,
-            aggregate_id,
-            aggregate_type,
-            schema_version,
-        ) {
-            Ok(state) => state,
-            Err(invalid) => return Ok(Err(invalid)),
-        };
-        let version = record.header.version;
-        let mut tail = self.events.read(aggregate_id, version, None).await?;
-        if tail.first().map(|e| e.sequence) != Some(version) {
-            return Ok(Err(InvalidSnapshot::BeyondStream { version }));
+    /// The walk over this repository's stores.
+    pub fn walk(&self) -> SnapshotWalk<'_, E, S> {
+        SnapshotWalk {
+            events: &self.events,
+            snapshots: &self.snapshots,
+            codec: &self.codec,
+            actor: &self.actor,
         }
-        tail.remove(0);
-        Ok(Ok(OpenedSnapshot {
-            snapshot_state,
-            tail,
-        }))
-    }
-
-    fn count_skip(&self, aggregate_id: &str, version: &str, reason: &str) {
-        self.invalid_snapshots.fetch_add(1, Ordering::Relaxed);
-        warn!(
-            aggregate_id,
-            version, reason, "unreadable snapshot item skipped"
-        );
-    }
-
-    fn skip(&self, record: &SnapshotRecord, reason: &InvalidSnapshot) {
-        self.invalid_snapshots.fetch_add(1, Ordering::Relaxed);
-        warn!(
-            aggregate_id = %record.header.aggregate_id,
-            version = record.header.version,
-            reason = %reason,
-            "invalid snapshot skipped"
-        );
     }
 
     /// Appends the aggregate's uncommitted events at its version; on success they are committed.
@@ -357,6 +329,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             aggregate_type: kind.type_name(),
             schema_version: kind.schema_version(),
             version: loaded.version,
+            last_event_id: loaded.last_event_id.as_deref(),
         };
         let record = build_snapshot(
             &self.codec,
@@ -369,11 +342,6 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         let outcome = self.snapshots.put_if_absent(&record).await?;
         Ok((record, outcome))
     }
-}
-
-struct OpenedSnapshot {
-    snapshot_state: Vec<u8>,
-    tail: Vec<EventEnvelope>,
 }
 
 fn fold_error(e: FoldError) -> RepositoryError {

@@ -32,7 +32,38 @@ pub struct SnapshotHeader {
     pub stored_bytes: u64,
     pub metadata: SnapshotMetadata,
     pub expires_at: Option<i64>,
+    /// `eventId` of the event at `version` (`None`: written before the field existed, accepted
+    /// on sequence alone).
+    pub last_event_id: Option<String>,
+    /// Set once a reader found the snapshot invalid: never used again, never counted toward
+    /// keep-N, replaceable at the same version.
+    pub invalid: Option<InvalidMark>,
 }
+
+/// Why, when and by whom a snapshot was found invalid (stored as the `invalid` map).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvalidMark {
+    pub reason: String,
+    /// Epoch milliseconds.
+    pub at: i64,
+    pub by: String,
+}
+
+/// A stored item that does not read as a snapshot at all. Listed as such, skipped by loads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unreadable snapshot item aggregateId={aggregate_id} version={}: {reason}", .version.map_or_else(|| "<unreadable>".to_owned(), |v| v.to_string()))]
+pub struct UnreadableSnapshot {
+    pub aggregate_id: String,
+    /// The item's sort key, when even that could not be read: `None`.
+    pub version: Option<u64>,
+    pub reason: String,
+    /// It carries an invalid mark (it may then be replaced at its version).
+    pub marked: bool,
+}
+
+/// One stored item of a listing: a snapshot, or an item that does not read as one.
+pub type Stored<T> = Result<T, UnreadableSnapshot>;
 
 /// A full snapshot: header and stored state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +84,8 @@ pub struct SnapshotSummary {
     pub key: SnapshotKey,
     pub aggregate_type: String,
     pub schema_version: u32,
+    /// Marked invalid (see [`InvalidMark`]): never counted toward keep-N.
+    pub invalid: bool,
 }
 
 /// Why a snapshot cannot be built.
@@ -80,6 +113,9 @@ pub struct SnapshotSubject<'a> {
     pub aggregate_type: &'a str,
     pub schema_version: u32,
     pub version: u64,
+    /// `eventId` of the event at `version`; every writer that knows it must give it (`None`
+    /// only for snapshots of stores without event ids).
+    pub last_event_id: Option<&'a str>,
 }
 
 /// Encodes `state_json` into a record; fails before any write if it cannot fit one item.
@@ -112,6 +148,8 @@ pub fn build_snapshot(
             stored_bytes: encoded.stored_bytes,
             metadata,
             expires_at,
+            last_event_id: subject.last_event_id.map(str::to_owned),
+            invalid: None,
         },
         state: encoded.body,
     };
@@ -146,6 +184,10 @@ impl SnapshotRecord {
                 h.metadata.request_id.as_ref().map_or(0, String::len),
             ),
             ("metadata", 0),
+            (
+                "lastEventId",
+                h.last_event_id.as_ref().map_or(0, String::len),
+            ),
         ];
         let numbers = [
             "version",
@@ -183,6 +225,39 @@ pub enum InvalidSnapshot {
     State(String),
     #[error("version {version} is beyond the event stream")]
     BeyondStream { version: u64 },
+    /// The event at the snapshot's version is not the one it was built from (the event table
+    /// was restored and rewritten, for instance).
+    #[error(
+        "lastEventId {expected} differs from eventId {found} of the event at version {version}"
+    )]
+    BoundaryMismatch {
+        version: u64,
+        expected: String,
+        found: String,
+    },
+    #[error("marked invalid by {by} at {at}: {reason}")]
+    Marked { reason: String, at: i64, by: String },
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+impl InvalidSnapshot {
+    /// True when the snapshot itself is proven wrong, so it may be marked invalid. A snapshot
+    /// of another schema revision or encoding may come from a newer deployment (mid-rollout):
+    /// this code cannot use it, but it is not wrong. An existing mark is not marked again.
+    pub fn is_definitive(&self) -> bool {
+        match self {
+            Self::SchemaVersion { .. } | Self::Marked { .. } => false,
+            Self::Codec(CodecError::UnknownEncoding(_)) => false,
+            Self::WrongAggregate { .. }
+            | Self::SequenceMismatch { .. }
+            | Self::Codec(_)
+            | Self::State(_)
+            | Self::BeyondStream { .. }
+            | Self::BoundaryMismatch { .. }
+            | Self::Unreadable(_) => true,
+        }
+    }
 }
 
 /// Checks a record's identity, schema and checksum; returns the uncompressed JSON state.
@@ -194,6 +269,13 @@ pub fn open_snapshot(
     schema_version: u32,
 ) -> Result<Vec<u8>, InvalidSnapshot> {
     let h = &record.header;
+    if let Some(mark) = &h.invalid {
+        return Err(InvalidSnapshot::Marked {
+            reason: mark.reason.clone(),
+            at: mark.at,
+            by: mark.by.clone(),
+        });
+    }
     if h.aggregate_id != aggregate_id || h.aggregate_type != aggregate_type {
         return Err(InvalidSnapshot::WrongAggregate {
             found_id: h.aggregate_id.clone(),

@@ -137,6 +137,7 @@ async fn assert_snapshot_at_every_k_equals_replay(
             aggregate_type: type_name,
             schema_version: kind.schema_version(),
             version: k,
+            last_event_id: Some(&events[k as usize - 1].event_id),
         };
         let record = build_snapshot(
             repo.codec(),
@@ -290,7 +291,7 @@ proptest! {
             let mut root = AggregateRoot::<Warehouse>::new("wh-c");
             root.create("Main", 10).unwrap();
             repo.save(&mut root, None).await.unwrap();
-            let subject = SnapshotSubject { aggregate_id: "wh-c", aggregate_type: "WAREHOUSE", schema_version: 1, version: 1 };
+            let subject = SnapshotSubject { aggregate_id: "wh-c", aggregate_type: "WAREHOUSE", schema_version: 1, version: 1, last_event_id: None };
             let mut record = build_snapshot(&codec, subject, serde_json::to_vec(&state).unwrap(), SnapshotMetadata::default(), 0, None).unwrap();
             record.state = corrupted.clone();
             prop_assert!(open_snapshot(&codec, &record, "wh-c", "WAREHOUSE", 1).is_err());

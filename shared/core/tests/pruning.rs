@@ -15,8 +15,8 @@ use snapshot_core::pruning::{
     prune, Deadline, PruneError, PruneRequest, Retention, SeenSnapshot, SnapshotRef,
 };
 use snapshot_core::snapshot::{
-    build_snapshot, SnapshotHeader, SnapshotKey, SnapshotMetadata, SnapshotRecord, SnapshotSubject,
-    SnapshotSummary,
+    build_snapshot, InvalidMark, SnapshotHeader, SnapshotKey, SnapshotMetadata, SnapshotRecord,
+    SnapshotSubject, SnapshotSummary, Stored,
 };
 use snapshot_core::Registry;
 
@@ -32,6 +32,7 @@ fn record(aggregate_id: &str, aggregate_type: &str, version: u64, schema: u32) -
             aggregate_type,
             schema_version: schema,
             version,
+            last_event_id: None,
         },
         state.into_bytes(),
         SnapshotMetadata::default(),
@@ -215,6 +216,7 @@ fn allowed(original: &BTreeMap<String, Vec<(u64, u32)>>, keep: usize) -> Vec<Sna
                 .map(|&(version, schema_version)| SeenSnapshot {
                     version,
                     schema_version,
+                    invalid: false,
                 })
                 .collect();
             rule.deletions(&seen)
@@ -392,7 +394,7 @@ impl SnapshotStore for FailingSegment {
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
         self.inner.headers(aggregate_id, before, limit).await
     }
     async fn records(
@@ -400,7 +402,7 @@ impl SnapshotStore for FailingSegment {
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
         self.inner.records(aggregate_id, before, limit).await
     }
     async fn get(
@@ -429,6 +431,14 @@ impl SnapshotStore for FailingSegment {
     }
     async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
         self.inner.delete_many(keys).await
+    }
+    async fn mark_invalid(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+        mark: &InvalidMark,
+    ) -> Result<bool, StoreError> {
+        self.inner.mark_invalid(aggregate_id, version, mark).await
     }
 }
 
@@ -488,6 +498,7 @@ fn snapshots() -> impl Strategy<Value = Vec<SeenSnapshot>> {
             .map(|(version, schema_version)| SeenSnapshot {
                 version,
                 schema_version,
+                invalid: false,
             })
             .collect()
     })

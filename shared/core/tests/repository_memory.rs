@@ -3,7 +3,7 @@
 use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::domain::{AggregateRoot, InventoryItem, Warehouse};
 use snapshot_core::memory::{InMemoryEventStore, InMemorySnapshotStore};
-use snapshot_core::ports::{PutOutcome, SnapshotStore};
+use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
 use snapshot_core::snapshot::SnapshotMetadata;
 use snapshot_core::{AggregateRepository, Registry, RepositoryError};
 
@@ -112,4 +112,122 @@ async fn manual_snapshot_is_idempotent() {
         .unwrap();
     assert_eq!(outcome, PutOutcome::AlreadyExists);
     assert_eq!(repo.snapshots().get("i3", 5).await.unwrap(), Some(first));
+}
+
+/// The event table restored from a backup taken at version 3, then new, different events
+/// appended at 4..=6: the snapshot at 5 folds events that no longer exist.
+#[tokio::test]
+async fn a_snapshot_whose_boundary_event_was_replaced_is_not_used_and_is_marked() {
+    use std::sync::Arc;
+
+    let snapshots = Arc::new(InMemorySnapshotStore::new());
+    let before = AggregateRepository::new(
+        Arc::new(InMemoryEventStore::new()),
+        Arc::clone(&snapshots),
+        SnapshotCodec::default(),
+    );
+    let registry = Registry::builtin();
+    let kind = registry.get("INVENTORY_ITEM").unwrap().as_ref();
+    let mut root = AggregateRoot::<InventoryItem>::new("r1");
+    root.create("SKU", "Thing", 1).unwrap();
+    root.receive(1, None).unwrap();
+    root.receive(1, None).unwrap();
+    before.save(&mut root, None).await.unwrap();
+    root.receive(100, None).unwrap();
+    root.receive(100, None).unwrap();
+    before.save(&mut root, None).await.unwrap();
+    let (snapshot, _) = before
+        .snapshot_now(kind, "r1", SnapshotMetadata::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(snapshot.header.version, 5);
+    let boundary = before.events().read("r1", 5, Some(5)).await.unwrap();
+    assert_eq!(
+        snapshot.header.last_event_id.as_deref(),
+        Some(boundary[0].event_id.as_str()),
+        "the snapshot records the eventId of the event at its version"
+    );
+
+    // Restore: events 1..=3 only, then different events at 4..=6.
+    let restored = Arc::new(InMemoryEventStore::new());
+    for event in before.events().read("r1", 1, Some(3)).await.unwrap() {
+        restored.insert_raw(event);
+    }
+    let writer = AggregateRepository::new(
+        Arc::clone(&restored),
+        InMemorySnapshotStore::new(),
+        SnapshotCodec::default(),
+    );
+    let (mut again, _) = writer.load::<InventoryItem>("r1").await.unwrap();
+    for _ in 0..3 {
+        again.receive(7, None).unwrap();
+    }
+    writer.save(&mut again, None).await.unwrap();
+
+    let after = AggregateRepository::new(
+        Arc::clone(&restored),
+        Arc::clone(&snapshots),
+        SnapshotCodec::default(),
+    );
+    let (loaded, report) = after.load::<InventoryItem>("r1").await.unwrap();
+    assert_eq!(
+        report.snapshot_version, None,
+        "the snapshot at 5 is not trusted"
+    );
+    assert_eq!(report.snapshots_skipped, 1);
+    assert_eq!(loaded.version(), 6);
+    assert_eq!(
+        loaded.state(),
+        again.state(),
+        "the state is the full replay"
+    );
+    assert_eq!(loaded.state().on_hand, 2 + 21);
+
+    // Found wrong, it is marked: never used or counted again, replaceable at its version.
+    let stored = snapshots.get("r1", 5).await.unwrap().unwrap();
+    let mark = stored.header.invalid.clone().expect("marked invalid");
+    assert!(mark.reason.contains("lastEventId"), "{}", mark.reason);
+    assert_eq!(mark.by, "repository");
+    assert_eq!(after.snapshots_marked_invalid(), 1);
+    let mut replacement = stored.clone();
+    replacement.header.invalid = None;
+    replacement.header.metadata.reason = "replacement".into();
+    assert_eq!(
+        snapshots.put_if_absent(&replacement).await.unwrap(),
+        PutOutcome::Created,
+        "a marked snapshot is replaceable at its version"
+    );
+    assert_eq!(
+        snapshots.put_if_absent(&replacement).await.unwrap(),
+        PutOutcome::AlreadyExists,
+        "an unmarked one is not"
+    );
+}
+
+/// An item that does not read as a snapshot is listed as such, and loads walk past it.
+#[tokio::test]
+async fn an_unreadable_item_is_listed_as_such_and_loads_walk_past_it() {
+    let repo = repo();
+    let registry = Registry::builtin();
+    let kind = registry.get("INVENTORY_ITEM").unwrap().as_ref();
+    let mut root = item_with(&repo, "u1", 3).await;
+    repo.snapshot_now(kind, "u1", SnapshotMetadata::default(), None)
+        .await
+        .unwrap();
+    root.receive(1, None).unwrap();
+    repo.save(&mut root, None).await.unwrap();
+    repo.snapshots()
+        .insert_unreadable("u1", 5, "missing attribute `checksum`");
+
+    let page = repo.snapshots().headers("u1", None, 10).await.unwrap();
+    assert_eq!(page.items.len(), 2);
+    let unreadable = page.items[0].as_ref().unwrap_err();
+    assert_eq!(unreadable.version, Some(5));
+    assert!(unreadable.reason.contains("checksum"));
+    assert_eq!(page.items[1].as_ref().unwrap().version, 4);
+
+    let (loaded, report) = repo.load::<InventoryItem>("u1").await.unwrap();
+    assert_eq!(report.snapshot_version, Some(4));
+    assert_eq!(report.snapshots_skipped, 1);
+    assert_eq!(loaded.state(), root.state());
 }

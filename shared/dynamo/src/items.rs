@@ -10,7 +10,8 @@ use snapshot_core::codec::StateBody;
 use snapshot_core::domain::EventEnvelope;
 use snapshot_core::error::{EventError, EventRef, StoreError};
 use snapshot_core::snapshot::{
-    SnapshotHeader, SnapshotKey, SnapshotMetadata, SnapshotRecord, SnapshotSummary,
+    InvalidMark, SnapshotHeader, SnapshotKey, SnapshotMetadata, SnapshotRecord, SnapshotSummary,
+    Stored, UnreadableSnapshot,
 };
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -71,10 +72,14 @@ pub(crate) struct SnapshotItem {
     metadata: SnapshotMetadata,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    invalid: Option<InvalidMark>,
 }
 
 /// Every attribute but `state`, for header-only reads.
-pub(crate) const HEADER_ATTRIBUTES: [&str; 12] = [
+pub(crate) const HEADER_ATTRIBUTES: [&str; 14] = [
     "aggregateId",
     "version",
     "aggregateType",
@@ -87,6 +92,8 @@ pub(crate) const HEADER_ATTRIBUTES: [&str; 12] = [
     "storedBytes",
     "metadata",
     "expiresAt",
+    "lastEventId",
+    "invalid",
 ];
 
 pub(crate) fn snapshot_to_item(record: &SnapshotRecord) -> Result<Item, StoreError> {
@@ -105,6 +112,8 @@ pub(crate) fn snapshot_to_item(record: &SnapshotRecord) -> Result<Item, StoreErr
         stored_bytes: h.stored_bytes,
         metadata: h.metadata,
         expires_at: h.expires_at,
+        last_event_id: h.last_event_id,
+        invalid: h.invalid,
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::InvalidRequest {
         aggregate_id: record.header.aggregate_id.clone(),
@@ -145,6 +154,8 @@ fn split(item: Item) -> Result<(SnapshotHeader, Option<StateBody>), StoreError> 
         stored_bytes: parsed.stored_bytes,
         metadata: parsed.metadata,
         expires_at: parsed.expires_at,
+        last_event_id: parsed.last_event_id,
+        invalid: parsed.invalid,
     };
     Ok((header, parsed.state))
 }
@@ -161,6 +172,22 @@ pub(crate) fn record_from_item(item: Item) -> Result<SnapshotRecord, StoreError>
         reason: "missing attribute `state`".to_owned(),
     })?;
     Ok(SnapshotRecord { header, state })
+}
+
+/// A listed item: the snapshot, or why it does not read as one (never an error for the page).
+pub(crate) fn stored<T>(item: Item, read: impl FnOnce(Item) -> Result<T, StoreError>) -> Stored<T> {
+    let aggregate_id = string_attr(&item, "aggregateId").unwrap_or_else(|| "<unreadable>".into());
+    let version = number_attr(&item, "version");
+    let marked = item.contains_key("invalid");
+    read(item).map_err(|e| UnreadableSnapshot {
+        aggregate_id,
+        version,
+        marked,
+        reason: match e {
+            StoreError::MalformedSnapshot { reason, .. } => reason,
+            other => other.to_string(),
+        },
+    })
 }
 
 pub(crate) fn key_item(key: &SnapshotKey) -> Item {
@@ -200,5 +227,6 @@ pub(crate) fn summary_from_item(item: &Item) -> Result<SnapshotSummary, StoreErr
         key,
         aggregate_type: string_attr(item, "aggregateType").unwrap_or_default(),
         schema_version,
+        invalid: item.contains_key("invalid"),
     })
 }

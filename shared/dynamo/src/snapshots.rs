@@ -6,16 +6,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
 
 use crate::items::{
-    header_from_item, key_from_item, key_item, record_from_item, snapshot_to_item,
+    header_from_item, key_from_item, key_item, record_from_item, snapshot_to_item, stored,
     summary_from_item, Item, HEADER_ATTRIBUTES,
 };
 use snapshot_core::error::StoreError;
 use snapshot_core::ports::{Page, PutOutcome, SnapshotStore};
-use snapshot_core::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
+use snapshot_core::snapshot::{
+    InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
+};
 
 /// BatchWriteItem's limit.
 const BATCH: usize = 25;
@@ -46,7 +49,7 @@ impl DynamoSnapshotStore {
         before: Option<u64>,
         limit: usize,
         headers_only: bool,
-    ) -> Result<(Vec<Item>, bool), StoreError> {
+    ) -> Result<(Vec<Item>, Option<u64>), StoreError> {
         let condition = if before.is_some() {
             "#id = :id AND #v < :before"
         } else {
@@ -54,7 +57,7 @@ impl DynamoSnapshotStore {
         };
         let mut items = Vec::new();
         if limit == 0 {
-            return Ok((items, false));
+            return Ok((items, None));
         }
         let mut start_key: Option<Item> = None;
         loop {
@@ -91,19 +94,15 @@ impl DynamoSnapshotStore {
             items.extend(page.items.unwrap_or_default());
             let more = page.last_evaluated_key.filter(|key| !key.is_empty());
             match more {
-                Some(_) if items.len() >= limit => return Ok((items, true)),
+                // The cursor is the key where the page stopped, readable even when the last
+                // item itself is not.
+                Some(key) if items.len() >= limit => {
+                    return Ok((items, Some(key_from_item(&key)?.version)))
+                }
                 Some(key) => start_key = Some(key),
-                _ => return Ok((items, false)),
+                _ => return Ok((items, None)),
             }
         }
-    }
-}
-
-fn next_cursor(more: bool, last_version: Option<u64>) -> Option<u64> {
-    if more {
-        last_version
-    } else {
-        None
     }
 }
 
@@ -115,8 +114,10 @@ impl SnapshotStore for DynamoSnapshotStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(snapshot_to_item(snapshot)?))
-            .condition_expression("attribute_not_exists(#v)")
+            // Same key = same content, unless the stored one was found invalid.
+            .condition_expression("attribute_not_exists(#v) OR attribute_exists(#invalid)")
             .expression_attribute_names("#v", "version")
+            .expression_attribute_names("#invalid", "invalid")
             .send()
             .await;
         match result {
@@ -138,13 +139,12 @@ impl SnapshotStore for DynamoSnapshotStore {
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
-        let (items, more) = self.newest_first(aggregate_id, before, limit, true).await?;
+    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
+        let (items, next) = self.newest_first(aggregate_id, before, limit, true).await?;
         let headers = items
             .into_iter()
-            .map(header_from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = next_cursor(more, headers.last().map(|h| h.version));
+            .map(|item| stored(item, header_from_item))
+            .collect();
         Ok(Page {
             items: headers,
             next,
@@ -156,19 +156,59 @@ impl SnapshotStore for DynamoSnapshotStore {
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
-        let (items, more) = self
+    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
+        let (items, next) = self
             .newest_first(aggregate_id, before, limit, false)
             .await?;
         let records = items
             .into_iter()
-            .map(record_from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = next_cursor(more, records.last().map(|r| r.header.version));
+            .map(|item| stored(item, record_from_item))
+            .collect();
         Ok(Page {
             items: records,
             next,
         })
+    }
+
+    async fn mark_invalid(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+        mark: &InvalidMark,
+    ) -> Result<bool, StoreError> {
+        let key = SnapshotKey {
+            aggregate_id: aggregate_id.to_owned(),
+            version,
+        };
+        let value =
+            serde_dynamo::to_attribute_value(mark).map_err(|e| StoreError::InvalidRequest {
+                aggregate_id: aggregate_id.to_owned(),
+                reason: format!("invalid mark does not serialise: {e}"),
+            })?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&key)))
+            .update_expression("SET #invalid = :mark")
+            .condition_expression("attribute_exists(#v)")
+            .expression_attribute_names("#invalid", "invalid")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":mark", value)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(super::backend("UpdateItem", e)),
+        }
     }
 
     async fn get(
@@ -224,7 +264,8 @@ impl SnapshotStore for DynamoSnapshotStore {
             .segment(to_i32(u64::from(segment)))
             .total_segments(to_i32(u64::from(total_segments)))
             .limit(to_i32(limit as u64))
-            .projection_expression("#id, #v, #t, #s")
+            .projection_expression("#id, #v, #t, #s, #i")
+            .expression_attribute_names("#i", "invalid")
             .expression_attribute_names("#id", "aggregateId")
             .expression_attribute_names("#v", "version")
             .expression_attribute_names("#t", "aggregateType")

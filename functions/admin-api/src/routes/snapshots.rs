@@ -5,10 +5,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use serde_json::json;
 use snapshot_core::audit::Outcome;
 use snapshot_core::clock::now_millis;
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
-use snapshot_core::snapshot::SnapshotMetadata;
+use snapshot_core::registry::AggregateKind;
+use snapshot_core::snapshot::{InvalidSnapshot, SnapshotHeader, SnapshotMetadata, Stored};
+use snapshot_core::walk::{Start, Tail, Target, Verdict, WalkError};
+use snapshot_core::StoreError;
+use std::sync::Arc;
 use tracing::info;
 
 use crate::auth::Actor;
@@ -18,7 +23,8 @@ use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::validation::{aggregate_id, aggregate_type, ValidPath, ValidQuery};
 use crate::views::{
-    CreateView, DeletedView, SnapshotPage, SnapshotView, SnapshotWithState, STATE_RESPONSE_BUDGET,
+    CreateView, DeletedView, Listed, SnapshotPage, SnapshotView, SnapshotWithState,
+    STATE_RESPONSE_BUDGET,
 };
 
 /// `metadata.reason` of snapshots made through this API.
@@ -26,8 +32,6 @@ pub const MANUAL_REASON: &str = "manual";
 /// Page size of a listing when `limit` is not given, and its bounds.
 pub const DEFAULT_PAGE: usize = 20;
 pub const MAX_PAGE: usize = 100;
-/// Snapshots read per request while looking for the latest valid one.
-const LATEST_SCAN_PAGE: usize = 5;
 
 /// `POST /admin/snapshots/create/{aggregateType}/{aggregateId}`: 201 with the new snapshot's
 /// metadata, or 200 with the stored one when a snapshot at that version already exists.
@@ -63,12 +67,12 @@ pub async fn create<E: EventStore, S: SnapshotStore>(
         }
         PutOutcome::AlreadyExists => {
             // Show what is stored, not the copy we just built (its metadata differs).
-            let stored = app
-                .repository
-                .snapshots()
-                .get(id, version)
-                .await?
-                .map_or(record.header, |r| r.header);
+            let stored = match app.repository.snapshots().get(id, version).await {
+                Ok(found) => found.map_or(record.header, |r| r.header),
+                // What is stored there does not read; show what we built.
+                Err(StoreError::MalformedSnapshot { .. }) => record.header,
+                Err(e) => return Err(e.into()),
+            };
             let view = CreateView {
                 outcome: "alreadyExists",
                 snapshot: SnapshotView::from(&stored),
@@ -167,24 +171,39 @@ pub async fn list<E: EventStore, S: SnapshotStore>(
     let (body, empty) = if params.include_state {
         let page = snapshots.records(id, params.before, params.limit).await?;
         let codec = app.repository.codec();
-        let mut items: Vec<SnapshotWithState> = Vec::with_capacity(page.items.len());
+        let mut items: Vec<Listed<SnapshotWithState>> = Vec::with_capacity(page.items.len());
         let mut next = page.next;
         let mut state_bytes: u64 = 0;
-        for record in &page.items {
-            let item = SnapshotWithState::open(&app.registry, codec, id, record);
-            state_bytes = state_bytes.saturating_add(item.state_bytes());
-            if state_bytes > STATE_RESPONSE_BUDGET as u64 && !items.is_empty() {
+        let mut last_version = None;
+        for stored in &page.items {
+            let item = Listed::of(stored, |record| {
+                SnapshotWithState::open(&app.registry, codec, id, record)
+            });
+            if let Listed::Snapshot(snapshot) = &item {
+                state_bytes = state_bytes.saturating_add(snapshot.state_bytes());
+            }
+            if state_bytes > STATE_RESPONSE_BUDGET as u64 && last_version.is_some() {
                 // Cut the page short; the next one starts below the last included version.
-                next = items.last().map(|i: &SnapshotWithState| i.snapshot.version);
+                next = last_version;
                 break;
             }
+            let version = match stored {
+                Ok(record) => Some(record.header.version),
+                Err(unreadable) => unreadable.version,
+            };
+            last_version = version.or(last_version);
             items.push(item);
         }
         let empty = items.is_empty();
         (serde_json::to_value(page_of(id, items, next)), empty)
     } else {
         let page = snapshots.headers(id, params.before, params.limit).await?;
-        let items: Vec<SnapshotView> = page.items.iter().map(SnapshotView::from).collect();
+        // An item that does not read is listed as such (the page never fails for it).
+        let items: Vec<Listed<SnapshotView>> = page
+            .items
+            .iter()
+            .map(|stored| Listed::of(stored, |h| SnapshotView::from(h)))
+            .collect();
         let empty = items.is_empty();
         (serde_json::to_value(page_of(id, items, page.next)), empty)
     };
@@ -219,34 +238,51 @@ async fn require_events<E: EventStore, S: SnapshotStore>(
 }
 
 /// `GET /admin/snapshots/{aggregateId}/latest`: the newest snapshot that passes every
-/// check, with its state; invalid newer ones are counted in `skippedInvalid`.
+/// check (the core's walk, boundary event included), with its state; newer ones it passed
+/// over are listed in `skippedInvalid` (and marked invalid when proven wrong).
 pub async fn latest<E: EventStore, S: SnapshotStore>(
     State(app): State<AppState<E, S>>,
     _actor: Actor,
     ValidPath(raw_id): ValidPath<String>,
 ) -> Result<Response, Problem> {
     let id = aggregate_id(&raw_id)?;
-    let snapshots = app.repository.snapshots();
-    let codec = app.repository.codec();
-    let mut before = None;
-    let mut skipped = Vec::new();
-    loop {
-        let page = snapshots.records(id, before, LATEST_SCAN_PAGE).await?;
-        for record in &page.items {
-            let opened = SnapshotWithState::open(&app.registry, codec, id, record);
-            if opened.valid {
-                let mut body = serde_json::to_value(&opened)?;
-                if let Some(object) = body.as_object_mut() {
-                    object.insert("skippedInvalid".into(), skipped.clone().into());
+    let kind = stored_kind(&app, id).await?;
+    let target = Target {
+        aggregate_id: id,
+        aggregate_type: kind.type_name(),
+        schema_version: kind.schema_version(),
+    };
+    let walked = app
+        .repository
+        .walk()
+        .newest_valid(
+            target,
+            Start::Newest,
+            Tail::BoundaryOnly,
+            |candidate| -> Verdict<_, Problem> {
+                let version = candidate.header.version;
+                if let Err(e) = kind.fold_json(id, version, Some(&candidate.state), &[]) {
+                    return Verdict::Invalid(InvalidSnapshot::State(e.to_string()));
                 }
-                return Ok(Json(body).into_response());
-            }
-            skipped.push(record.header.version);
+                match serde_json::from_slice::<serde_json::Value>(&candidate.state) {
+                    Ok(state) => Verdict::Use((state, candidate.state.len())),
+                    Err(e) => Verdict::Invalid(InvalidSnapshot::State(e.to_string())),
+                }
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            WalkError::Store(e) => Problem::from(e),
+            WalkError::Fail(problem) => problem,
+        })?;
+    let skipped: Vec<Option<u64>> = walked.skipped.iter().map(|s| s.version).collect();
+    if let Some((header, (state, bytes))) = walked.found {
+        let opened = SnapshotWithState::valid(&header, state, bytes);
+        let mut body = serde_json::to_value(&opened)?;
+        if let Some(object) = body.as_object_mut() {
+            object.insert("skippedInvalid".into(), json!(skipped));
         }
-        match page.next {
-            Some(next) => before = Some(next),
-            None => break,
-        }
+        return Ok(Json(body).into_response());
     }
     let detail = if skipped.is_empty() {
         format!("aggregate `{id}` has no snapshots")
@@ -254,10 +290,44 @@ pub async fn latest<E: EventStore, S: SnapshotStore>(
         format!(
             "aggregate `{id}` has no valid snapshot ({} invalid: versions {:?})",
             skipped.len(),
-            skipped
+            skipped.iter().flatten().collect::<Vec<_>>()
         )
     };
     Err(Problem::not_found("snapshot-not-found", detail))
+}
+
+/// The registered type of an aggregate, from its first event: 404 without events, 409 when
+/// the type is not registered.
+async fn stored_kind<E: EventStore, S: SnapshotStore>(
+    app: &AppState<E, S>,
+    id: &str,
+) -> Result<Arc<dyn AggregateKind>, Problem> {
+    let first = app.repository.events().read(id, 1, Some(1)).await?;
+    let Some(first) = first.into_iter().next() else {
+        return Err(Problem::not_found(
+            "aggregate-not-found",
+            format!("aggregate `{id}` has no events"),
+        ));
+    };
+    app.registry
+        .get(&first.aggregate_type)
+        .cloned()
+        .ok_or_else(|| {
+            Problem::conflict(
+                "unsupported-aggregate-type",
+                format!(
+                    "aggregate `{id}` is stored as `{}`, which is not registered",
+                    first.aggregate_type
+                ),
+            )
+        })
+}
+
+fn stored_version_of_header(stored: &Stored<SnapshotHeader>) -> Option<u64> {
+    match stored {
+        Ok(header) => Some(header.version),
+        Err(unreadable) => unreadable.version,
+    }
 }
 
 /// Query of a delete.
@@ -289,8 +359,17 @@ pub async fn delete<E: EventStore, S: SnapshotStore>(
     };
     let snapshots = app.repository.snapshots();
     let newest_two = snapshots.headers(id, None, 2).await?;
-    let exists = newest_two.items.iter().any(|h| h.version == version)
-        || snapshots.get(id, version).await?.is_some();
+    let listed = newest_two
+        .items
+        .iter()
+        .any(|h| stored_version_of_header(h) == Some(version));
+    let exists = listed
+        || match snapshots.get(id, version).await {
+            Ok(found) => found.is_some(),
+            // An unreadable item exists and may be deleted like any other.
+            Err(StoreError::MalformedSnapshot { .. }) => true,
+            Err(e) => return Err(e.into()),
+        };
     if !exists {
         return Err(Problem::not_found(
             "snapshot-not-found",

@@ -10,6 +10,11 @@
 //! written by a newer deployment (mid-rollout or after a rollback), so it only falls under the
 //! `keep` rule.
 //!
+//! A snapshot marked invalid is never counted: it takes no place among the newest `keep` and is
+//! never the newest usable one. It stays while fewer than `keep` counted snapshots are newer
+//! (so a snapshot replaced at its version by a concurrent writer is never the one deleted from
+//! the newest `keep`), and goes once `keep` newer ones exist.
+//!
 //! The rule is monotone: applied to any subset of an aggregate's snapshots, it deletes only
 //! snapshots it would also delete given all of them (a snapshot beyond `keep` in the subset has
 //! at least `keep` newer ones overall; one that is not the newest of the subset is not the
@@ -21,6 +26,8 @@
 pub struct SeenSnapshot {
     pub version: u64,
     pub schema_version: u32,
+    /// Marked invalid: never counted toward `keep`.
+    pub invalid: bool,
 }
 
 /// Retention settings for one aggregate type.
@@ -41,12 +48,20 @@ impl Retention {
         let keep = self.keep.max(1);
         let mut usable_kept = false;
         let mut doomed = Vec::new();
-        for (rank, snapshot) in ranked.iter().enumerate() {
-            let usable = snapshot.schema_version == self.current_schema;
-            let newest_usable = usable && !usable_kept;
-            usable_kept |= usable;
-            let obsolete = snapshot.schema_version < self.current_schema;
-            let stays = rank == 0 || newest_usable || (rank < keep && !obsolete);
+        // Rank among the snapshots that count (not marked invalid).
+        let mut counted = 0usize;
+        for (position, snapshot) in ranked.iter().enumerate() {
+            let stays = if snapshot.invalid {
+                position == 0 || counted < keep
+            } else {
+                let rank = counted;
+                counted += 1;
+                let usable = snapshot.schema_version == self.current_schema;
+                let newest_usable = usable && !usable_kept;
+                usable_kept |= usable;
+                let obsolete = snapshot.schema_version < self.current_schema;
+                position == 0 || newest_usable || (rank < keep && !obsolete)
+            };
             if !stays {
                 doomed.push(snapshot.version);
             }
@@ -64,8 +79,16 @@ mod tests {
             .map(|&(version, schema_version)| SeenSnapshot {
                 version,
                 schema_version,
+                invalid: false,
             })
             .collect()
+    }
+
+    fn marked(mut all: Vec<SeenSnapshot>, versions: &[u64]) -> Vec<SeenSnapshot> {
+        for s in &mut all {
+            s.invalid = versions.contains(&s.version);
+        }
+        all
     }
 
     const KEEP_3: Retention = Retention {
@@ -102,6 +125,40 @@ mod tests {
     fn newer_schema_snapshots_only_fall_under_the_keep_rule() {
         let all = seen(&[(9, 3), (8, 3), (7, 2), (6, 2)]);
         assert_eq!(KEEP_3.deletions(&all), vec![6]);
+    }
+
+    #[test]
+    fn a_marked_snapshot_does_not_count_toward_keep() {
+        let rule = Retention {
+            keep: 2,
+            current_schema: 2,
+        };
+        // 5 is marked invalid: 4 and 3 are the two kept; 5 stays while fewer than two
+        // counted snapshots are newer than it, 2 goes.
+        let all = marked(seen(&[(5, 2), (4, 2), (3, 2), (2, 2)]), &[5]);
+        assert_eq!(rule.deletions(&all), vec![2]);
+        // Without the mark, 3 would go too.
+        assert_eq!(
+            rule.deletions(&seen(&[(5, 2), (4, 2), (3, 2), (2, 2)])),
+            vec![3, 2]
+        );
+    }
+
+    #[test]
+    fn a_marked_snapshot_goes_once_keep_newer_ones_exist() {
+        let rule = Retention {
+            keep: 2,
+            current_schema: 2,
+        };
+        let all = marked(seen(&[(9, 2), (8, 2), (7, 2), (6, 2)]), &[7]);
+        assert_eq!(rule.deletions(&all), vec![7, 6]);
+    }
+
+    #[test]
+    fn a_marked_snapshot_is_never_the_newest_usable() {
+        // The only unmarked current-schema snapshot is the oldest: it is the one protected.
+        let all = marked(seen(&[(9, 2), (8, 1), (3, 2)]), &[9]);
+        assert_eq!(KEEP_3.deletions(&all), vec![8]);
     }
 
     #[test]

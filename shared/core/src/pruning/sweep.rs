@@ -245,6 +245,7 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
             let snapshot = SeenSnapshot {
                 version: summary.key.version,
                 schema_version: summary.schema_version,
+                invalid: summary.invalid,
             };
             let id = summary.key.aggregate_id;
             match groups.get_mut(&id) {
@@ -300,14 +301,23 @@ pub(super) async fn one_aggregate<S: SnapshotStore + ?Sized>(
             Err(source) => return Err(sweep.fail(source)),
         };
         sweep.tally.scanned += page.items.len() as u64;
-        for header in page.items {
-            let snapshot = SeenSnapshot {
-                version: header.version,
-                schema_version: header.schema_version,
+        for item in page.items {
+            let (aggregate_type, snapshot) = match item {
+                Ok(header) => (
+                    header.aggregate_type,
+                    SeenSnapshot {
+                        version: header.version,
+                        schema_version: header.schema_version,
+                        invalid: header.invalid.is_some(),
+                    },
+                ),
+                // Unreadable: left alone. Deciding on the others is safe (the rule is
+                // monotone) and a load never uses it.
+                Err(_) => continue,
             };
             group
-                .get_or_insert_with(|| Group::new(header.aggregate_type.clone()))
-                .add(&header.aggregate_type, snapshot);
+                .get_or_insert_with(|| Group::new(aggregate_type.clone()))
+                .add(&aggregate_type, snapshot);
         }
         match page.next {
             Some(next) => before = Some(next),

@@ -1,0 +1,306 @@
+//! The one "newest valid snapshot" walk, shared by the repository, the snapshotter and the
+//! admin API: newest first, past unreadable items, marked snapshots and snapshots that fail a
+//! check, to the first one that is proven to match the events it claims.
+//!
+//! A candidate is valid when its item reads, it is not marked invalid, its identity, schema,
+//! encoding and checksum check out ([`open_snapshot`]), the event at its version exists and
+//! carries its `lastEventId` (read in the same request as the tail), and the caller's own
+//! check (typically folding the tail onto the state) accepts it. A snapshot found wrong is
+//! marked invalid (see [`InvalidMark`]): audited, counted, never used or kept again.
+
+use tracing::warn;
+
+use crate::audit::{AuditRecord, Outcome};
+use crate::clock::now_millis;
+use crate::codec::SnapshotCodec;
+use crate::domain::EventEnvelope;
+use crate::error::StoreError;
+use crate::metrics::MetricSet;
+use crate::ports::{EventStore, SnapshotStore};
+use crate::snapshot::{
+    open_snapshot, InvalidMark, InvalidSnapshot, SnapshotHeader, SnapshotRecord, Stored,
+};
+
+/// Audit action and metric of a mark.
+pub const MARK_ACTION: &str = "snapshot.invalidate";
+pub const MARKED_METRIC: &str = "SnapshotsMarkedInvalid";
+
+/// The newest snapshot is read on its own (it is nearly always the one used); older ones in
+/// pages of this size.
+const FALLBACK_PAGE: usize = 4;
+
+/// Which events to read with a candidate (always from its own version, the boundary event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// Every event after the snapshot.
+    ToEnd,
+    /// Events up to this sequence (at least the boundary event).
+    Through(u64),
+    /// The boundary event only.
+    BoundaryOnly,
+}
+
+/// A snapshot that passed the store-level checks, with the events after it.
+#[derive(Debug)]
+pub struct Candidate {
+    pub header: SnapshotHeader,
+    /// The uncompressed, checksum-verified JSON state.
+    pub state: Vec<u8>,
+    /// The events after `header.version`, as asked by [`Tail`].
+    pub tail: Vec<EventEnvelope>,
+}
+
+/// What the caller makes of a candidate.
+#[derive(Debug)]
+pub enum Verdict<T, X> {
+    Use(T),
+    /// The snapshot is wrong (e.g. its state does not decode): it is marked and passed over.
+    Invalid(InvalidSnapshot),
+    /// Something else failed (e.g. an event of the tail): the walk stops with this error.
+    Fail(X),
+}
+
+/// A snapshot passed over on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub version: Option<u64>,
+    pub reason: String,
+    /// True when this walk marked it invalid.
+    pub marked: bool,
+}
+
+/// The walk's result.
+#[derive(Debug)]
+pub struct Walked<T> {
+    /// The newest valid snapshot's header and what the caller made of it; `None`: there is
+    /// no valid snapshot (below the start).
+    pub found: Option<(SnapshotHeader, T)>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl<T> Walked<T> {
+    pub fn marked(&self) -> u64 {
+        self.skipped.iter().filter(|s| s.marked).count() as u64
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError<X> {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Fail(X),
+}
+
+/// Where the walk starts.
+#[derive(Debug, Default)]
+pub enum Start {
+    /// At the newest snapshot.
+    #[default]
+    Newest,
+    /// With this record, already read as the newest (saves a request), then below it.
+    Prefetched(Box<SnapshotRecord>),
+}
+
+/// The aggregate whose snapshots are walked.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub aggregate_id: &'a str,
+    pub aggregate_type: &'a str,
+    pub schema_version: u32,
+}
+
+/// The walk over one pair of stores.
+pub struct SnapshotWalk<'a, E: ?Sized, S: ?Sized> {
+    pub events: &'a E,
+    pub snapshots: &'a S,
+    pub codec: &'a SnapshotCodec,
+    /// Who marks what it finds invalid (audit `actor`, metric dimension, `invalid.by`).
+    pub actor: &'a str,
+}
+
+impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
+    /// Walks to the newest valid snapshot of `target`. `accept` sees every candidate that
+    /// passed the store-level checks, newest first, and decides.
+    pub async fn newest_valid<T, X>(
+        &self,
+        target: Target<'_>,
+        start: Start,
+        tail: Tail,
+        mut accept: impl FnMut(Candidate) -> Verdict<T, X>,
+    ) -> Result<Walked<T>, WalkError<X>> {
+        let id = target.aggregate_id;
+        let mut skipped = Vec::new();
+        let mut before = None;
+        let mut page_size = 1;
+        let mut pending: Vec<Stored<SnapshotRecord>> = Vec::new();
+        let mut more = true;
+        if let Start::Prefetched(record) = start {
+            before = Some(record.header.version);
+            pending.push(Ok(*record));
+        }
+        loop {
+            if pending.is_empty() {
+                if !more {
+                    break;
+                }
+                let page = self.snapshots.records(id, before, page_size).await?;
+                page_size = FALLBACK_PAGE;
+                more = page.next.is_some();
+                before = page.next;
+                if page.items.is_empty() {
+                    break;
+                }
+                pending = page.items;
+                pending.reverse();
+            }
+            let Some(item) = pending.pop() else { break };
+            let record = match item {
+                Ok(record) => record,
+                Err(unreadable) => {
+                    let reason = InvalidSnapshot::Unreadable(unreadable.reason.clone());
+                    skipped.push(self.reject(id, unreadable.version, &reason).await);
+                    continue;
+                }
+            };
+            let version = record.header.version;
+            let candidate = match self.open(&record, target, tail).await? {
+                Ok(candidate) => candidate,
+                Err(invalid) => {
+                    skipped.push(self.reject(id, Some(version), &invalid).await);
+                    continue;
+                }
+            };
+            let header = candidate.header.clone();
+            match accept(candidate) {
+                Verdict::Use(value) => {
+                    return Ok(Walked {
+                        found: Some((header, value)),
+                        skipped,
+                    })
+                }
+                Verdict::Invalid(invalid) => {
+                    skipped.push(self.reject(id, Some(version), &invalid).await);
+                }
+                Verdict::Fail(e) => return Err(WalkError::Fail(e)),
+            }
+        }
+        Ok(Walked {
+            found: None,
+            skipped,
+        })
+    }
+
+    /// Store-level checks and the tail read; the inner error says why the snapshot is invalid.
+    async fn open(
+        &self,
+        record: &SnapshotRecord,
+        target: Target<'_>,
+        tail: Tail,
+    ) -> Result<Result<Candidate, InvalidSnapshot>, StoreError> {
+        let state = match open_snapshot(
+            self.codec,
+            record,
+            target.aggregate_id,
+            target.aggregate_type,
+            target.schema_version,
+        ) {
+            Ok(state) => state,
+            Err(invalid) => return Ok(Err(invalid)),
+        };
+        let version = record.header.version;
+        let to = match tail {
+            Tail::ToEnd => None,
+            Tail::Through(to) => Some(to.max(version)),
+            Tail::BoundaryOnly => Some(version),
+        };
+        // One request reads the boundary event and the tail: the boundary proves the
+        // snapshot is not beyond the event stream and was built from these very events.
+        let mut events = self.events.read(target.aggregate_id, version, to).await?;
+        if let Err(invalid) = check_boundary(&record.header, events.first()) {
+            return Ok(Err(invalid));
+        }
+        events.remove(0);
+        Ok(Ok(Candidate {
+            header: record.header.clone(),
+            state,
+            tail: events,
+        }))
+    }
+
+    /// Records a passed-over snapshot and marks it when it is proven wrong.
+    async fn reject(&self, id: &str, version: Option<u64>, invalid: &InvalidSnapshot) -> Skipped {
+        warn!(aggregate_id = id, version = ?version, reason = %invalid, "invalid snapshot passed over");
+        let marked = match version {
+            Some(version) if invalid.is_definitive() => mark_invalid(
+                self.snapshots,
+                self.actor,
+                id,
+                version,
+                &invalid.to_string(),
+            )
+            .await
+            .unwrap_or(false),
+            _ => false,
+        };
+        Skipped {
+            version,
+            reason: invalid.to_string(),
+            marked,
+        }
+    }
+}
+
+/// The event at a snapshot's version must exist and, when the snapshot names it, be that one.
+pub fn check_boundary(
+    header: &SnapshotHeader,
+    boundary: Option<&EventEnvelope>,
+) -> Result<(), InvalidSnapshot> {
+    let version = header.version;
+    let Some(event) = boundary.filter(|e| e.sequence == version) else {
+        return Err(InvalidSnapshot::BeyondStream { version });
+    };
+    match &header.last_event_id {
+        Some(expected) if *expected != event.event_id => Err(InvalidSnapshot::BoundaryMismatch {
+            version,
+            expected: expected.clone(),
+            found: event.event_id.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Marks a snapshot invalid, with its audit record and metric. `Ok(false)`: it was gone. A
+/// failed mark is logged and returned; the snapshot is still never used by this reader.
+pub async fn mark_invalid<S: SnapshotStore + ?Sized>(
+    store: &S,
+    actor: &str,
+    aggregate_id: &str,
+    version: u64,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let mark = InvalidMark {
+        reason: reason.to_owned(),
+        at: now_millis(),
+        by: actor.to_owned(),
+    };
+    let result = store.mark_invalid(aggregate_id, version, &mark).await;
+    let (outcome, detail) = match &result {
+        Ok(true) => (Outcome::Success, reason.to_owned()),
+        Ok(false) => (Outcome::Noop, format!("already gone: {reason}")),
+        Err(e) => (Outcome::Failure, format!("{reason}; marking failed: {e}")),
+    };
+    AuditRecord::new(actor, MARK_ACTION, outcome)
+        .aggregate(aggregate_id, Some(version))
+        .detail(detail)
+        .emit();
+    if matches!(result, Ok(true)) {
+        let mut metrics = MetricSet::new(actor);
+        metrics.count(MARKED_METRIC, 1);
+        metrics.flush();
+    }
+    if let Err(e) = &result {
+        warn!(aggregate_id, version, error = %e, "marking a snapshot invalid failed");
+    }
+    result
+}
