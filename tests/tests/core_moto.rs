@@ -352,7 +352,7 @@ async fn warehouse_state_over_the_item_limit_after_compression_fails_with_typed_
             );
             assert!(*item_bytes > DYNAMODB_ITEM_LIMIT);
         }
-        other => panic!("expected TooLarge, got {other}"),
+        other @ SnapshotBuildError::Codec { .. } => panic!("expected TooLarge, got {other}"),
     }
     assert!(err.to_string().contains("wh-huge"));
     assert!(

@@ -125,7 +125,7 @@ fn the_readme_links_the_design_and_the_design_index_lists_every_page() {
     let index = std::fs::read_to_string(root.join("docs/README.md")).unwrap();
     for entry in std::fs::read_dir(root.join("docs")).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".md") && name != "README.md" {
+        if entry.path().extension().is_some_and(|e| e == "md") && name != "README.md" {
             assert!(
                 index.contains(&format!("]({name})")),
                 "docs/README.md links {name}"

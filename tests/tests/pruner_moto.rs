@@ -186,7 +186,7 @@ async fn a_run_cut_short_by_the_deadline_then_a_second_run_converges() {
     let mut records = Vec::new();
     for (n, id) in aggregates.iter().enumerate() {
         for version in 1..=(4 + n as u64) {
-            let schema = if version == 2 { 0 } else { 1 };
+            let schema = u32::from(version != 2);
             records.push(record(id, version, schema, 16));
             original.entry(id.clone()).or_default().push(SeenSnapshot {
                 version,

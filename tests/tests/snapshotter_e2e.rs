@@ -300,14 +300,17 @@ async fn a_poison_record_blocks_only_until_its_attempts_are_spent_and_never_fail
             AttributeValue::S("INVENTORY_ITEM".to_owned()),
         )
         .item("eventType", AttributeValue::S("StockTeleported".to_owned()))
-        .item("payload", AttributeValue::M(Default::default()))
+        .item(
+            "payload",
+            AttributeValue::M(std::collections::HashMap::default()),
+        )
         .item("eventId", AttributeValue::S("poison-1".to_owned()))
         .item("timestamp", AttributeValue::N("1".to_owned()))
         .send()
         .await
         .unwrap();
     item(&repo, "item-ok-2", |r| {
-        r.create("SKU", "Fine too", 0).unwrap()
+        r.create("SKU", "Fine too", 0).unwrap();
     })
     .await;
 

@@ -241,7 +241,7 @@ async fn tables_created_locally_match_the_template() {
         let billing = created
             .billing_mode_summary()
             .and_then(|b| b.billing_mode())
-            .map(|b| b.as_str());
+            .map(aws_sdk_dynamodb::types::BillingMode::as_str);
         assert_eq!(
             billing,
             at(declared, &["Properties", "BillingMode"]).and_then(Value::as_str),
@@ -251,7 +251,7 @@ async fn tables_created_locally_match_the_template() {
             .stream_specification()
             .filter(|s| s.stream_enabled())
             .and_then(|s| s.stream_view_type())
-            .map(|v| v.as_str());
+            .map(aws_sdk_dynamodb::types::StreamViewType::as_str);
         assert_eq!(
             stream,
             at(
@@ -882,12 +882,12 @@ fn default_environment(t: &Template, f: &Function<'_>) -> BTreeMap<String, Strin
         .into_iter()
         .map(|(name, value)| {
             let text = match intrinsic(value) {
-                Some(Intrinsic::Ref(param)) if at(t.root(), &["Parameters", param]).is_some() => t
-                    .parameter_default(param)
-                    .map(scalar_text)
-                    .unwrap_or_else(|| {
-                        panic!("{}: {name} = !Ref {param}, which has no default", f.id)
-                    }),
+                Some(Intrinsic::Ref(param)) if at(t.root(), &["Parameters", param]).is_some() => {
+                    t.parameter_default(param).map_or_else(
+                        || panic!("{}: {name} = !Ref {param}, which has no default", f.id),
+                        scalar_text,
+                    )
+                }
                 Some(_) => "placeholder-name".to_owned(),
                 None => scalar_text(value),
             };

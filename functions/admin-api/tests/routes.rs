@@ -707,7 +707,7 @@ async fn cleanup_rejects_invalid_bodies() {
         r#"{"aggregateId":"a\u0007b"}"#,
         r#"{"dryRun":"yes"}"#,
         r#"{"aggregate":"item-1"}"#,
-        r#"[1,2]"#,
+        r"[1,2]",
     ] {
         let reply = app
             .send(admin_json(Method::POST, "/admin/snapshots/cleanup", body))

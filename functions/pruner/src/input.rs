@@ -66,7 +66,7 @@ fn parse_options(map: Map<String, Value>) -> Result<PruneInput, InputError> {
                     PruneError::InvalidRequest { field, reason } => {
                         refuse(format!("{field} {reason}"))
                     }
-                    other => refuse(other.to_string()),
+                    other @ PruneError::Store { .. } => refuse(other.to_string()),
                 })?;
                 input.aggregate_id = Some(id.to_owned());
             }

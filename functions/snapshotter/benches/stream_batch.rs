@@ -41,7 +41,12 @@ struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
 
 impl RequestCounter {
     fn take(&self) -> BTreeMap<String, u64> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
@@ -65,7 +70,7 @@ impl Intercept for RequestCounter {
         *self
             .0
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(operation)
             .or_default() += 1;
         Ok(())

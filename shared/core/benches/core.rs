@@ -56,14 +56,14 @@ fn fold_events(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.bench_function("typed_1m_events", |b| {
-        b.iter(|| black_box(fold(InventoryItem::initial("item-1"), black_box(&events))))
+        b.iter(|| black_box(fold(InventoryItem::initial("item-1"), black_box(&events))));
     });
     group.bench_function("stored_envelopes_1m_events", |b| {
         b.iter(|| {
             black_box(
                 fold_envelopes::<InventoryItem>("item-1", 0, None, black_box(&envelopes)).ok(),
             )
-        })
+        });
     });
     group.finish();
 }
@@ -118,7 +118,7 @@ fn decode_snapshot(c: &mut Criterion) {
                     )
                     .ok(),
             )
-        })
+        });
     });
     group.bench_function("decompress_verify_and_deserialize", |b| {
         b.iter(|| {
@@ -131,10 +131,10 @@ fn decode_snapshot(c: &mut Criterion) {
                 )
                 .unwrap_or_default();
             black_box(serde_json::from_slice::<Warehouse>(&bytes).ok())
-        })
+        });
     });
     group.bench_function("encode", |b| {
-        b.iter(|| black_box(codec.encode(json.clone()).ok()))
+        b.iter(|| black_box(codec.encode(json.clone()).ok()));
     });
     group.finish();
 }

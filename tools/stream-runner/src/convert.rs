@@ -30,7 +30,11 @@ pub fn attribute_value(
         StreamValue::Null(n) => AttributeValue::Null(n),
         StreamValue::Ss(ss) => AttributeValue::Ss(ss),
         StreamValue::Ns(ns) => AttributeValue::Ns(ns),
-        StreamValue::Bs(bs) => AttributeValue::Bs(bs.into_iter().map(|b| b.into_inner()).collect()),
+        StreamValue::Bs(bs) => AttributeValue::Bs(
+            bs.into_iter()
+                .map(aws_sdk_dynamodb::primitives::Blob::into_inner)
+                .collect(),
+        ),
         StreamValue::L(list) => AttributeValue::L(
             list.into_iter()
                 .enumerate()
