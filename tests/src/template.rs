@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// The template, compiled in so a test run always sees the file next to the code.
 pub const TEMPLATE_YAML: &str = include_str!("../../template.yaml");
@@ -21,8 +21,8 @@ impl Template {
     }
 
     pub fn parse(text: &str) -> Self {
-        let root =
-            serde_yaml::from_str(text).unwrap_or_else(|e| panic!("template.yaml is not YAML: {e}"));
+        let root = serde_norway::from_str(text)
+            .unwrap_or_else(|e| panic!("template.yaml is not YAML: {e}"));
         Self { root }
     }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use integration_tests::template::{at, intrinsic, references, Intrinsic, Template};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// Statements allowed to name `Resource: "*"`: (resource logical id, statement Sid, reason).
 const WILDCARD_RESOURCES: &[(&str, &str, &str)] = &[
@@ -87,7 +87,7 @@ fn no_statement_names_every_resource_outside_the_allow_list() {
                 entry.is_some(),
                 "{id}: statement {sid:?} grants on every resource (`*`) and is not in the \
                  allow-list: {}",
-                serde_yaml::to_string(statement).unwrap()
+                serde_norway::to_string(statement).unwrap()
             );
             allowed_seen.insert((id, sid.unwrap_or_default()));
         }
@@ -191,7 +191,7 @@ fn the_snapshotter_has_its_own_role_scoped_to_its_one_stream() {
             }
             granted.insert(action);
             assert_eq!(references(resource), stream, "{action} on {resource:?}");
-            let text = serde_yaml::to_string(resource).unwrap();
+            let text = serde_norway::to_string(resource).unwrap();
             // Exact stream ARN, or the event table's own streams for ListStreams.
             if action == "dynamodb:ListStreams" {
                 assert!(text.contains("/stream/*"), "{text}");
@@ -208,7 +208,7 @@ fn the_snapshotter_has_its_own_role_scoped_to_its_one_stream() {
 
     // Logs only to its own log group; failures only to its own queue.
     for statement in f.policy_statements() {
-        let text = serde_yaml::to_string(statement).unwrap();
+        let text = serde_norway::to_string(statement).unwrap();
         let resource = references(at(statement, &["Resource"]).unwrap());
         if text.contains("logs:") {
             assert_eq!(resource, BTreeSet::from(["SnapshotterLogGroup".to_owned()]));
@@ -237,7 +237,7 @@ fn logs_may_use_the_key_only_for_this_stacks_log_groups() {
         })
         .expect("the logs statement of the key policy");
     let condition = at(logs, &["Condition"]).expect("condition");
-    let text = serde_yaml::to_string(condition).unwrap();
+    let text = serde_norway::to_string(condition).unwrap();
     assert!(!text.contains("log-group:*"), "every log group: {text}");
     let arns = at(
         condition,
@@ -248,7 +248,7 @@ fn logs_may_use_the_key_only_for_this_stacks_log_groups() {
     let named: BTreeSet<String> = arns
         .iter()
         .map(|v| {
-            let text = serde_yaml::to_string(v).unwrap();
+            let text = serde_norway::to_string(v).unwrap();
             text.split("log-group:")
                 .nth(1)
                 .expect("a log group ARN")
@@ -262,7 +262,7 @@ fn logs_may_use_the_key_only_for_this_stacks_log_groups() {
         .map(|(id, r)| {
             let name = at(r, &["Properties", "LogGroupName"])
                 .unwrap_or_else(|| panic!("{id} has no fixed LogGroupName"));
-            serde_yaml::to_string(name)
+            serde_norway::to_string(name)
                 .unwrap()
                 .split_whitespace()
                 .last()

@@ -15,7 +15,7 @@ use integration_tests::template::{
     at, intrinsic, is_get_att, is_ref, references, Function, Intrinsic, Template,
 };
 use integration_tests::{workspace, TestTables};
-use serde_yaml::Value;
+use serde_norway::Value;
 use snapshot_dynamo::schema;
 
 /// Variables the Lambda environment sets itself (reserved: CloudFormation refuses them in a
@@ -722,8 +722,8 @@ fn pruner_touches_only_the_snapshot_table() {
 fn function_policies_name_their_actions_and_resources() {
     for f in template().functions() {
         for statement in f.policy_statements() {
-            let text = serde_yaml::to_string(statement).unwrap();
-            let actions = serde_yaml::to_string(at(statement, &["Action"]).unwrap()).unwrap();
+            let text = serde_norway::to_string(statement).unwrap();
+            let actions = serde_norway::to_string(at(statement, &["Action"]).unwrap()).unwrap();
             assert!(
                 !actions.contains('*'),
                 "{}: wildcard action in {text}",

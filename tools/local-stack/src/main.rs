@@ -8,19 +8,14 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use local_stack::args::{self, Command};
+use clap::Parser;
+use local_stack::args::Args;
 use local_stack::{LocalStack, Reporter, StackSettings};
 use tracing_subscriber::{fmt, EnvFilter};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let overrides = match args::parse(std::env::args().skip(1))? {
-        Command::Help => {
-            println!("{}", args::USAGE);
-            return Ok(());
-        }
-        Command::Run(overrides) => overrides,
-    };
+    let overrides = Args::parse().overrides();
     // The functions log every batch and request at info, and every refused call as a warning;
     // the console shows one line per event instead. RUST_LOG=info brings the logs back (stderr).
     let filter = EnvFilter::try_from_default_env()
