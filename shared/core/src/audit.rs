@@ -5,11 +5,17 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+/// Outcome.
 pub enum Outcome {
+    /// Success.
     Success,
+    /// Noop.
     Noop,
+    /// Denied.
     Denied,
+    /// Rejected.
     Rejected,
+    /// Failure.
     Failure,
 }
 
@@ -17,22 +23,30 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
+    /// Who acted (user, role or function).
     pub actor: String,
     /// e.g. `snapshot.create`, `snapshot.delete`, `snapshot.prune`, `admin.list`.
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The aggregate the item belongs to.
     pub aggregate_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The aggregate version (sequence of the last event folded in).
     pub version: Option<u64>,
+    /// How it ended.
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Request id, when there was one.
     pub request_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// What happened, in a few words.
     pub detail: Option<String>,
+    /// How long it took, in milliseconds.
     pub duration_ms: u64,
 }
 
 impl AuditRecord {
+    /// A new value.
     pub fn new(actor: impl Into<String>, action: impl Into<String>, outcome: Outcome) -> Self {
         Self {
             actor: actor.into(),
@@ -46,22 +60,26 @@ impl AuditRecord {
         }
     }
 
+    /// Aggregate.
     pub fn aggregate(mut self, aggregate_id: impl Into<String>, version: Option<u64>) -> Self {
         self.aggregate_id = Some(aggregate_id.into());
         self.version = version;
         self
     }
 
+    /// Request.
     pub fn request(mut self, request_id: Option<String>) -> Self {
         self.request_id = request_id;
         self
     }
 
+    /// Detail.
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
     }
 
+    /// Records how long the operation took.
     pub fn took(mut self, duration: std::time::Duration) -> Self {
         self.duration_ms = crate::clock::millis(duration);
         self

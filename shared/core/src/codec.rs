@@ -12,12 +12,16 @@ pub const DYNAMODB_ITEM_LIMIT: usize = 400 * 1024;
 pub const MAX_STATE_BYTES: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Encoding.
 pub enum Encoding {
+    /// Json.
     Json,
+    /// Json zstd.
     JsonZstd,
 }
 
 impl Encoding {
+    /// The value as stored.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Json => "json",
@@ -25,6 +29,7 @@ impl Encoding {
         }
     }
 
+    /// Parses the stored form.
     pub fn parse(value: &str) -> Result<Self, CodecError> {
         match value {
             "json" => Ok(Self::Json),
@@ -43,11 +48,14 @@ impl fmt::Display for Encoding {
 /// The stored `state` attribute: a string (`json`) or bytes (`json+zstd`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateBody {
+    /// JSON text.
     Text(String),
+    /// Binary.
     Binary(Vec<u8>),
 }
 
 impl StateBody {
+    /// How many.
     pub fn len(&self) -> usize {
         match self {
             Self::Text(s) => s.len(),
@@ -55,6 +63,7 @@ impl StateBody {
         }
     }
 
+    /// True when there is nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -97,35 +106,65 @@ impl<'de> Deserialize<'de> for StateBody {
 /// A state ready to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedState {
+    /// How the state is stored (`json`, `json+zstd`, …).
     pub encoding: Encoding,
+    /// Body.
     pub body: StateBody,
     /// Lower-case hex SHA-256 of the uncompressed JSON.
     pub checksum: String,
+    /// Uncompressed state size in bytes.
     pub size_bytes: u64,
+    /// Stored (possibly compressed) state size in bytes.
     pub stored_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Codec error.
 pub enum CodecError {
     #[error("unknown snapshot encoding `{0}`")]
+    /// Unknown encoding.
     UnknownEncoding(String),
     #[error("encoding {encoding} does not match a {found} state attribute")]
+    /// Body mismatch.
     BodyMismatch {
+        /// How the state is stored (`json`, `json+zstd`, …).
         encoding: Encoding,
+        /// What was found.
         found: &'static str,
     },
     #[error("state is not valid UTF-8 JSON text")]
+    /// Not utf8.
     NotUtf8,
     #[error("zstd: {0}")]
+    /// Zstd.
     Zstd(String),
     #[error("declared size {declared} bytes is beyond the {limit} byte limit")]
-    DeclaredSizeTooLarge { declared: u64, limit: usize },
+    /// Declared size too large.
+    DeclaredSizeTooLarge {
+        /// The size the item declares.
+        declared: u64,
+        /// How much the state allows.
+        limit: usize,
+    },
     #[error("declared size {declared} bytes, decoded {actual} bytes")]
-    SizeMismatch { declared: u64, actual: usize },
+    /// Size mismatch.
+    SizeMismatch {
+        /// The size the item declares.
+        declared: u64,
+        /// The size found.
+        actual: usize,
+    },
     #[error("checksum mismatch: stored {stored}, computed {computed}")]
-    ChecksumMismatch { stored: String, computed: String },
+    /// Checksum mismatch.
+    ChecksumMismatch {
+        /// The value stored with the item.
+        stored: String,
+        /// The value computed from the bytes.
+        computed: String,
+    },
 }
 
+/// Sha256 hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -135,6 +174,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub struct SnapshotCodec {
     /// States larger than this many bytes are compressed.
     pub compress_above: usize,
+    /// Zstd level.
     pub zstd_level: i32,
 }
 
@@ -148,6 +188,7 @@ impl Default for SnapshotCodec {
 }
 
 impl SnapshotCodec {
+    /// A new value.
     pub fn new(compress_above: usize) -> Self {
         Self {
             compress_above,

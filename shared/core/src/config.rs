@@ -11,19 +11,28 @@ const MAX_INTERVAL_HOURS: u64 = 24 * 366;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration {variable}={value:?}: {reason}")]
+/// Config error.
 pub struct ConfigError {
+    /// The environment variable.
     pub variable: &'static str,
+    /// The value given.
     pub value: String,
+    /// Why, in words that name what is wrong.
     pub reason: String,
 }
 
 /// Settings every function shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// Name of the event table.
     pub events_table: String,
+    /// Name of the snapshot table.
     pub snapshots_table: String,
+    /// The snapshot policies, by aggregate type.
     pub policies: PolicySet,
+    /// Snapshots kept per aggregate by the pruner.
     pub max_snapshots_per_aggregate: usize,
+    /// How states are encoded.
     pub codec: SnapshotCodec,
     /// Days after which snapshots expire through the table's TTL (`None`: never).
     pub snapshot_ttl_days: Option<u64>,
@@ -33,6 +42,7 @@ pub struct Config {
 pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// String.
     pub fn string(&self, variable: &'static str, default: &str) -> Result<String, ConfigError> {
         let value = self.0(variable).unwrap_or_else(|| default.to_owned());
         if value.trim().is_empty() {
@@ -41,6 +51,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(value)
     }
 
+    /// Optional.
     pub fn optional(&self, variable: &'static str) -> Option<String> {
         self.0(variable).filter(|v| !v.trim().is_empty())
     }
@@ -80,10 +91,12 @@ fn error(variable: &'static str, value: &str, reason: &str) -> ConfigError {
 }
 
 impl Config {
+    /// Built from env.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
+    /// Built from lookup.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
         let strategy_raw = env.string("SNAPSHOT_STRATEGY", "hybrid")?;

@@ -6,7 +6,9 @@ use std::fmt;
 /// Points at one event item: `aggregateId` and `sequence` as far as they could be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRef {
+    /// The aggregate the item belongs to.
     pub aggregate_id: String,
+    /// Sequence number of the event within its aggregate.
     pub sequence: Option<u64>,
 }
 
@@ -23,40 +25,65 @@ impl fmt::Display for EventRef {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("malformed event item ({at}): {reason}")]
-    Malformed { at: EventRef, reason: String },
-    #[error("unknown aggregateType `{aggregate_type}` ({at})")]
-    UnknownAggregateType {
+    /// Malformed.
+    Malformed {
+        /// Which event (aggregate and sequence).
         at: EventRef,
+        /// Why, in words that name what is wrong.
+        reason: String,
+    },
+    #[error("unknown aggregateType `{aggregate_type}` ({at})")]
+    /// Unknown aggregate type.
+    UnknownAggregateType {
+        /// Which event (aggregate and sequence).
+        at: EventRef,
+        /// The `aggregateType`, e.g. `INVENTORY_ITEM`.
         aggregate_type: String,
     },
     #[error("unknown eventType `{event_type}` for {aggregate_type} ({at})")]
+    /// Unknown event type.
     UnknownEventType {
+        /// Which event (aggregate and sequence).
         at: EventRef,
+        /// The `aggregateType`, e.g. `INVENTORY_ITEM`.
         aggregate_type: String,
+        /// The stored `eventType`.
         event_type: String,
     },
     #[error("invalid {event_type} payload ({at}): {reason}")]
+    /// Invalid payload.
     InvalidPayload {
+        /// Which event (aggregate and sequence).
         at: EventRef,
+        /// The stored `eventType`.
         event_type: String,
+        /// Why, in words that name what is wrong.
         reason: String,
     },
     /// `expected` and `found` read `aggregateType/aggregateId`.
     #[error("event belongs to {found}, expected {expected} ({at})")]
     WrongAggregate {
+        /// Which event (aggregate and sequence).
         at: EventRef,
+        /// What was expected.
         expected: String,
+        /// What was found.
         found: String,
     },
     #[error("sequence gap for aggregateId={aggregate_id}: expected {expected}, found {found}")]
+    /// Sequence gap.
     SequenceGap {
+        /// The aggregate the item belongs to.
         aggregate_id: String,
+        /// What was expected.
         expected: u64,
+        /// What was found.
         found: u64,
     },
 }
 
 impl EventError {
+    /// The aggregate concerned.
     pub fn aggregate_id(&self) -> &str {
         match self {
             Self::Malformed { at, .. }
@@ -75,30 +102,44 @@ pub enum StoreError {
     /// Optimistic concurrency: another writer appended at this version first.
     #[error("concurrent append to aggregateId={aggregate_id}: expected version {expected_version} is no longer current")]
     Conflict {
+        /// The aggregate the item belongs to.
         aggregate_id: String,
+        /// Expected version.
         expected_version: u64,
     },
     #[error(transparent)]
+    /// Event.
     Event(#[from] EventError),
     #[error("malformed snapshot item aggregateId={aggregate_id} version={version}: {reason}")]
+    /// Malformed snapshot.
     MalformedSnapshot {
+        /// The aggregate the item belongs to.
         aggregate_id: String,
+        /// The aggregate version (sequence of the last event folded in).
         version: String,
+        /// Why, in words that name what is wrong.
         reason: String,
     },
     #[error("invalid request for aggregateId={aggregate_id}: {reason}")]
+    /// Invalid request.
     InvalidRequest {
+        /// The aggregate the item belongs to.
         aggregate_id: String,
+        /// Why, in words that name what is wrong.
         reason: String,
     },
     #[error("{operation} failed: {message}")]
+    /// The storage backend failed (network, throttling, service error).
     Backend {
+        /// The storage operation that failed.
         operation: &'static str,
+        /// The underlying error message.
         message: String,
     },
 }
 
 impl StoreError {
+    /// A backend failure of `operation`.
     pub fn backend(operation: &'static str, err: impl fmt::Display) -> Self {
         Self::Backend {
             operation,

@@ -6,6 +6,8 @@
 //! in-memory adapters; the DynamoDB adapters live in the `snapshot-dynamo` crate
 //! (`shared/dynamo`). Application code that brings its own store depends on this crate alone.
 
+#![warn(missing_docs)]
+
 pub mod audit;
 pub mod clock;
 pub mod codec;

@@ -24,12 +24,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 #[derive(Debug, Default)]
+/// In memory event store.
 pub struct InMemoryEventStore {
     streams: Mutex<HashMap<String, Vec<EventEnvelope>>>,
     requests: AtomicU64,
 }
 
 impl InMemoryEventStore {
+    /// A new value.
     pub fn new() -> Self {
         Self::default()
     }
@@ -103,16 +105,19 @@ impl EventStore for InMemoryEventStore {
 }
 
 #[derive(Debug, Default)]
+/// In memory snapshot store.
 pub struct InMemorySnapshotStore {
     items: Mutex<BTreeMap<(String, u64), Stored<SnapshotRecord>>>,
     requests: AtomicU64,
 }
 
 impl InMemorySnapshotStore {
+    /// A new value.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Requests served so far (for request-budget tests).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }

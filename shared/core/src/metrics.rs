@@ -8,12 +8,17 @@ use serde_json::{json, Value};
 
 use crate::clock::now_millis;
 
+/// CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "InventorySnapshots";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Unit of a metric value.
 pub enum Unit {
+    /// Count.
     Count,
+    /// Bytes.
     Bytes,
+    /// Milliseconds.
     Milliseconds,
 }
 
@@ -35,6 +40,7 @@ pub struct MetricSet {
 }
 
 impl MetricSet {
+    /// A new value.
     pub fn new(function: impl Into<String>) -> Self {
         Self {
             function: function.into(),
@@ -47,10 +53,12 @@ impl MetricSet {
         self.values.entry(name).or_insert((0.0, unit)).0 += value;
     }
 
+    /// Count.
     pub fn count(&mut self, name: &'static str, value: u64) {
         self.add(name, value as f64, Unit::Count);
     }
 
+    /// The entry, if any.
     pub fn get(&self, name: &str) -> Option<f64> {
         self.values.get(name).map(|(v, _)| *v)
     }

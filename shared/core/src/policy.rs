@@ -8,13 +8,18 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// Strategy.
 pub enum Strategy {
+    /// Count.
     Count,
+    /// By time since the last snapshot.
     Time,
+    /// Hybrid.
     Hybrid,
 }
 
 impl Strategy {
+    /// Parses the stored form.
     pub fn parse(value: &str) -> Option<Self> {
         match value.trim().to_ascii_lowercase().as_str() {
             "count" => Some(Self::Count),
@@ -28,11 +33,14 @@ impl Strategy {
 /// Why a policy tripped; stored as the snapshot's `metadata.reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TripReason {
+    /// Count.
     Count,
+    /// By time since the last snapshot.
     Time,
 }
 
 impl TripReason {
+    /// The value as stored.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Count => "threshold:count",
@@ -48,7 +56,9 @@ impl fmt::Display for TripReason {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Snapshot policy.
 pub struct SnapshotPolicy {
+    /// Which rule decides.
     pub strategy: Strategy,
     /// Events since the last snapshot that trip the count policy (>= 1).
     pub threshold: u64,
@@ -69,7 +79,9 @@ impl Default for SnapshotPolicy {
 /// The newest snapshot as the policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LastSnapshot {
+    /// The aggregate version (sequence of the last event folded in).
     pub version: u64,
+    /// Epoch milliseconds.
     pub timestamp: i64,
 }
 
@@ -109,19 +121,25 @@ impl SnapshotPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyOverride {
+    /// Which rule decides.
     pub strategy: Option<Strategy>,
+    /// Events since the last snapshot that trip the count rule.
     pub threshold: Option<u64>,
+    /// Hours since the last snapshot that trip the time rule.
     pub interval_hours: Option<u64>,
 }
 
 /// The default policy plus overrides by `aggregateType`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PolicySet {
+    /// The policy of types without an override.
     pub default: SnapshotPolicy,
+    /// Policies by aggregate type.
     pub overrides: BTreeMap<String, SnapshotPolicy>,
 }
 
 impl PolicySet {
+    /// For type.
     pub fn for_type(&self, aggregate_type: &str) -> &SnapshotPolicy {
         self.overrides.get(aggregate_type).unwrap_or(&self.default)
     }

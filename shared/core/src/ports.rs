@@ -12,7 +12,9 @@ use crate::snapshot::{
 /// One page of a listing and where the next one starts (`None`: no more).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T, C> {
+    /// The items of this page.
     pub items: Vec<T>,
+    /// Where the next page starts, if there is one.
     pub next: Option<C>,
 }
 
@@ -56,6 +58,7 @@ pub fn validate_append(expected_version: u64, events: &[EventEnvelope]) -> Resul
 }
 
 #[async_trait]
+/// Event store.
 pub trait EventStore: Send + Sync {
     /// Appends `events` atomically. They must carry sequences `expected_version + 1 ..` of one
     /// aggregate; if another writer got there first the result is [`StoreError::Conflict`].
@@ -76,6 +79,7 @@ pub trait EventStore: Send + Sync {
 }
 
 #[async_trait]
+/// Snapshot store.
 pub trait SnapshotStore: Send + Sync {
     /// Writes the snapshot unless one with the same key exists (same key = same content);
     /// one marked invalid is replaced.
@@ -108,6 +112,7 @@ pub trait SnapshotStore: Send + Sync {
         mark: &InvalidMark,
     ) -> Result<bool, StoreError>;
 
+    /// The entry, if any.
     async fn get(
         &self,
         aggregate_id: &str,

@@ -14,18 +14,25 @@ use crate::error::EventError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FoldError {
     #[error("snapshot state of {aggregate_id} does not decode as {aggregate_type}: {reason}")]
+    /// Base state.
     BaseState {
+        /// The aggregate the item belongs to.
         aggregate_id: String,
+        /// The `aggregateType`, e.g. `INVENTORY_ITEM`.
         aggregate_type: String,
+        /// Why, in words that name what is wrong.
         reason: String,
     },
     #[error(transparent)]
+    /// Event.
     Event(#[from] EventError),
 }
 
 /// The type-erased face of an [`Aggregate`]: states travel as JSON bytes.
 pub trait AggregateKind: Send + Sync {
+    /// The `aggregateType` it is registered under.
     fn type_name(&self) -> &'static str;
+    /// Schema version.
     fn schema_version(&self) -> u32;
 
     /// Folds `events` (which must continue `base_version` without gaps and belong to this

@@ -17,17 +17,26 @@ use crate::snapshot::{
 use crate::walk::{SnapshotWalk, Start, Tail, Target, Verdict, WalkError};
 
 #[derive(Debug, thiserror::Error)]
+/// Repository error.
 pub enum RepositoryError {
     #[error(transparent)]
+    /// A store call failed.
     Store(#[from] StoreError),
     #[error(transparent)]
+    /// Event.
     Event(#[from] EventError),
     #[error(transparent)]
+    /// Domain.
     Domain(#[from] DomainError),
     #[error(transparent)]
+    /// Snapshot.
     Snapshot(#[from] SnapshotBuildError),
     #[error("aggregate {aggregate_id} has no events")]
-    NotFound { aggregate_id: String },
+    /// Not found.
+    NotFound {
+        /// The aggregate the item belongs to.
+        aggregate_id: String,
+    },
 }
 
 impl RepositoryError {
@@ -52,13 +61,18 @@ pub struct LoadReport {
 /// A state as JSON bytes, for callers that handle every aggregate type generically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedState {
+    /// The aggregate the item belongs to.
     pub aggregate_id: String,
+    /// The `aggregateType`, e.g. `INVENTORY_ITEM`.
     pub aggregate_type: &'static str,
+    /// The aggregate version (sequence of the last event folded in).
     pub version: u64,
     /// `eventId` of the event at `version` (`None` only when the state came from a snapshot
     /// written before snapshots recorded it, with no newer events).
     pub last_event_id: Option<String>,
+    /// The state as JSON bytes.
     pub state_json: Vec<u8>,
+    /// How it was loaded.
     pub report: LoadReport,
 }
 
@@ -88,6 +102,7 @@ impl Head {
 /// Audit actor of the marks a repository sets when none is given.
 pub const DEFAULT_ACTOR: &str = "repository";
 
+/// Aggregate repository.
 pub struct AggregateRepository<E, S> {
     events: E,
     snapshots: S,
@@ -106,6 +121,7 @@ impl<E, S> AggregateRepository<E, S> {
 }
 
 impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
+    /// A new value.
     pub fn new(events: E, snapshots: S, codec: SnapshotCodec) -> Self {
         Self {
             events,
@@ -117,14 +133,17 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         }
     }
 
+    /// The event store.
     pub fn events(&self) -> &E {
         &self.events
     }
 
+    /// The snapshot store.
     pub fn snapshots(&self) -> &S {
         &self.snapshots
     }
 
+    /// Codec.
     pub fn codec(&self) -> &SnapshotCodec {
         &self.codec
     }

@@ -8,29 +8,41 @@ use crate::codec::{CodecError, Encoding, SnapshotCodec, StateBody, DYNAMODB_ITEM
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotMetadata {
+    /// Who created it.
     pub created_by: String,
     /// `threshold:count`, `threshold:time`, `manual`, …
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Request id, when there was one.
     pub request_id: Option<String>,
 }
 
 /// Everything about a snapshot but its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotHeader {
+    /// The aggregate the item belongs to.
     pub aggregate_id: String,
     /// The aggregate version captured (= sequence of the last event folded in).
     pub version: u64,
+    /// The `aggregateType`, e.g. `INVENTORY_ITEM`.
     pub aggregate_type: String,
+    /// How the state is stored (`json`, `json+zstd`, …).
     pub encoding: String,
+    /// Revision of the state shape.
     pub schema_version: u32,
+    /// SHA-256 (hex) of the uncompressed state.
     pub checksum: String,
+    /// Sequence of the last event folded in; equals `version`.
     pub last_event_sequence: u64,
     /// Epoch milliseconds of creation.
     pub timestamp: i64,
+    /// Uncompressed state size in bytes.
     pub size_bytes: u64,
+    /// Stored (possibly compressed) state size in bytes.
     pub stored_bytes: u64,
+    /// Who created it, why, and for which request.
     pub metadata: SnapshotMetadata,
+    /// TTL attribute (epoch seconds), if set.
     pub expires_at: Option<i64>,
     /// `eventId` of the event at `version` (`None`: written before the field existed, accepted
     /// on sequence alone).
@@ -44,9 +56,11 @@ pub struct SnapshotHeader {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvalidMark {
+    /// Why, in words that name what is wrong.
     pub reason: String,
     /// Epoch milliseconds.
     pub at: i64,
+    /// By.
     pub by: String,
 }
 
@@ -54,9 +68,11 @@ pub struct InvalidMark {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unreadable snapshot item aggregateId={aggregate_id} version={}: {reason}", .version.map_or_else(|| "<unreadable>".to_owned(), |v| v.to_string()))]
 pub struct UnreadableSnapshot {
+    /// The aggregate the item belongs to.
     pub aggregate_id: String,
     /// The item's sort key, when even that could not be read: `None`.
     pub version: Option<u64>,
+    /// Why, in words that name what is wrong.
     pub reason: String,
     /// It carries an invalid mark (it may then be replaced at its version).
     pub marked: bool,
@@ -68,21 +84,29 @@ pub type Stored<T> = Result<T, UnreadableSnapshot>;
 /// A full snapshot: header and stored state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRecord {
+    /// Everything but the state.
     pub header: SnapshotHeader,
+    /// The stored state body.
     pub state: StateBody,
 }
 
 /// Key of a snapshot item plus what the pruner needs to decide about it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SnapshotKey {
+    /// The aggregate the item belongs to.
     pub aggregate_id: String,
+    /// The aggregate version (sequence of the last event folded in).
     pub version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Snapshot summary.
 pub struct SnapshotSummary {
+    /// The item key.
     pub key: SnapshotKey,
+    /// The `aggregateType`, e.g. `INVENTORY_ITEM`.
     pub aggregate_type: String,
+    /// Revision of the state shape.
     pub schema_version: u32,
     /// Marked invalid (see [`InvalidMark`]): never counted toward keep-N.
     pub invalid: bool,
@@ -92,16 +116,25 @@ pub struct SnapshotSummary {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotBuildError {
     #[error("snapshot of aggregateId={aggregate_id} version={version} is {item_bytes} bytes after compression, over the {limit} byte DynamoDB item limit")]
+    /// Too large.
     TooLarge {
+        /// The aggregate the item belongs to.
         aggregate_id: String,
+        /// The aggregate version (sequence of the last event folded in).
         version: u64,
+        /// Item bytes.
         item_bytes: usize,
+        /// How much the state allows.
         limit: usize,
     },
     #[error("cannot encode snapshot of aggregateId={aggregate_id} version={version}: {source}")]
+    /// Codec.
     Codec {
+        /// The aggregate the item belongs to.
         aggregate_id: String,
+        /// The aggregate version (sequence of the last event folded in).
         version: u64,
+        /// The underlying error.
         source: CodecError,
     },
 }
@@ -109,9 +142,13 @@ pub enum SnapshotBuildError {
 /// What a snapshot is of.
 #[derive(Debug, Clone, Copy)]
 pub struct SnapshotSubject<'a> {
+    /// The aggregate the item belongs to.
     pub aggregate_id: &'a str,
+    /// The `aggregateType`, e.g. `INVENTORY_ITEM`.
     pub aggregate_type: &'a str,
+    /// Revision of the state shape.
     pub schema_version: u32,
+    /// The aggregate version (sequence of the last event folded in).
     pub version: u64,
     /// `eventId` of the event at `version`; every writer that knows it must give it (`None`
     /// only for snapshots of stores without event ids).
@@ -208,36 +245,66 @@ impl SnapshotRecord {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSnapshot {
     #[error("belongs to {found_type}/{found_id}")]
+    /// Wrong aggregate.
     WrongAggregate {
+        /// Found id.
         found_id: String,
+        /// Found type.
         found_type: String,
     },
     #[error("schemaVersion {found}, current is {current}")]
-    SchemaVersion { found: u32, current: u32 },
+    /// Schema version.
+    SchemaVersion {
+        /// What was found.
+        found: u32,
+        /// Current.
+        current: u32,
+    },
     #[error("lastEventSequence {last_event_sequence} differs from version {version}")]
+    /// Sequence mismatch.
     SequenceMismatch {
+        /// The aggregate version (sequence of the last event folded in).
         version: u64,
+        /// Sequence of the last event folded in; equals `version`.
         last_event_sequence: u64,
     },
     #[error("{0}")]
+    /// Codec.
     Codec(#[from] CodecError),
     #[error("state does not decode: {0}")]
+    /// The state does not decode.
     State(String),
     #[error("version {version} is beyond the event stream")]
-    BeyondStream { version: u64 },
+    /// Beyond stream.
+    BeyondStream {
+        /// The aggregate version (sequence of the last event folded in).
+        version: u64,
+    },
     /// The event at the snapshot's version is not the one it was built from (the event table
     /// was restored and rewritten, for instance).
     #[error(
         "lastEventId {expected} differs from eventId {found} of the event at version {version}"
     )]
     BoundaryMismatch {
+        /// The aggregate version (sequence of the last event folded in).
         version: u64,
+        /// What was expected.
         expected: String,
+        /// What was found.
         found: String,
     },
     #[error("marked invalid by {by} at {at}: {reason}")]
-    Marked { reason: String, at: i64, by: String },
+    /// Marked.
+    Marked {
+        /// Why, in words that name what is wrong.
+        reason: String,
+        /// Which event (aggregate and sequence).
+        at: i64,
+        /// By.
+        by: String,
+    },
     #[error("{0}")]
+    /// Unreadable.
     Unreadable(String),
 }
 

@@ -23,6 +23,7 @@ use crate::snapshot::{
 
 /// Audit action and metric of a mark.
 pub const MARK_ACTION: &str = "snapshot.invalidate";
+/// Metric counting snapshots marked invalid.
 pub const MARKED_METRIC: &str = "SnapshotsMarkedInvalid";
 
 /// The newest snapshot is read on its own (it is nearly always the one used); older ones in
@@ -43,6 +44,7 @@ pub enum Tail {
 /// A snapshot that passed the store-level checks, with the events after it.
 #[derive(Debug)]
 pub struct Candidate {
+    /// Everything but the state.
     pub header: SnapshotHeader,
     /// The uncompressed, checksum-verified JSON state.
     pub state: Vec<u8>,
@@ -53,6 +55,7 @@ pub struct Candidate {
 /// What the caller makes of a candidate.
 #[derive(Debug)]
 pub enum Verdict<T, X> {
+    /// Use this one.
     Use(T),
     /// The snapshot is wrong (e.g. its state does not decode): it is marked and passed over.
     Invalid(InvalidSnapshot),
@@ -63,7 +66,9 @@ pub enum Verdict<T, X> {
 /// A snapshot passed over on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
+    /// The aggregate version (sequence of the last event folded in).
     pub version: Option<u64>,
+    /// Why, in words that name what is wrong.
     pub reason: String,
     /// True when this walk marked it invalid.
     pub marked: bool,
@@ -75,20 +80,25 @@ pub struct Walked<T> {
     /// The newest valid snapshot's header and what the caller made of it; `None`: there is
     /// no valid snapshot (below the start).
     pub found: Option<(SnapshotHeader, T)>,
+    /// Skipped.
     pub skipped: Vec<Skipped>,
 }
 
 impl<T> Walked<T> {
+    /// Snapshots marked invalid during the walk.
     pub fn marked(&self) -> u64 {
         self.skipped.iter().filter(|s| s.marked).count() as u64
     }
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Walk error.
 pub enum WalkError<X> {
     #[error(transparent)]
+    /// A store call failed.
     Store(#[from] StoreError),
     #[error("{0}")]
+    /// Fail.
     Fail(X),
 }
 
@@ -105,15 +115,21 @@ pub enum Start {
 /// The aggregate whose snapshots are walked.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
+    /// The aggregate the item belongs to.
     pub aggregate_id: &'a str,
+    /// The `aggregateType`, e.g. `INVENTORY_ITEM`.
     pub aggregate_type: &'a str,
+    /// Revision of the state shape.
     pub schema_version: u32,
 }
 
 /// The walk over one pair of stores.
 pub struct SnapshotWalk<'a, E: ?Sized, S: ?Sized> {
+    /// The event store.
     pub events: &'a E,
+    /// The snapshot store.
     pub snapshots: &'a S,
+    /// How states are encoded.
     pub codec: &'a SnapshotCodec,
     /// Who marks what it finds invalid (audit `actor`, metric dimension, `invalid.by`).
     pub actor: &'a str,

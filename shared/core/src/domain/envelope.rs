@@ -9,15 +9,22 @@ use crate::error::{EventError, EventRef};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventEnvelope {
+    /// The aggregate the item belongs to.
     pub aggregate_id: String,
+    /// Sequence number of the event within its aggregate.
     pub sequence: u64,
+    /// The `aggregateType`, e.g. `INVENTORY_ITEM`.
     pub aggregate_type: String,
+    /// The stored `eventType`.
     pub event_type: String,
+    /// The event body.
     pub payload: serde_json::Value,
+    /// Unique id of the event.
     pub event_id: String,
     /// Epoch milliseconds.
     pub timestamp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Who created it, why, and for which request.
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -42,6 +49,7 @@ impl EventEnvelope {
         }
     }
 
+    /// Which event (aggregate and sequence).
     pub fn at(&self) -> EventRef {
         EventRef {
             aggregate_id: self.aggregate_id.clone(),

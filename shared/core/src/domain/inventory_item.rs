@@ -8,9 +8,12 @@ use super::{domain_events, Aggregate, AggregateRoot, DomainError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+/// Item status.
 pub enum ItemStatus {
     #[default]
+    /// Active.
     Active,
+    /// Discontinued.
     Discontinued,
 }
 
@@ -18,30 +21,46 @@ pub enum ItemStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryItem {
+    /// The aggregate id.
     pub id: String,
+    /// Stock keeping unit.
     pub sku: String,
+    /// Display name.
     pub name: String,
+    /// Units in stock.
     pub on_hand: i64,
+    /// Units reserved for orders.
     pub reserved: i64,
+    /// Units that can still be reserved (on hand minus reserved).
     pub available: i64,
+    /// Stock level at which to reorder.
     pub reorder_point: i64,
+    /// Lifecycle status.
     pub status: ItemStatus,
+    /// Reserved units by order id.
     pub reservations: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// Item created.
 pub struct ItemCreated {
+    /// Stock keeping unit.
     pub sku: String,
+    /// Display name.
     pub name: String,
+    /// Stock level at which to reorder.
     pub reorder_point: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// Stock received.
 pub struct StockReceived {
+    /// How many (above zero).
     pub quantity: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Optional reference (e.g. a delivery note).
     pub reference: Option<String>,
 }
 
@@ -49,24 +68,32 @@ pub struct StockReceived {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderQuantity {
+    /// The order the stock is for.
     pub order_id: String,
+    /// How many (above zero).
     pub quantity: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// Stock adjusted.
 pub struct StockAdjusted {
+    /// Change to the units in stock (not zero).
     pub delta: i64,
+    /// Why, in words that name what is wrong.
     pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// Item discontinued.
 pub struct ItemDiscontinued {
+    /// Why, in words that name what is wrong.
     pub reason: String,
 }
 
 domain_events! {
+    /// The events of an inventory item, named as stored (`eventType`; see docs/event-contract.md#inventory_item).
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum InventoryItemEvent {
         ItemCreated(ItemCreated),
@@ -163,6 +190,7 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
+    /// Creates the item (`ItemCreated`).
     pub fn create(&mut self, sku: &str, name: &str, reorder_point: i64) -> Result<(), DomainError> {
         self.require_new()?;
         self.not_blank("sku", sku)?;
@@ -178,6 +206,7 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
+    /// Receive.
     pub fn receive(&mut self, quantity: i64, reference: Option<&str>) -> Result<(), DomainError> {
         self.require_active()?;
         self.positive("quantity", quantity)?;
@@ -188,6 +217,7 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
+    /// Reserve.
     pub fn reserve(&mut self, order_id: &str, quantity: i64) -> Result<(), DomainError> {
         self.require_active()?;
         self.not_blank("orderId", order_id)?;
@@ -200,6 +230,7 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
+    /// Release.
     pub fn release(&mut self, order_id: &str, quantity: i64) -> Result<(), DomainError> {
         self.require_active()?;
         self.positive("quantity", quantity)?;
@@ -213,6 +244,7 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
+    /// Ship.
     pub fn ship(&mut self, order_id: &str, quantity: i64) -> Result<(), DomainError> {
         self.require_active()?;
         self.positive("quantity", quantity)?;
@@ -224,6 +256,7 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
+    /// Adjust.
     pub fn adjust(&mut self, delta: i64, reason: &str) -> Result<(), DomainError> {
         self.require_active()?;
         if delta == 0 {
@@ -246,6 +279,7 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
+    /// Discontinue.
     pub fn discontinue(&mut self, reason: &str) -> Result<(), DomainError> {
         self.require_active()?;
         self.not_blank("reason", reason)?;

@@ -23,6 +23,7 @@ pub trait Aggregate:
     const TYPE: &'static str;
     /// Revision of the state shape; snapshots of any other revision are never applied.
     const SCHEMA_VERSION: u32;
+    /// Event.
     type Event: DomainEvent;
 
     /// The state before the first event.
@@ -36,14 +37,19 @@ pub trait Aggregate:
 /// Why a stored event could not be turned into a typed event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventDecodeError {
+    /// Unknown event type.
     UnknownEventType,
+    /// Invalid payload.
     InvalidPayload(String),
 }
 
 /// A typed domain event that maps to the stored `eventType` + `payload` pair.
 pub trait DomainEvent: Clone + Debug + PartialEq + Send + Sync + 'static {
+    /// Event type.
     fn event_type(&self) -> &'static str;
+    /// As payload.
     fn to_payload(&self) -> serde_json::Value;
+    /// Built from parts.
     fn from_parts(event_type: &str, payload: &serde_json::Value) -> Result<Self, EventDecodeError>;
 }
 
@@ -74,7 +80,7 @@ pub trait DomainEvent: Clone + Debug + PartialEq + Send + Sync + 'static {
 macro_rules! domain_events {
     ($(#[$meta:meta])* pub enum $name:ident { $($variant:ident($payload:ty)),+ $(,)? }) => {
         $(#[$meta])*
-        pub enum $name { $($variant($payload)),+ }
+        pub enum $name { $(#[doc = concat!("`", stringify!($variant), "`.")] $variant($payload)),+ }
 
         impl $crate::domain::DomainEvent for $name {
             fn event_type(&self) -> &'static str {
@@ -109,30 +115,57 @@ pub use crate::domain_events;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     #[error("{aggregate_id} does not exist")]
-    NotFound { aggregate_id: String },
-    #[error("{aggregate_id} already exists")]
-    AlreadyExists { aggregate_id: String },
-    #[error("{aggregate_id}: {field} must be {rule}, got {value}")]
-    InvalidValue {
+    /// Not found.
+    NotFound {
+        /// The aggregate the item belongs to.
         aggregate_id: String,
+    },
+    #[error("{aggregate_id} already exists")]
+    /// Already exists.
+    AlreadyExists {
+        /// The aggregate the item belongs to.
+        aggregate_id: String,
+    },
+    #[error("{aggregate_id}: {field} must be {rule}, got {value}")]
+    /// Invalid value.
+    InvalidValue {
+        /// The aggregate the item belongs to.
+        aggregate_id: String,
+        /// The field concerned.
         field: &'static str,
+        /// The rule it breaks.
         rule: &'static str,
+        /// The value given.
         value: String,
     },
     #[error("{aggregate_id} is discontinued")]
-    Discontinued { aggregate_id: String },
-    #[error("{aggregate_id}: cannot {action} {requested}, only {limit} {what}")]
-    Exceeds {
+    /// Discontinued.
+    Discontinued {
+        /// The aggregate the item belongs to.
         aggregate_id: String,
+    },
+    #[error("{aggregate_id}: cannot {action} {requested}, only {limit} {what}")]
+    /// Exceeds.
+    Exceeds {
+        /// The aggregate the item belongs to.
+        aggregate_id: String,
+        /// What was done, e.g. `snapshot.create`.
         action: &'static str,
+        /// How much was asked for.
         requested: i64,
+        /// How much the state allows.
         limit: i64,
+        /// What the limit counts.
         what: &'static str,
     },
     #[error("{aggregate_id}: location `{location}` {problem}")]
+    /// Location.
     Location {
+        /// The aggregate the item belongs to.
         aggregate_id: String,
+        /// The warehouse location.
         location: String,
+        /// What is wrong with it.
         problem: &'static str,
     },
 }
@@ -154,6 +187,7 @@ impl<A: Aggregate> AggregateRoot<A> {
         Self::from_state(id, 0, state)
     }
 
+    /// Built from state.
     pub fn from_state(id: impl Into<String>, version: u64, state: A) -> Self {
         Self {
             id: id.into(),
@@ -163,6 +197,7 @@ impl<A: Aggregate> AggregateRoot<A> {
         }
     }
 
+    /// Id.
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -172,10 +207,12 @@ impl<A: Aggregate> AggregateRoot<A> {
         self.version
     }
 
+    /// The current state, uncommitted events included.
     pub fn state(&self) -> &A {
         &self.state
     }
 
+    /// Events recorded by commands and not yet saved.
     pub fn uncommitted(&self) -> &[A::Event] {
         &self.uncommitted
     }
@@ -279,10 +316,13 @@ pub const MAX_AGGREGATE_ID_CHARS: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidAggregateId {
     #[error("must not be empty")]
+    /// Empty.
     Empty,
     #[error("is {0} characters long, at most {MAX_AGGREGATE_ID_CHARS}")]
+    /// Too long.
     TooLong(usize),
     #[error("must contain printable characters only")]
+    /// Not printable.
     NotPrintable,
 }
 

@@ -11,17 +11,25 @@ use super::{domain_events, Aggregate, AggregateRoot, DomainError};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Warehouse {
+    /// The aggregate id.
     pub id: String,
+    /// Display name.
     pub name: String,
+    /// Most units the warehouse holds.
     pub capacity: i64,
+    /// Units currently stored.
     pub used: i64,
+    /// Stock by location and SKU.
     pub locations: BTreeMap<String, BTreeMap<String, i64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// Warehouse created.
 pub struct WarehouseCreated {
+    /// Display name.
     pub name: String,
+    /// Most units the warehouse holds.
     pub capacity: i64,
 }
 
@@ -29,6 +37,7 @@ pub struct WarehouseCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LocationRef {
+    /// The warehouse location.
     pub location: String,
 }
 
@@ -36,18 +45,24 @@ pub struct LocationRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LocationStock {
+    /// The warehouse location.
     pub location: String,
+    /// Stock keeping unit.
     pub sku: String,
+    /// How many (above zero).
     pub quantity: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// Capacity changed.
 pub struct CapacityChanged {
+    /// Most units the warehouse holds.
     pub capacity: i64,
 }
 
 domain_events! {
+    /// The events of a warehouse, named as stored (`eventType`; see docs/event-contract.md#warehouse).
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum WarehouseEvent {
         WarehouseCreated(WarehouseCreated),
@@ -143,6 +158,7 @@ impl AggregateRoot<Warehouse> {
         }
     }
 
+    /// Creates the warehouse (`WarehouseCreated`).
     pub fn create(&mut self, name: &str, capacity: i64) -> Result<(), DomainError> {
         self.require_new()?;
         self.not_blank("name", name)?;
@@ -154,6 +170,7 @@ impl AggregateRoot<Warehouse> {
         Ok(())
     }
 
+    /// Add location.
     pub fn add_location(&mut self, location: &str) -> Result<(), DomainError> {
         self.require_exists()?;
         self.not_blank("location", location)?;
@@ -166,6 +183,7 @@ impl AggregateRoot<Warehouse> {
         Ok(())
     }
 
+    /// Remove location.
     pub fn remove_location(&mut self, location: &str) -> Result<(), DomainError> {
         self.require_exists()?;
         self.require_location(location)?;
@@ -183,6 +201,7 @@ impl AggregateRoot<Warehouse> {
         Ok(())
     }
 
+    /// Place.
     pub fn place(&mut self, location: &str, sku: &str, quantity: i64) -> Result<(), DomainError> {
         self.require_exists()?;
         self.require_location(location)?;
@@ -196,6 +215,7 @@ impl AggregateRoot<Warehouse> {
         Ok(())
     }
 
+    /// Pick.
     pub fn pick(&mut self, location: &str, sku: &str, quantity: i64) -> Result<(), DomainError> {
         self.require_exists()?;
         self.require_location(location)?;
@@ -208,6 +228,7 @@ impl AggregateRoot<Warehouse> {
         Ok(())
     }
 
+    /// Change capacity.
     pub fn change_capacity(&mut self, capacity: i64) -> Result<(), DomainError> {
         self.require_exists()?;
         self.positive("capacity", capacity)?;

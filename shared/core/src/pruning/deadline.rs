@@ -17,6 +17,7 @@ impl Deadline {
         Self(None)
     }
 
+    /// Which event (aggregate and sequence).
     pub fn at(instant: Instant) -> Self {
         Self::when(move || Instant::now() >= instant)
     }
@@ -39,6 +40,7 @@ impl Deadline {
         Self(Some(Arc::new(condition)))
     }
 
+    /// Reached.
     pub fn reached(&self) -> bool {
         self.0.as_ref().is_some_and(|condition| condition())
     }

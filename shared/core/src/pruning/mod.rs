@@ -53,7 +53,9 @@ pub const DEFAULT_BUFFER_KEYS: usize = DEFAULT_PAGE_SIZE;
 pub const DELETE_BATCH: usize = 25;
 /// Most keys a dry run lists in its summary (the counts are always complete).
 pub const DRY_RUN_REPORT_LIMIT: usize = 1000;
+/// Audit action of a pruning run.
 pub const AUDIT_ACTION: &str = "snapshot.prune";
+/// Actor recorded when the caller names none.
 pub const DEFAULT_ACTOR: &str = "pruner";
 
 /// What to prune and how.
@@ -65,16 +67,22 @@ pub struct PruneRequest {
     pub dry_run: bool,
     /// Only this aggregate (a paginated query instead of a scan).
     pub aggregate_id: Option<String>,
+    /// Segments.
     pub segments: u32,
+    /// Page size.
     pub page_size: usize,
+    /// Buffer keys.
     pub buffer_keys: usize,
+    /// Deadline.
     pub deadline: Deadline,
     /// Who runs it, for the audit trail.
     pub actor: String,
+    /// Request id, when there was one.
     pub request_id: Option<String>,
 }
 
 impl PruneRequest {
+    /// A new value.
     pub fn new(max_snapshots: usize) -> Self {
         Self {
             max_snapshots,
@@ -89,6 +97,7 @@ impl PruneRequest {
         }
     }
 
+    /// Checks the request (aggregate id, keep count) before anything is read.
     pub fn validate(&self) -> Result<(), PruneError> {
         let invalid = |field: &'static str, reason: &str| {
             Err(PruneError::InvalidRequest {
@@ -127,7 +136,9 @@ pub fn validate_aggregate_id(id: &str) -> Result<(), PruneError> {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotRef {
+    /// The aggregate the item belongs to.
     pub aggregate_id: String,
+    /// The aggregate version (sequence of the last event folded in).
     pub version: u64,
 }
 
@@ -154,9 +165,11 @@ pub struct PruneSummary {
     pub kept: u64,
     /// Snapshots left alone: unknown or inconsistent `aggregateType`.
     pub skipped: u64,
+    /// Report what would be deleted without deleting.
     pub dry_run: bool,
     /// False when the deadline cut the run short; the next run continues.
     pub complete: bool,
+    /// How long it took, in milliseconds.
     pub duration_ms: u64,
     /// Dry run only: the snapshots it would delete (at most [`DRY_RUN_REPORT_LIMIT`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -177,13 +190,22 @@ impl PruneSummary {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Prune error.
 pub enum PruneError {
     #[error("invalid prune request: {field} {reason}")]
-    InvalidRequest { field: &'static str, reason: String },
+    /// Invalid request.
+    InvalidRequest {
+        /// The field concerned.
+        field: &'static str,
+        /// Why, in words that name what is wrong.
+        reason: String,
+    },
     /// The store failed; `partial` is what was done before (its deletions stand).
     #[error("pruning stopped after deleting {} snapshots: {source}", .partial.deleted)]
     Store {
+        /// The underlying error.
         source: StoreError,
+        /// What was done before the failure (its deletions stand).
         partial: Box<PruneSummary>,
     },
 }

@@ -24,7 +24,9 @@
 /// What the pruner knows of one stored snapshot of an aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeenSnapshot {
+    /// The aggregate version (sequence of the last event folded in).
     pub version: u64,
+    /// Revision of the state shape.
     pub schema_version: u32,
     /// Marked invalid: never counted toward `keep`.
     pub invalid: bool,
