@@ -3,6 +3,7 @@
 //! the event Lambda delivers and invokes the same handler the Lambda function runs, with
 //! Lambda's partial-batch-failure and checkpoint semantics.
 
+pub mod args;
 pub mod checkpoint;
 pub mod convert;
 pub mod machine;

@@ -1,21 +1,30 @@
 //! Feeds the local event table's stream to the snapshotter until Ctrl-C, as Lambda's event
 //! source mapping does in AWS. Settings: the snapshotter's (EVENTS_TABLE, SNAPSHOTS_TABLE,
-//! SNAPSHOT_*) and the runner's (STREAM_*), endpoint from AWS_ENDPOINT_URL.
+//! SNAPSHOT_*) and the runner's (STREAM_*, or the flags of `stream-runner --help`), endpoint
+//! from AWS_ENDPOINT_URL.
 
 use std::convert::Infallible;
 
 use anyhow::Context;
 use aws_config::BehaviorVersion;
+use clap::Parser;
 use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
 use snapshotter::{Settings, Snapshotter};
+use stream_runner::args::Args;
 use stream_runner::{RunnerSettings, StreamRunner};
 use tracing::{info, warn};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let overrides = Args::parse().overrides();
     snapshot_core::telemetry::init();
     let settings = Settings::from_env()?;
-    let runner_settings = RunnerSettings::from_env()?;
+    let runner_settings = RunnerSettings::from_lookup(|name| {
+        overrides
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+    })?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let region = sdk
         .region()
