@@ -129,17 +129,11 @@ async fn aggregate_with_more_than_one_megabyte_of_events_loads_completely() {
             EventEnvelope::wrap::<InventoryItem>(id, 2 + i, &r.uncommitted()[0], 0, None)
         })
         .collect();
+    // Appends in order (no append may leave a gap), 20 events per transaction.
     let store = repo.events();
-    futures::future::try_join_all(events.chunks(20).map(|chunk| async move {
-        for e in chunk {
-            store
-                .append(e.sequence - 1, std::slice::from_ref(e))
-                .await?;
-        }
-        Ok::<_, StoreError>(())
-    }))
-    .await
-    .unwrap();
+    for chunk in events.chunks(20) {
+        store.append(chunk[0].sequence - 1, chunk).await.unwrap();
+    }
     let stored = repo.events().read(id, 1, None).await.unwrap();
     assert_eq!(stored.len() as u64, count + 1, "every page was read");
     let (loaded, report) = repo.load::<InventoryItem>(id).await.unwrap();

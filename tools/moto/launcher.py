@@ -50,6 +50,43 @@ def disable_instance_tracking() -> None:
     reset_model_data()
 
 
+def serialize_dynamodb_writes() -> None:
+    """Make DynamoDB writes atomic with respect to each other, as in DynamoDB.
+
+    moto's ``transact_write_items`` deep-copies every table it touches and, when the
+    transaction is cancelled, puts the copies back -- undoing any write another request
+    thread committed to those tables in the meantime (a racing writer's committed event
+    vanishes), and a concurrent read may see puts that are then rolled back. One lock
+    around the item operations makes each one atomic, as DynamoDB's are.
+    """
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in (
+        "put_item",
+        "update_item",
+        "delete_item",
+        "transact_write_items",
+        "batch_write_item",
+        "get_item",
+        "query",
+        "scan",
+        "transact_get_items",
+    ):
+        original = getattr(DynamoDBBackend, name, None)
+        if original is None:
+            continue
+
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+
+
 def check_instance_tracking_disabled() -> None:
     """Fail loudly if the patch did not take (e.g. moto changed its internals)."""
     from moto.dynamodb.models.dynamo_type import Item
@@ -86,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     disable_instance_tracking()
+    serialize_dynamodb_writes()
 
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,

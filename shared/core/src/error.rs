@@ -139,6 +139,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when the same call may succeed if repeated (storage trouble, not a verdict on the
+    /// request). A conflict is not retryable as is: reload first.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Backend { .. })
+    }
+
     /// A backend failure of `operation`.
     pub fn backend(operation: &'static str, err: impl fmt::Display) -> Self {
         Self::Backend {

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 
 use crate::domain::EventEnvelope;
 use crate::error::StoreError;
-use crate::ports::{validate_append, EventStore, Page, PutOutcome, SnapshotStore};
+use crate::ports::{
+    already_appended, validate_append, EventStore, Page, PutOutcome, SnapshotStore,
+};
 use crate::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
     UnreadableSnapshot,
@@ -73,6 +75,15 @@ impl EventStore for InMemoryEventStore {
         let mut streams = lock(&self.streams);
         let stream = streams.entry(first.aggregate_id.clone()).or_default();
         let current = stream.last().map_or(0, |e| e.sequence);
+        let at: Vec<EventEnvelope> = stream
+            .iter()
+            .filter(|e| e.sequence > expected_version)
+            .take(events.len())
+            .cloned()
+            .collect();
+        if already_appended(events, &at) {
+            return Ok(());
+        }
         if current != expected_version {
             return Err(StoreError::Conflict {
                 aggregate_id: first.aggregate_id.clone(),

@@ -30,6 +30,16 @@ pub enum PutOutcome {
 /// Most events one atomic append may carry (DynamoDB's transaction limit).
 pub const MAX_EVENTS_PER_APPEND: usize = 100;
 
+/// True when `stored` are exactly `events` (same sequences and `eventId`s): an append that
+/// finds them already there was ours, committed before its reply was lost.
+pub fn already_appended(events: &[EventEnvelope], stored: &[EventEnvelope]) -> bool {
+    stored.len() == events.len()
+        && stored
+            .iter()
+            .zip(events)
+            .all(|(s, e)| s.sequence == e.sequence && s.event_id == e.event_id)
+}
+
 /// Checks what every adapter requires of an append batch.
 pub fn validate_append(expected_version: u64, events: &[EventEnvelope]) -> Result<(), StoreError> {
     let Some(first) = events.first() else {
@@ -61,7 +71,12 @@ pub fn validate_append(expected_version: u64, events: &[EventEnvelope]) -> Resul
 /// Event store.
 pub trait EventStore: Send + Sync {
     /// Appends `events` atomically. They must carry sequences `expected_version + 1 ..` of one
-    /// aggregate; if another writer got there first the result is [`StoreError::Conflict`].
+    /// aggregate, and the event at `expected_version` must exist (no gap is ever left). If
+    /// another writer got there first, or `expected_version` is not the stream's last event,
+    /// the result is [`StoreError::Conflict`].
+    ///
+    /// Idempotent: when the events at those sequences are already these very events (same
+    /// `eventId`s: a retry after a lost reply), the append succeeds without writing again.
     async fn append(
         &self,
         expected_version: u64,

@@ -307,6 +307,10 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
 
     /// Appends the aggregate's uncommitted events at its version; on success they are committed.
     /// A concurrent writer makes this fail with a conflict (see [`RepositoryError::is_conflict`]).
+    ///
+    /// Exactly once: the events carry the ids they were recorded with, so the store recognises
+    /// its own events after a lost reply, and a `save` retried after an error whose outcome is
+    /// unknown (see [`StoreError::is_retryable`]) appends them at most once.
     pub async fn save<A: Aggregate>(
         &self,
         root: &mut AggregateRoot<A>,
@@ -316,12 +320,14 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         let envelopes: Vec<EventEnvelope> = root
             .uncommitted()
             .iter()
+            .zip(root.uncommitted_ids())
             .enumerate()
-            .map(|(offset, event)| {
-                EventEnvelope::wrap::<A>(
+            .map(|(offset, (event, event_id))| {
+                EventEnvelope::wrap_with_id::<A>(
                     root.id(),
                     root.version() + 1 + offset as u64,
                     event,
+                    event_id.clone(),
                     now,
                     metadata.clone(),
                 )

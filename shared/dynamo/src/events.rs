@@ -1,16 +1,19 @@
-//! The event table: conditional appends (one event: PutItem; several: TransactWriteItems) and
-//! fully paginated, strongly consistent reads.
+//! The event table: conditional, idempotent appends (one event: a check that the previous
+//! event exists, then PutItem; several: TransactWriteItems with that check inside) and fully
+//! paginated, strongly consistent reads.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
+use sha2::{Digest, Sha256};
+use tracing::{debug, warn};
 
 use crate::items::{event_from_item, event_to_item};
 use snapshot_core::domain::EventEnvelope;
 use snapshot_core::error::StoreError;
-use snapshot_core::ports::{validate_append, EventStore};
+use snapshot_core::ports::{already_appended, validate_append, EventStore};
 
 /// Appends are conditional on the sequence being free, so two writers at the same expected
 /// version cannot both succeed.
@@ -34,11 +37,27 @@ impl DynamoEventStore {
         &self.table
     }
 
-    async fn put_one(
-        &self,
-        expected_version: u64,
-        event: &EventEnvelope,
-    ) -> Result<(), StoreError> {
+    /// Whether the event at `sequence` exists (strongly consistent, key only). Events are
+    /// never removed, so what exists before a put still exists when it lands: for one event
+    /// this check is as good as a transaction's, at a read's cost.
+    async fn exists(&self, aggregate_id: &str, sequence: u64) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("aggregateId", AttributeValue::S(aggregate_id.to_owned()))
+            .key("sequence", AttributeValue::N(sequence.to_string()))
+            .consistent_read(true)
+            .projection_expression("#seq")
+            .expression_attribute_names("#seq", "sequence")
+            .send()
+            .await
+            .map_err(|e| super::backend("GetItem", e))?;
+        Ok(output.item.is_some_and(|item| !item.is_empty()))
+    }
+
+    /// One event where none is: a conditional PutItem.
+    async fn put_one(&self, event: &EventEnvelope) -> Result<Attempt, StoreError> {
         let result = self
             .client
             .put_item()
@@ -49,25 +68,46 @@ impl DynamoEventStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Attempt::Done),
             Err(e)
                 if matches!(
                     e.as_service_error(),
                     Some(PutItemError::ConditionalCheckFailedException(_))
                 ) =>
             {
-                Err(conflict(event, expected_version))
+                Ok(Attempt::ConditionFailed)
             }
-            Err(e) => Err(super::backend("PutItem", e)),
+            Err(e) => Ok(Attempt::Unknown(super::backend("PutItem", e))),
         }
     }
 
-    async fn put_many(
+    /// Several events: one transaction that checks the event at `expected_version` exists (so
+    /// a stale or invented expected version can never leave a gap) and puts each event where
+    /// no event is. The request token makes DynamoDB itself recognise a retry.
+    async fn transact(
         &self,
         expected_version: u64,
         events: &[EventEnvelope],
-    ) -> Result<(), StoreError> {
-        let mut request = self.client.transact_write_items();
+    ) -> Result<Attempt, StoreError> {
+        let Some(first) = events.first() else {
+            return Ok(Attempt::Done);
+        };
+        let mut request = self
+            .client
+            .transact_write_items()
+            .client_request_token(request_token(events));
+        if expected_version > 0 {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("aggregateId", AttributeValue::S(first.aggregate_id.clone()))
+                .key("sequence", AttributeValue::N(expected_version.to_string()))
+                .condition_expression("attribute_exists(#seq)")
+                .expression_attribute_names("#seq", "sequence")
+                .build()
+                .map_err(|e| StoreError::backend("TransactWriteItems", e))?;
+            request =
+                request.transact_items(TransactWriteItem::builder().condition_check(check).build());
+        }
         for event in events {
             let put = Put::builder()
                 .table_name(&self.table)
@@ -79,7 +119,7 @@ impl DynamoEventStore {
             request = request.transact_items(TransactWriteItem::builder().put(put).build());
         }
         match request.send().await {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Attempt::Done),
             Err(e) => match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancel))
                     if cancel
@@ -87,12 +127,48 @@ impl DynamoEventStore {
                         .iter()
                         .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
                 {
-                    Err(conflict(&events[0], expected_version))
+                    Ok(Attempt::ConditionFailed)
                 }
-                _ => Err(super::backend("TransactWriteItems", e)),
+                // The same token with other parameters: never ours to retry blindly.
+                Some(TransactWriteItemsError::IdempotentParameterMismatchException(_)) => {
+                    Ok(Attempt::ConditionFailed)
+                }
+                _ => Ok(Attempt::Unknown(super::backend("TransactWriteItems", e))),
             },
         }
     }
+
+    /// Whether the events at `events`' sequences are these very events (our earlier attempt
+    /// committed and its reply was lost).
+    async fn stored_already(&self, events: &[EventEnvelope]) -> Result<bool, StoreError> {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(true);
+        };
+        let stored = self
+            .read(&first.aggregate_id, first.sequence, Some(last.sequence))
+            .await?;
+        Ok(already_appended(events, &stored))
+    }
+}
+
+/// How one write attempt ended.
+enum Attempt {
+    Done,
+    /// A condition failed: taken by another writer, an expected version that is not the
+    /// last, or our own earlier attempt.
+    ConditionFailed,
+    /// No verdict (timeout, connection lost, throttled past the retries): it may have
+    /// committed.
+    Unknown(StoreError),
+}
+
+/// A ClientRequestToken (at most 36 characters) naming these events: the same append retried
+/// carries the same token. Derived from the first event's id, sequence and count.
+fn request_token(events: &[EventEnvelope]) -> String {
+    let first = events.first().map_or("", |e| e.event_id.as_str());
+    let sequence = events.first().map_or(0, |e| e.sequence);
+    let digest = Sha256::digest(format!("{first}#{sequence}#{}", events.len()));
+    hex::encode(&digest[..18])
 }
 
 fn conflict(event: &EventEnvelope, expected_version: u64) -> StoreError {
@@ -110,10 +186,39 @@ impl EventStore for DynamoEventStore {
         events: &[EventEnvelope],
     ) -> Result<(), StoreError> {
         validate_append(expected_version, events)?;
-        match events {
-            [] => Ok(()),
-            [one] => self.put_one(expected_version, one).await,
-            many => self.put_many(expected_version, many).await,
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let attempt = match events {
+            [one] if expected_version == 0 => self.put_one(one).await?,
+            [one] => {
+                if self.exists(&one.aggregate_id, expected_version).await? {
+                    self.put_one(one).await?
+                } else {
+                    Attempt::ConditionFailed
+                }
+            }
+            many => self.transact(expected_version, many).await?,
+        };
+        match attempt {
+            Attempt::Done => Ok(()),
+            Attempt::ConditionFailed => match self.stored_already(events).await {
+                Ok(true) => {
+                    debug!(aggregate_id = %first.aggregate_id, sequence = first.sequence, "append recognised as already stored");
+                    Ok(())
+                }
+                Ok(false) => Err(conflict(first, expected_version)),
+                Err(e) => Err(e),
+            },
+            // The write may have landed: only the table can tell. If it did not, the error
+            // stands (retryable: the same events carry the same ids).
+            Attempt::Unknown(error) => match self.stored_already(events).await {
+                Ok(true) => {
+                    warn!(aggregate_id = %first.aggregate_id, sequence = first.sequence, error = %error, "append committed although its reply was lost");
+                    Ok(())
+                }
+                _ => Err(error),
+            },
         }
     }
 

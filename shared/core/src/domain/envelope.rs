@@ -37,13 +37,32 @@ impl EventEnvelope {
         timestamp: i64,
         metadata: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> Self {
+        Self::wrap_with_id::<A>(
+            aggregate_id,
+            sequence,
+            event,
+            uuid::Uuid::new_v4().to_string(),
+            timestamp,
+            metadata,
+        )
+    }
+
+    /// Wraps a typed event under a given `eventId` (the id it was recorded with).
+    pub fn wrap_with_id<A: Aggregate>(
+        aggregate_id: &str,
+        sequence: u64,
+        event: &A::Event,
+        event_id: String,
+        timestamp: i64,
+        metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Self {
         Self {
             aggregate_id: aggregate_id.to_owned(),
             sequence,
             aggregate_type: A::TYPE.to_owned(),
             event_type: event.event_type().to_owned(),
             payload: event.to_payload(),
-            event_id: uuid::Uuid::new_v4().to_string(),
+            event_id,
             timestamp,
             metadata,
         }

@@ -177,6 +177,9 @@ pub struct AggregateRoot<A: Aggregate> {
     version: u64,
     state: A,
     uncommitted: Vec<A::Event>,
+    /// The `eventId` of each uncommitted event, fixed when it is recorded: a save retried
+    /// after a lost reply sends the same ids, so the store recognises what it already holds.
+    uncommitted_ids: Vec<String>,
 }
 
 impl<A: Aggregate> AggregateRoot<A> {
@@ -194,6 +197,7 @@ impl<A: Aggregate> AggregateRoot<A> {
             version,
             state,
             uncommitted: Vec::new(),
+            uncommitted_ids: Vec::new(),
         }
     }
 
@@ -217,6 +221,11 @@ impl<A: Aggregate> AggregateRoot<A> {
         &self.uncommitted
     }
 
+    /// The `eventId`s of the uncommitted events, in order.
+    pub fn uncommitted_ids(&self) -> &[String] {
+        &self.uncommitted_ids
+    }
+
     /// True once any event exists, committed or not.
     pub fn exists(&self) -> bool {
         self.version > 0 || !self.uncommitted.is_empty()
@@ -227,12 +236,14 @@ impl<A: Aggregate> AggregateRoot<A> {
     pub fn record(&mut self, event: A::Event) {
         self.state.apply(&event);
         self.uncommitted.push(event);
+        self.uncommitted_ids.push(uuid::Uuid::new_v4().to_string());
     }
 
     /// Called after a successful append of the uncommitted events.
     pub fn mark_committed(&mut self) {
         self.version += self.uncommitted.len() as u64;
         self.uncommitted.clear();
+        self.uncommitted_ids.clear();
     }
 
     /// Rejects a command on an aggregate that has no events yet.

@@ -1,0 +1,120 @@
+//! One contract for every [`EventStore`] adapter: the in-memory and the DynamoDB one must
+//! behave the same (appends, conflicts, no gaps, idempotent retries, reads).
+
+use serde_json::json;
+use snapshot_core::domain::EventEnvelope;
+use snapshot_core::ports::EventStore;
+use snapshot_core::StoreError;
+
+fn event(id: &str, sequence: u64, event_id: &str) -> EventEnvelope {
+    let (event_type, payload) = if sequence == 1 {
+        (
+            "ItemCreated",
+            json!({"sku": "SKU-1", "name": "Widget", "reorderPoint": 1}),
+        )
+    } else {
+        ("StockReceived", json!({"quantity": sequence}))
+    };
+    EventEnvelope {
+        aggregate_id: id.to_owned(),
+        sequence,
+        aggregate_type: "INVENTORY_ITEM".to_owned(),
+        event_type: event_type.to_owned(),
+        payload,
+        event_id: event_id.to_owned(),
+        timestamp: 1_700_000_000_000 + sequence as i64,
+        metadata: None,
+    }
+}
+
+fn events(id: &str, from: u64, to: u64, tag: &str) -> Vec<EventEnvelope> {
+    (from..=to)
+        .map(|s| event(id, s, &format!("{tag}-{s}")))
+        .collect()
+}
+
+fn ids(events: &[EventEnvelope]) -> Vec<String> {
+    events.iter().map(|e| e.event_id.clone()).collect()
+}
+
+fn is_conflict(result: &Result<(), StoreError>) -> bool {
+    matches!(result, Err(StoreError::Conflict { .. }))
+}
+
+/// Runs every clause of the contract against `store`; aggregate ids start with `prefix`.
+pub async fn event_store_contract<E: EventStore>(store: &E, prefix: &str) {
+    let id = |name: &str| format!("{prefix}-{name}");
+
+    // Appends of one and of many events, read back in order.
+    let a = id("append");
+    store.append(0, &events(&a, 1, 1, "a")).await.unwrap();
+    store.append(1, &events(&a, 2, 4, "a")).await.unwrap();
+    store.append(4, &events(&a, 5, 5, "a")).await.unwrap();
+    let all = store.read(&a, 1, None).await.unwrap();
+    assert_eq!(ids(&all), ids(&events(&a, 1, 5, "a")));
+    assert_eq!(
+        ids(&store.read(&a, 2, Some(3)).await.unwrap()),
+        ["a-2", "a-3"]
+    );
+
+    // Another writer's events at taken sequences: a conflict, nothing written.
+    for (expected, batch) in [(0, events(&a, 1, 1, "b")), (3, events(&a, 4, 6, "b"))] {
+        let result = store.append(expected, &batch).await;
+        assert!(
+            is_conflict(&result),
+            "stale append at {expected}: {result:?}"
+        );
+    }
+    assert_eq!(store.read(&a, 1, None).await.unwrap().len(), 5);
+
+    // An expected version beyond the stream never leaves a gap.
+    for (expected, batch) in [(7, events(&a, 8, 8, "g")), (6, events(&a, 7, 9, "g"))] {
+        let result = store.append(expected, &batch).await;
+        assert!(
+            is_conflict(&result),
+            "append after a gap at {expected}: {result:?}"
+        );
+    }
+    let g = id("gap");
+    let result = store.append(2, &events(&g, 3, 3, "g")).await;
+    assert!(is_conflict(&result), "first append at 2: {result:?}");
+    assert!(store.read(&g, 1, None).await.unwrap().is_empty());
+    assert_eq!(store.read(&a, 1, None).await.unwrap().len(), 5);
+
+    // The same events again (a retry after a lost reply): success, stored once.
+    store.append(0, &events(&a, 1, 1, "a")).await.unwrap();
+    store.append(1, &events(&a, 2, 4, "a")).await.unwrap();
+    store.append(4, &events(&a, 5, 5, "a")).await.unwrap();
+    assert_eq!(ids(&store.read(&a, 1, None).await.unwrap()), ids(&all));
+    // Partly ours is not ours.
+    let mut mixed = events(&a, 4, 6, "a");
+    mixed[2].event_id = "other-6".into();
+    let result = store.append(3, &mixed).await;
+    assert!(is_conflict(&result), "{result:?}");
+
+    // A malformed batch is refused before any write.
+    let result = store.append(5, &events(&a, 7, 8, "x")).await;
+    assert!(
+        matches!(result, Err(StoreError::InvalidRequest { .. })),
+        "{result:?}"
+    );
+    assert_eq!(store.read(&a, 1, None).await.unwrap().len(), 5);
+
+    // Two writers at one version: exactly one wins.
+    let c = id("race");
+    store.append(0, &events(&c, 1, 1, "c")).await.unwrap();
+    // (One event each: the local emulator restores a whole table when a transaction fails,
+    // which can undo a concurrent writer's committed put; DynamoDB does not.)
+    let left = events(&c, 2, 2, "left");
+    let right = events(&c, 2, 2, "right");
+    let (l, r) = tokio::join!(store.append(1, &left), store.append(1, &right));
+    assert_eq!(
+        [l.is_ok(), r.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{l:?} {r:?}"
+    );
+    assert!(is_conflict(&l) || is_conflict(&r));
+    let stored = store.read(&c, 1, None).await.unwrap();
+    let winner = if l.is_ok() { &left } else { &right };
+    assert_eq!(ids(&stored[1..]), ids(winner));
+}

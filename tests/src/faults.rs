@@ -1,0 +1,225 @@
+//! A seeded fault injector on the SDK's HTTP client: it wraps the real client (so requests
+//! still reach the emulator) and, at a configurable rate, answers a request itself with
+//! throttling or a 500, fails it with a timeout, or lets it through and then loses the reply
+//! ("committed but reply lost"). The SDK sees exactly what a flaky network and a busy
+//! DynamoDB produce, and its own retries run as in production.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+
+/// One kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// `ThrottlingException` (400), nothing sent.
+    Throttle,
+    /// `InternalServerError` (500), nothing sent.
+    ServerError,
+    /// The connection times out, nothing sent.
+    Timeout,
+    /// The request is sent and served; its reply is lost on the way back.
+    ReplyLost,
+}
+
+const ALL: [Fault; 4] = [
+    Fault::Throttle,
+    Fault::ServerError,
+    Fault::Timeout,
+    Fault::ReplyLost,
+];
+
+/// Which requests get a fault and which: a seeded generator (SplitMix64), a rate in
+/// per-mille, the fault kinds in play, and an optional filter on the operation (the
+/// `X-Amz-Target` header, e.g. `DynamoDB_20120810.PutItem`).
+#[derive(Clone)]
+pub struct FaultPlan {
+    state: Arc<Mutex<u64>>,
+    rate_per_mille: u64,
+    kinds: Vec<Fault>,
+    only: Option<Vec<&'static str>>,
+    injected: Arc<AtomicU64>,
+    enabled: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl fmt::Debug for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultPlan")
+            .field("rate_per_mille", &self.rate_per_mille)
+            .field("kinds", &self.kinds)
+            .field("injected", &self.injected())
+            .finish()
+    }
+}
+
+impl FaultPlan {
+    /// Every kind of fault at `rate_per_mille` of the requests.
+    pub fn new(seed: u64, rate_per_mille: u64) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(seed)),
+            rate_per_mille: rate_per_mille.min(1000),
+            kinds: ALL.to_vec(),
+            only: None,
+            injected: Arc::default(),
+            enabled: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
+    }
+
+    /// Only these kinds.
+    pub fn kinds(mut self, kinds: &[Fault]) -> Self {
+        self.kinds = kinds.to_vec();
+        self
+    }
+
+    /// Only requests of these operations (e.g. `PutItem`, `TransactWriteItems`).
+    pub fn only(mut self, operations: &[&'static str]) -> Self {
+        self.only = Some(operations.to_vec());
+        self
+    }
+
+    /// Faults injected so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::Relaxed)
+    }
+
+    /// Turns injection on or off (e.g. off for the final checks of a test).
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+
+    fn next(&self) -> u64 {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn decide(&self, request: &HttpRequest) -> Option<Fault> {
+        if !self.enabled.load(Ordering::Relaxed) || self.kinds.is_empty() {
+            return None;
+        }
+        if let Some(only) = &self.only {
+            let target = request.headers().get("x-amz-target").unwrap_or_default();
+            if !only.iter().any(|op| target.ends_with(&format!(".{op}"))) {
+                return None;
+            }
+        }
+        let roll = self.next();
+        if roll % 1000 >= self.rate_per_mille {
+            return None;
+        }
+        self.injected.fetch_add(1, Ordering::Relaxed);
+        Some(self.kinds[((roll / 1000) % self.kinds.len() as u64) as usize])
+    }
+
+    /// Wraps an SDK HTTP client.
+    pub fn wrap(&self, inner: SharedHttpClient) -> SharedHttpClient {
+        SharedHttpClient::new(FaultyClient {
+            inner,
+            plan: self.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct FaultyClient {
+    inner: SharedHttpClient,
+    plan: FaultPlan,
+}
+
+impl HttpClient for FaultyClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(FaultyConnector {
+            inner: self.inner.http_connector(settings, components),
+            plan: self.plan.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct FaultyConnector {
+    inner: SharedHttpConnector,
+    plan: FaultPlan,
+}
+
+fn dynamodb_error(status: u16, kind: &str) -> HttpResponse {
+    let body = format!(
+        r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"injected fault"}}"#
+    );
+    let mut response = HttpResponse::new(
+        StatusCode::try_from(status).unwrap_or_else(|_| StatusCode::try_from(500).unwrap()),
+        SdkBody::from(body),
+    );
+    response
+        .headers_mut()
+        .insert("content-type", "application/x-amz-json-1.0");
+    response
+        .headers_mut()
+        .insert("x-amzn-errortype", kind.to_owned());
+    response
+}
+
+impl HttpConnector for FaultyConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        match self.plan.decide(&request) {
+            None => self.inner.call(request),
+            Some(Fault::Throttle) => {
+                HttpConnectorFuture::ready(Ok(dynamodb_error(400, "ThrottlingException")))
+            }
+            Some(Fault::ServerError) => {
+                HttpConnectorFuture::ready(Ok(dynamodb_error(500, "InternalServerError")))
+            }
+            Some(Fault::Timeout) => {
+                HttpConnectorFuture::ready(Err(ConnectorError::timeout("injected timeout".into())))
+            }
+            Some(Fault::ReplyLost) => {
+                let sent = self.inner.call(request);
+                HttpConnectorFuture::new(async move {
+                    // Served by the emulator (and committed, for a write), then lost.
+                    let _ = sent.await;
+                    Err(ConnectorError::io(
+                        "injected: connection reset after the request was served".into(),
+                    ))
+                })
+            }
+        }
+    }
+}
+
+/// A DynamoDB client for the local endpoint whose HTTP client injects `plan`'s faults, with
+/// the SDK's standard retries (`attempts` in total per call).
+pub async fn faulty_dynamodb(plan: &FaultPlan, attempts: u32) -> aws_sdk_dynamodb::Client {
+    let sdk = crate::sdk_config().await;
+    // The emulator speaks plain HTTP; the SDK's own client, built the default way.
+    let inner = sdk
+        .http_client()
+        .unwrap_or_else(|| aws_smithy_http_client::Builder::new().build_http());
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .http_client(plan.wrap(inner))
+        .retry_config(
+            aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+                .with_max_attempts(attempts)
+                .with_initial_backoff(std::time::Duration::from_millis(5))
+                .with_max_backoff(std::time::Duration::from_millis(50)),
+        )
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
