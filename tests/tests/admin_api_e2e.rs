@@ -35,7 +35,7 @@ impl Server {
         let repo =
             AggregateRepository::new(tables.event_store(), tables.snapshot_store(), config.codec);
         let state = dynamo_state(tables.client.clone(), config);
-        let authenticator = Authenticator::gateway(AccessPolicy::default())
+        let authenticator = Authenticator::local(AccessPolicy::default())
             .with_dev_token(DevToken::new(TOKEN).unwrap());
         let listener = bind(0).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -1,5 +1,6 @@
 //! Lambda entry point: API Gateway HTTP API → lambda_http → the admin router.
 
+use admin_api::auth::{IssuerSettings, TokenVerifier};
 use admin_api::{dynamo_state, router, AccessPolicy, Authenticator};
 use aws_config::BehaviorVersion;
 use snapshot_core::config::Config;
@@ -9,7 +10,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     snapshot_core::telemetry::init();
     let config = Config::from_env()?;
     let policy = AccessPolicy::from_env()?;
+    // Bearer tokens are verified here too (the issuer's keys are fetched on first use).
+    let verifier = TokenVerifier::new(IssuerSettings::from_env()?)?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let state = dynamo_state(aws_sdk_dynamodb::Client::new(&sdk), config);
-    lambda_http::run(router(state, Authenticator::gateway(policy))).await
+    lambda_http::run(router(state, Authenticator::gateway(policy, verifier))).await
 }

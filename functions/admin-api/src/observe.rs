@@ -96,6 +96,11 @@ pub async fn observe(request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    // Responses carry aggregate state, snapshot contents or who may do what: no cache (browser,
+    // proxy or CDN) may keep them.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 
     let status = response.status();
     info!(method = %method, path = %path, status = status.as_u16(), request_id = %request_id,
@@ -151,7 +156,16 @@ fn audit_record(
         } else {
             "admin.unknown-route"
         });
-    let mut record = AuditRecord::new(actor, action, outcome).request(Some(request_id.to_string()));
+    let mut record = AuditRecord::new(actor, action, outcome)
+        .http_method(method.as_str())
+        .request(Some(request_id.to_string()));
+    if let Some(actor) = response.extensions().get::<Actor>() {
+        record = record.identity(
+            actor.issuer.clone(),
+            actor.subject.clone(),
+            Some(actor.method.as_str()),
+        );
+    }
     if let Some(aggregate_id) = param("aggregateId") {
         let version = note
             .version

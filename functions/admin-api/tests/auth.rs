@@ -1,9 +1,8 @@
 //! The access matrix: no identity, non-admin, admin via group, scope or IAM (API Gateway
-//! request context), and the local dev token.
+//! request context with a verified bearer token), and the local dev token.
 
 mod common;
 
-use admin_api::auth::claim_list;
 use admin_api::{AccessPolicy, Authenticator, DevToken};
 use axum::http::{header, Method, Request, StatusCode};
 use common::{admin, anonymous, send, Reply, TestApp, TOKEN};
@@ -12,7 +11,8 @@ use serde_json::{json, Value};
 
 const CREATE: &str = include_str!("../../../events/admin-api/create.json");
 
-/// The create sample with `authorizer` replaced (`None`: no authorizer at all).
+/// The create sample with `authorizer` replaced (`None`: no authorizer at all), and a bearer
+/// token of the test issuer saying what a JWT context says.
 async fn create_as(app: &TestApp, authorizer: Option<Value>) -> Reply {
     let mut event: Value = serde_json::from_str(CREATE).unwrap();
     let context = event["requestContext"].as_object_mut().unwrap();
@@ -20,6 +20,7 @@ async fn create_as(app: &TestApp, authorizer: Option<Value>) -> Reply {
         Some(authorizer) => context.insert("authorizer".into(), authorizer),
         None => context.remove("authorizer"),
     };
+    common::tokens::authorize_event(&mut event);
     let request: LambdaRequest = serde_json::from_value(event).unwrap();
     send(&app.router, lambda_http::Request::from(request)).await
 }
@@ -71,7 +72,6 @@ async fn admin_group_is_accepted_in_every_claim_format() {
         "[operators snapshot-admins]",
         r#"["operators","snapshot-admins"]"#,
         "snapshot-admins",
-        "operators,snapshot-admins",
     ] {
         let app = app_with_item().await;
         let reply = create_as(
@@ -90,26 +90,55 @@ async fn admin_group_is_accepted_in_every_claim_format() {
 }
 
 #[tokio::test]
-async fn admin_scope_is_accepted_from_the_scope_claim_or_the_scopes_list() {
+async fn look_alike_groups_grant_nothing() {
+    // Parsed exactly: no comma splitting, no quote stripping, no substring match.
+    for groups in [
+        "operators,snapshot-admins",
+        "[operators,snapshot-admins]",
+        r#"["operators,snapshot-admins"]"#,
+        r#""snapshot-admins""#,
+        "snapshot-admins-readonly",
+        "[snapshot-admins2]",
+    ] {
+        let app = app_with_item().await;
+        let reply = create_as(
+            &app,
+            jwt(json!({"cognito:username": "mallory", "cognito:groups": groups})),
+        )
+        .await;
+        assert_eq!(
+            reply.problem(StatusCode::FORBIDDEN),
+            "forbidden",
+            "{groups}"
+        );
+        assert!(app.snapshots.keys().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn admin_scope_is_accepted_from_the_tokens_scope_claim() {
+    // A client-credentials token: Cognito sets `sub` to the client id.
     let app = app_with_item().await;
-    let reply = create_as(
-        &app,
-        jwt(json!({"client_id": "ops-cli", "scope": "openid snapshots/admin"})),
-    )
-    .await;
+    let claims = json!({"sub": "ops-cli", "client_id": common::tokens::CLIENT_ID,
+        "scope": "openid snapshots/admin"});
+    let reply = create_as(&app, jwt(claims)).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     assert_eq!(reply.body["snapshot"]["metadata"]["createdBy"], "ops-cli");
 
+    // Only the verified token counts: a `scopes` list in the context alone grants nothing.
     let app = app_with_item().await;
     let listed =
         Some(json!({ "jwt": { "claims": {"sub": "svc"}, "scopes": ["snapshots/admin"] } }));
     let reply = create_as(&app, listed).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.problem(StatusCode::FORBIDDEN), "forbidden");
 }
 
 #[tokio::test]
 async fn scopes_grant_nothing_when_no_admin_scope_is_configured() {
-    let app = TestApp::with_authenticator(Authenticator::gateway(AccessPolicy::default()));
+    let app = TestApp::with_authenticator(Authenticator::gateway(
+        AccessPolicy::default(),
+        common::tokens::verifier(),
+    ));
     app.seed_item("item-0001", 2).await;
     let reply = create_as(&app, jwt(json!({"sub": "svc", "scope": "snapshots/admin"}))).await;
     assert_eq!(reply.problem(StatusCode::FORBIDDEN), "forbidden");
@@ -215,16 +244,6 @@ async fn unknown_routes_are_refused_before_they_are_revealed() {
         .send(anonymous(Method::PATCH, "/admin/snapshots/item-1"))
         .await;
     assert_eq!(reply.problem(StatusCode::UNAUTHORIZED), "unauthenticated");
-}
-
-#[test]
-fn claim_lists_parse_api_gateway_and_json_forms() {
-    assert_eq!(claim_list("[a b]"), vec!["a", "b"]);
-    assert_eq!(claim_list(r#"["a","b"]"#), vec!["a", "b"]);
-    assert_eq!(claim_list("a b  c"), vec!["a", "b", "c"]);
-    assert_eq!(claim_list("a"), vec!["a"]);
-    assert!(claim_list("[]").is_empty());
-    assert!(claim_list("").is_empty());
 }
 
 #[test]

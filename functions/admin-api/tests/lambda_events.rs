@@ -14,9 +14,13 @@ const UNAUTHORIZED: &str = include_str!("../../../events/admin-api/unauthorized.
 const UNSUPPORTED_TYPE: &str = include_str!("../../../events/admin-api/unsupported-type.json");
 const CLEANUP: &str = include_str!("../../../events/admin-api/cleanup.json");
 
-/// Serves one API Gateway event the way `lambda_http::run` does.
+/// Serves one API Gateway event the way `lambda_http::run` does, with the bearer token that
+/// API Gateway would have forwarded (signed by the test issuer, saying what the JWT context
+/// says; IAM and anonymous samples get none).
 async fn invoke(app: &TestApp, event: &str) -> Reply {
-    let request: LambdaRequest = serde_json::from_str(event).unwrap();
+    let mut event: serde_json::Value = serde_json::from_str(event).unwrap();
+    common::tokens::authorize_event(&mut event);
+    let request: LambdaRequest = serde_json::from_value(event).unwrap();
     assert!(
         matches!(request, LambdaRequest::ApiGatewayV2(_)),
         "samples are HTTP API (v2) events"

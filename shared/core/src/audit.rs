@@ -25,6 +25,18 @@ pub enum Outcome {
 pub struct AuditRecord {
     /// Who acted (user, role or function).
     pub actor: String,
+    /// Issuer (`iss`) of the caller's verified token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Subject (`sub`) of the caller's verified token, or the IAM caller's ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// How the caller was authenticated (e.g. `jwtGroup`, `jwtScope`, `iam`, `devToken`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<String>,
+    /// The HTTP method of an admin API call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_method: Option<String>,
     /// e.g. `snapshot.create`, `snapshot.delete`, `snapshot.prune`, `admin.list`.
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,6 +62,10 @@ impl AuditRecord {
     pub fn new(actor: impl Into<String>, action: impl Into<String>, outcome: Outcome) -> Self {
         Self {
             actor: actor.into(),
+            issuer: None,
+            subject: None,
+            auth_method: None,
+            http_method: None,
             action: action.into(),
             aggregate_id: None,
             version: None,
@@ -64,6 +80,25 @@ impl AuditRecord {
     pub fn aggregate(mut self, aggregate_id: impl Into<String>, version: Option<u64>) -> Self {
         self.aggregate_id = Some(aggregate_id.into());
         self.version = version;
+        self
+    }
+
+    /// Who the caller is, as authenticated: token issuer and subject, and how.
+    pub fn identity(
+        mut self,
+        issuer: Option<String>,
+        subject: Option<String>,
+        auth_method: Option<&str>,
+    ) -> Self {
+        self.issuer = issuer;
+        self.subject = subject;
+        self.auth_method = auth_method.map(str::to_owned);
+        self
+    }
+
+    /// The HTTP method of the call.
+    pub fn http_method(mut self, method: impl Into<String>) -> Self {
+        self.http_method = Some(method.into());
         self
     }
 

@@ -89,7 +89,8 @@ impl LocalStack {
             .dev_token
             .clone()
             .unwrap_or_else(admin::generate_token);
-        let authenticator = admin_api::Authenticator::gateway(settings.access.clone());
+        // The dev token stands in for API Gateway + token verification (never in Lambda).
+        let authenticator = admin_api::Authenticator::local(settings.access.clone());
         let app = admin::app(
             dynamodb.clone(),
             config.clone(),

@@ -2,6 +2,8 @@
 //! requests as an admin, and captured audit records.
 #![allow(dead_code)]
 
+pub mod tokens;
+
 use std::io::Write;
 use std::sync::Arc;
 
@@ -48,16 +50,18 @@ pub fn policy() -> AccessPolicy {
 }
 
 impl TestApp {
-    /// Lambda-style authentication (API Gateway context) and the local dev token.
+    /// Lambda-style authentication (API Gateway context, tokens of the local test issuer)
+    /// and the local dev token.
     pub fn new() -> Self {
         Self::with_authenticator(
-            Authenticator::gateway(policy()).with_dev_token(DevToken::new(TOKEN).unwrap()),
+            Authenticator::gateway(policy(), tokens::verifier())
+                .with_dev_token(DevToken::new(TOKEN).unwrap()),
         )
     }
 
-    /// As deployed: only the API Gateway context identifies callers.
+    /// As deployed: only the API Gateway context with a verified token identifies callers.
     pub fn lambda() -> Self {
-        Self::with_authenticator(Authenticator::gateway(policy()))
+        Self::with_authenticator(Authenticator::gateway(policy(), tokens::verifier()))
     }
 
     pub fn with_authenticator(authenticator: Authenticator) -> Self {

@@ -1,7 +1,13 @@
 //! Deny-by-default access control. Behind API Gateway the caller comes from the HTTP API
-//! request context (JWT claims or IAM); on the local dev server a bearer token configured at
-//! start-up maps to an admin. Everything else is refused: no identity → 401, an identity
-//! without admin rights → 403.
+//! request context (JWT claims or IAM), and a JWT context counts only when the bearer token
+//! itself verifies ([`jwt`]) and says the same; on the local dev server a bearer token
+//! configured at start-up maps to an admin. Everything else is refused: no identity → 401, an
+//! identity without admin rights → 403.
+
+pub mod claims;
+pub mod jwks;
+pub mod jwt;
+pub mod policy;
 
 use std::sync::Arc;
 
@@ -15,80 +21,12 @@ use lambda_http::aws_lambda_events::apigw::{
 };
 use lambda_http::request::RequestContext;
 use sha2::{Digest, Sha256};
-use snapshot_core::config::{ConfigError, Env};
 use subtle::ConstantTimeEq;
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::problem::Problem;
-
-/// Default of `ADMIN_GROUP`.
-pub const DEFAULT_ADMIN_GROUP: &str = "snapshot-admins";
-
-/// Who counts as an admin behind API Gateway.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessPolicy {
-    /// A JWT whose `cognito:groups` claim contains this group is an admin (`ADMIN_GROUP`).
-    pub admin_group: String,
-    /// A JWT carrying this OAuth scope is an admin (`ADMIN_SCOPE`; unset: scopes grant nothing).
-    pub admin_scope: Option<String>,
-    /// IAM caller ARNs that are admins (`ADMIN_PRINCIPALS`, comma-separated). An entry ending
-    /// in `*` matches every ARN it prefixes, e.g. all sessions of an assumed role.
-    pub admin_principals: Vec<String>,
-}
-
-impl Default for AccessPolicy {
-    fn default() -> Self {
-        Self {
-            admin_group: DEFAULT_ADMIN_GROUP.to_owned(),
-            admin_scope: None,
-            admin_principals: Vec::new(),
-        }
-    }
-}
-
-impl AccessPolicy {
-    /// Reads the policy from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Reads `ADMIN_GROUP`, `ADMIN_SCOPE` and `ADMIN_PRINCIPALS` through `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env(lookup);
-        let admin_group = env.string("ADMIN_GROUP", DEFAULT_ADMIN_GROUP)?;
-        let admin_scope = env.optional("ADMIN_SCOPE").map(|s| s.trim().to_owned());
-        let mut admin_principals = Vec::new();
-        if let Some(raw) = env.optional("ADMIN_PRINCIPALS") {
-            for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-                if !is_principal_pattern(entry) {
-                    return Err(ConfigError {
-                        variable: "ADMIN_PRINCIPALS",
-                        value: raw.clone(),
-                        reason: format!(
-                            "`{entry}` is not an IAM principal ARN with a 12-digit account \
-                             (a `*` is allowed only at the end, after the account)"
-                        ),
-                    });
-                }
-                admin_principals.push(entry.to_owned());
-            }
-        }
-        Ok(Self {
-            admin_group: admin_group.trim().to_owned(),
-            admin_scope,
-            admin_principals,
-        })
-    }
-
-    fn is_admin_principal(&self, arn: &str) -> bool {
-        self.admin_principals
-            .iter()
-            .any(|entry| match entry.strip_suffix('*') {
-                Some(prefix) => arn.starts_with(prefix),
-                None => entry == arn,
-            })
-    }
-}
+pub use jwt::{IssuerSettings, TokenError, TokenVerifier, VerifiedToken};
+pub use policy::{AccessPolicy, DEFAULT_ADMIN_GROUP};
 
 /// The local dev server's bearer token; only its SHA-256 is kept, and presented tokens are
 /// hashed too so the comparison takes the same time whatever their length or content.
@@ -121,14 +59,26 @@ impl std::fmt::Debug for DevToken {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum AuthMethod {
-    /// JWT authorizer: admin group claim.
+    /// Verified JWT: admin group claim.
     JwtGroup,
-    /// JWT authorizer: admin scope.
+    /// Verified JWT: admin scope.
     JwtScope,
     /// IAM authorization: listed principal.
     Iam,
     /// Local dev server token.
     DevToken,
+}
+
+impl AuthMethod {
+    /// The name used in audit records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::JwtGroup => "jwtGroup",
+            Self::JwtScope => "jwtScope",
+            Self::Iam => "iam",
+            Self::DevToken => "devToken",
+        }
+    }
 }
 
 /// An authenticated admin. Handlers take it as an extractor, so none runs without one.
@@ -138,6 +88,10 @@ pub struct Actor {
     pub id: String,
     /// How the caller was recognised as an admin.
     pub method: AuthMethod,
+    /// The token's `iss` (JWT callers).
+    pub issuer: Option<String>,
+    /// The token's `sub`, or the IAM caller ARN.
+    pub subject: Option<String>,
 }
 
 /// A caller that was identified but refused; kept on the response for the audit trail.
@@ -147,7 +101,7 @@ pub struct RefusedCaller(pub String);
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
-    /// No identity at all (401).
+    /// No (verifiable) identity (401).
     Unauthenticated(String),
     /// An identity without admin rights (403).
     Forbidden {
@@ -156,14 +110,17 @@ pub enum Denial {
         /// Why they are refused.
         reason: String,
     },
+    /// The issuer's keys could not be fetched, so no token can be checked now (503).
+    Unavailable,
 }
 
 impl Denial {
-    /// 401 or 403.
+    /// 401, 403 or 503.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -191,6 +148,13 @@ impl IntoResponse for Denial {
                 response.extensions_mut().insert(RefusedCaller(caller));
                 response
             }
+            Self::Unavailable => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "token-verification-unavailable",
+                "Service unavailable",
+                "tokens cannot be verified right now; retry later",
+            )
+            .into_response(),
         }
     }
 }
@@ -199,33 +163,47 @@ impl IntoResponse for Denial {
 #[derive(Debug, Clone, Default)]
 pub struct Authenticator {
     policy: AccessPolicy,
+    verifier: Option<Arc<TokenVerifier>>,
     dev_token: Option<Arc<DevToken>>,
 }
 
 impl Authenticator {
-    /// For Lambda: only the API Gateway request context can identify a caller.
-    pub fn gateway(policy: AccessPolicy) -> Self {
+    /// For Lambda: the API Gateway request context identifies the caller, and a JWT context
+    /// counts only with a bearer token that `verifier` accepts and that says the same.
+    pub fn gateway(policy: AccessPolicy, verifier: TokenVerifier) -> Self {
         Self {
             policy,
+            verifier: Some(Arc::new(verifier)),
             dev_token: None,
         }
     }
 
-    /// For the local dev server: also accept `Authorization: Bearer <token>`.
+    /// For the local dev server: no token verifier, so any JWT context is refused; admins
+    /// come through [`with_dev_token`](Self::with_dev_token) (or a listed IAM principal).
+    pub fn local(policy: AccessPolicy) -> Self {
+        Self {
+            policy,
+            verifier: None,
+            dev_token: None,
+        }
+    }
+
+    /// For the local dev server: also accept `Authorization: Bearer <token>` when the request
+    /// has no authorizer context. Never configured in Lambda.
     pub fn with_dev_token(mut self, token: DevToken) -> Self {
         self.dev_token = Some(Arc::new(token));
         self
     }
 
     /// The admin making this request, or why it is refused.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         context: Option<&RequestContext>,
         headers: &HeaderMap,
     ) -> Result<Actor, Denial> {
         if let Some(authorizer) = context.and_then(RequestContext::authorizer) {
             if let Some(jwt) = &authorizer.jwt {
-                return self.check_jwt(jwt);
+                return self.check_jwt(jwt, headers).await;
             }
             if let Some(iam) = &authorizer.iam {
                 return self.check_iam(iam);
@@ -238,43 +216,57 @@ impl Authenticator {
             }
         }
         match &self.dev_token {
-            Some(token) => from_bearer(token, headers),
+            Some(token) => from_dev_bearer(token, headers),
             None => Err(Denial::Unauthenticated(
                 "no caller identity in the request".to_owned(),
             )),
         }
     }
 
-    fn check_jwt(&self, jwt: &ApiGatewayRequestAuthorizerJwtDescription) -> Result<Actor, Denial> {
-        let claim = |name: &str| jwt.claims.get(name).map(String::as_str);
+    async fn check_jwt(
+        &self,
+        context: &ApiGatewayRequestAuthorizerJwtDescription,
+        headers: &HeaderMap,
+    ) -> Result<Actor, Denial> {
+        let Some(verifier) = &self.verifier else {
+            return Err(Denial::Unauthenticated(
+                "JWT callers are not accepted here".to_owned(),
+            ));
+        };
+        let token = bearer(headers)?;
+        let verified = match verifier.verify(token).await {
+            Ok(verified) => verified,
+            Err(TokenError::Keys(e)) => {
+                error!(error = %e, "the issuer's signing keys could not be fetched");
+                return Err(Denial::Unavailable);
+            }
+            Err(e) => return Err(Denial::Unauthenticated(e.to_string())),
+        };
+        verified
+            .agrees_with(&context.claims)
+            .map_err(Denial::Unauthenticated)?;
+        // From here on only the verified claims count.
         let id = ["cognito:username", "username", "sub", "client_id"]
             .iter()
-            .find_map(|name| claim(name).filter(|v| !v.trim().is_empty()))
+            .find_map(|name| verified.claim(name).filter(|v| !v.trim().is_empty()))
             .unwrap_or("jwt-caller")
             .to_owned();
-        let in_group = claim("cognito:groups")
-            .map(claim_list)
-            .is_some_and(|groups| groups.iter().any(|g| *g == self.policy.admin_group));
-        if in_group {
-            return Ok(Actor {
-                id,
-                method: AuthMethod::JwtGroup,
-            });
+        let actor = |method| Actor {
+            id: id.clone(),
+            method,
+            issuer: verified.claim("iss").map(str::to_owned),
+            subject: verified.claim("sub").map(str::to_owned),
+        };
+        if verified
+            .groups()
+            .iter()
+            .any(|g| *g == self.policy.admin_group)
+        {
+            return Ok(actor(AuthMethod::JwtGroup));
         }
         if let Some(scope) = &self.policy.admin_scope {
-            let in_claim = claim("scope")
-                .or_else(|| claim("scp"))
-                .map(claim_list)
-                .is_some_and(|scopes| scopes.iter().any(|s| s == scope));
-            let in_scopes = jwt
-                .scopes
-                .as_ref()
-                .is_some_and(|scopes| scopes.iter().any(|s| s == scope));
-            if in_claim || in_scopes {
-                return Ok(Actor {
-                    id,
-                    method: AuthMethod::JwtScope,
-                });
+            if verified.scopes().iter().any(|s| s == scope) {
+                return Ok(actor(AuthMethod::JwtScope));
             }
         }
         Err(Denial::Forbidden {
@@ -298,6 +290,8 @@ impl Authenticator {
             Ok(Actor {
                 id: arn.to_owned(),
                 method: AuthMethod::Iam,
+                issuer: None,
+                subject: Some(arn.to_owned()),
             })
         } else {
             Err(Denial::Forbidden {
@@ -308,43 +302,37 @@ impl Authenticator {
     }
 }
 
-fn from_bearer(token: &DevToken, headers: &HeaderMap) -> Result<Actor, Denial> {
+/// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
+fn bearer(headers: &HeaderMap) -> Result<&str, Denial> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(Denial::Unauthenticated(
             "missing Authorization: Bearer token".to_owned(),
         ));
     };
-    let presented = value
+    value
         .to_str()
         .ok()
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    match presented {
-        Some(presented) if token.matches(presented) => Ok(Actor {
-            id: "local-admin".to_owned(),
-            method: AuthMethod::DevToken,
-        }),
-        Some(_) => Err(Denial::Unauthenticated("invalid bearer token".to_owned())),
-        None => Err(Denial::Unauthenticated(
-            "the Authorization header is not a Bearer token".to_owned(),
-        )),
-    }
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            Denial::Unauthenticated("the Authorization header is not a Bearer token".to_owned())
+        })
 }
 
-/// Splits a claim that lists values. API Gateway flattens JWT arrays into strings, as
-/// `[a b]`, or passes them as JSON (`["a","b"]`); scopes are space-separated.
-pub fn claim_list(raw: &str) -> Vec<&str> {
-    let trimmed = raw.trim();
-    let inner = trimmed
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or(trimmed);
-    inner
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .map(|item| item.trim_matches(|c| c == '"' || c == '\''))
-        .filter(|item| !item.is_empty())
-        .collect()
+fn from_dev_bearer(token: &DevToken, headers: &HeaderMap) -> Result<Actor, Denial> {
+    let presented = bearer(headers)?;
+    if token.matches(presented) {
+        Ok(Actor {
+            id: "local-admin".to_owned(),
+            method: AuthMethod::DevToken,
+            issuer: None,
+            subject: None,
+        })
+    } else {
+        Err(Denial::Unauthenticated("invalid bearer token".to_owned()))
+    }
 }
 
 /// Middleware: authenticates every request it wraps, attaching the [`Actor`] to the request
@@ -354,10 +342,12 @@ pub async fn require_admin(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let outcome = authenticator.authenticate(
-        request.extensions().get::<RequestContext>(),
-        request.headers(),
-    );
+    let outcome = authenticator
+        .authenticate(
+            request.extensions().get::<RequestContext>(),
+            request.headers(),
+        )
+        .await;
     match outcome {
         Ok(actor) => {
             request.extensions_mut().insert(actor.clone());
@@ -381,48 +371,5 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
             .get::<Actor>()
             .cloned()
             .ok_or_else(|| Denial::Unauthenticated("no authenticated caller".to_owned()))
-    }
-}
-
-/// `arn:partition:service::account:resource[*]`: the account must be spelled out, so a
-/// wildcard can never widen admin rights beyond one account's principals.
-fn is_principal_pattern(entry: &str) -> bool {
-    let parts: Vec<&str> = entry.splitn(6, ':').collect();
-    let [arn, partition, service, _region, account, resource] = parts.as_slice() else {
-        return false;
-    };
-    let wildcard_only_at_end = !entry.trim_end_matches('*').contains('*');
-    *arn == "arn"
-        && !partition.is_empty()
-        && (*service == "iam" || *service == "sts")
-        && account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && !resource.trim_end_matches('*').is_empty()
-        && wildcard_only_at_end
-}
-
-#[cfg(test)]
-mod principal_pattern_tests {
-    use super::is_principal_pattern;
-
-    #[test]
-    fn principal_patterns_must_name_an_account() {
-        assert!(is_principal_pattern(
-            "arn:aws:iam::123456789012:user/ops-admin"
-        ));
-        assert!(is_principal_pattern(
-            "arn:aws:sts::123456789012:assumed-role/SnapshotAdmin/*"
-        ));
-        for bad in [
-            "*",
-            "arn:*",
-            "arn:aws:iam::*",
-            "arn:aws:iam::12345:user/x",
-            "arn:aws:iam::123456789012:*",
-            "arn:aws:s3::123456789012:b",
-            "arn:aws:iam::123456789012:user/*/x",
-        ] {
-            assert!(!is_principal_pattern(bad), "{bad}");
-        }
     }
 }
