@@ -244,7 +244,7 @@ impl VerifiedToken {
                     context_list(raw, false) == listed
                 }
                 Some(Value::Object(_)) => true,
-                Some(other) => other.to_string() == *raw,
+                Some(other) => raw.as_str() == other.to_string().as_str(),
             };
             if !agrees {
                 return Err(format!(

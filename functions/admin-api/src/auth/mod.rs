@@ -257,11 +257,7 @@ impl Authenticator {
             issuer: verified.claim("iss").map(str::to_owned),
             subject: verified.claim("sub").map(str::to_owned),
         };
-        if verified
-            .groups()
-            .iter()
-            .any(|g| *g == self.policy.admin_group)
-        {
+        if verified.groups().contains(&self.policy.admin_group) {
             return Ok(actor(AuthMethod::JwtGroup));
         }
         if let Some(scope) = &self.policy.admin_scope {
