@@ -75,14 +75,14 @@ impl IssuerSettings {
                 "at least one accepted audience (app client id) is required",
             ));
         }
-        let token_uses = env
-            .optional("JWT_TOKEN_USE")
-            .map(list)
-            .unwrap_or_else(|| DEFAULT_TOKEN_USES.iter().map(|s| (*s).to_owned()).collect());
-        let jwks_url = env
-            .optional("JWT_JWKS_URL")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|| format!("{issuer}/.well-known/jwks.json"));
+        let token_uses = env.optional("JWT_TOKEN_USE").map_or_else(
+            || DEFAULT_TOKEN_USES.iter().map(|s| (*s).to_owned()).collect(),
+            list,
+        );
+        let jwks_url = env.optional("JWT_JWKS_URL").map_or_else(
+            || format!("{issuer}/.well-known/jwks.json"),
+            |s| s.trim().to_owned(),
+        );
         Ok(Self {
             issuer,
             audiences,
