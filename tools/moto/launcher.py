@@ -17,6 +17,16 @@ The only in-server readers of ``instances_tracked`` are that dashboard (now
 empty) and ``S3Backend.reset`` (which disposes orphaned keys; unreferenced keys
 are disposed by ``FakeKey.__del__`` instead once nothing tracks them).
 
+Second patch: key-condition Queries on a table's primary key cost in proportion to the
+result, as on DynamoDB. moto 5.2.5 answers every Query by sorting *every item of the table*,
+then walking the partition from its start (also to find an ExclusiveStartKey), so a 51-item
+tail read of a 50,000-event aggregate takes about a second and a paginated read is quadratic.
+Each partition now keeps its range keys sorted (kept up to date on put and delete), and a
+Query on the table (no index, no legacy QueryFilter, at most one range condition of
+=, <, <=, >, >=, BETWEEN) bisects to the first matching item and reads only what it returns.
+Limit, the 1 MB page limit, LastEvaluatedKey, ScanIndexForward, FilterExpression (after the
+limit) and projections behave as in moto's own query; anything else goes to moto's code.
+
 Equivalent to ``moto_server -H HOST -p PORT`` otherwise (same WSGI app, same
 request handler, threaded werkzeug server). Prints one ready line to stdout
 once the socket is listening and exits 0 on SIGTERM/SIGINT.
@@ -102,6 +112,180 @@ def check_instance_tracking_disabled() -> None:
         )
 
 
+# Range-key comparisons the fast Query path bisects (moto's names for them).
+_BISECTABLE = {"EQ", "=", "LT", "<", "LE", "<=", "GT", ">", "GE", ">=", "BETWEEN"}
+
+
+class _Partition(dict):  # type: ignore[type-arg]
+    """One hash key's items by range key, with the range keys kept sorted for Query."""
+
+    __slots__ = ("_keys", "_values")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keys: list[Any] | None = None
+        self._values: list[Any] | None = None
+
+    def __reduce__(self) -> Any:
+        # copy.deepcopy (backups, restores) keeps the class; the sort is rebuilt on demand.
+        return (_Partition, (dict(self),))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        new = key not in self
+        super().__setitem__(key, value)
+        if new and self._keys is not None and self._values is not None:
+            value_of_key = key.cast_value
+            if not self._values or self._values[-1] < value_of_key:
+                # Appends in key order (the common case for event streams) stay O(1).
+                self._keys.append(key)
+                self._values.append(value_of_key)
+            else:
+                self._keys = self._values = None
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        self._keys = self._values = None
+
+    def pop(self, *args: Any) -> Any:
+        self._keys = self._values = None
+        return super().pop(*args)
+
+    def popitem(self) -> Any:
+        self._keys = self._values = None
+        return super().popitem()
+
+    def clear(self) -> None:
+        self._keys = self._values = None
+        super().clear()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._keys = self._values = None
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        self._keys = self._values = None
+        return super().setdefault(key, default)
+
+    def sorted_keys(self) -> tuple[list[Any], list[Any]]:
+        if self._keys is None or self._values is None:
+            keys = sorted(self.keys(), key=lambda k: k.cast_value)
+            self._keys = keys
+            self._values = [k.cast_value for k in keys]
+        return self._keys, self._values
+
+
+def install_fast_query() -> None:
+    """Queries on a table's key read only the items they return (see the module docstring)."""
+    import bisect
+    import copy
+    from collections import defaultdict
+
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, Table
+
+    original_init = Table.__init__
+    original_query = Table.query
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        if self.range_key_attr:
+            self.items = defaultdict(_Partition)
+
+    def query(
+        self: Any,
+        hash_key: Any,
+        range_comparison: str | None,
+        range_objs: list[Any],
+        limit: int,
+        exclusive_start_key: dict[str, Any] | None,
+        scan_index_forward: bool,
+        projection_expressions: Any,
+        index_name: str | None = None,
+        consistent_read: bool = False,
+        filter_expression: Any = None,
+        hash_key_conditions: Any = None,
+        range_key_conditions: Any = None,
+        **filter_kwargs: Any,
+    ) -> Any:
+        partition = self.items.get(hash_key) if hash_key is not None else None
+        if (
+            index_name
+            or filter_kwargs
+            or not self.range_key_attr
+            or (range_key_conditions and len(range_key_conditions) > 1)
+            or (range_comparison and range_comparison not in _BISECTABLE)
+            or (partition is not None and not isinstance(partition, _Partition))
+            or hash_key is None
+        ):
+            return original_query(
+                self,
+                hash_key,
+                range_comparison,
+                range_objs,
+                limit,
+                exclusive_start_key,
+                scan_index_forward,
+                projection_expressions,
+                index_name=index_name,
+                consistent_read=consistent_read,
+                filter_expression=filter_expression,
+                hash_key_conditions=hash_key_conditions,
+                range_key_conditions=range_key_conditions,
+                **filter_kwargs,
+            )
+        if not partition:
+            return [], 0, None
+        keys, values = partition.sorted_keys()
+        low, high = 0, len(keys)
+        if range_comparison:
+            bounds = [obj.cast_value for obj in range_objs]
+            if range_comparison in ("EQ", "="):
+                low, high = bisect.bisect_left(values, bounds[0]), bisect.bisect_right(values, bounds[0])
+            elif range_comparison in ("LT", "<"):
+                high = bisect.bisect_left(values, bounds[0])
+            elif range_comparison in ("LE", "<="):
+                high = bisect.bisect_right(values, bounds[0])
+            elif range_comparison in ("GT", ">"):
+                low = bisect.bisect_right(values, bounds[0])
+            elif range_comparison in ("GE", ">="):
+                low = bisect.bisect_left(values, bounds[0])
+            else:  # BETWEEN
+                low, high = bisect.bisect_left(values, bounds[0]), bisect.bisect_right(values, bounds[1])
+        if exclusive_start_key is not None and self.range_key_attr in exclusive_start_key:
+            start = DynamoType(exclusive_start_key[self.range_key_attr]).cast_value
+            if scan_index_forward is False:
+                high = min(high, bisect.bisect_left(values, start))
+            else:
+                low = max(low, bisect.bisect_right(values, start))
+        positions = range(low, high) if scan_index_forward is not False else range(high - 1, low - 1, -1)
+        results: list[Any] = []
+        result_size = 0
+        last_evaluated_key = None
+        for position in positions:
+            item = partition[keys[position]]
+            if len(results) == limit or result_size + item.size() > RESULT_SIZE_LIMIT:
+                last_evaluated_key = self._get_last_evaluated_key(results[-1], None)
+                break
+            results.append(item)
+            result_size += item.size()
+        else:
+            # As moto's own walk: a full page gets a LastEvaluatedKey while the partition goes
+            # on in the direction of the read, even past the range condition.
+            beyond = high < len(keys) if scan_index_forward is not False else low > 0
+            if results and len(results) == limit and beyond:
+                last_evaluated_key = self._get_last_evaluated_key(results[-1], None)
+        scanned_count = len(results)
+        results = copy.deepcopy(results)
+        if filter_expression is not None:
+            results = [item for item in results if filter_expression.expr(item)]
+        if projection_expressions:
+            results = [item.project(projection_expressions) for item in results]
+        return results, scanned_count, last_evaluated_key
+
+    Table.__init__ = init  # type: ignore[method-assign]
+    Table.query = query  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -124,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
     disable_instance_tracking()
     serialize_dynamodb_writes()
+    install_fast_query()
 
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
