@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use snapshot_core::domain::EventEnvelope;
-use snapshot_core::ports::EventStore;
+use snapshot_core::ports::{EventStore, MAX_EVENTS_PER_APPEND};
 use snapshot_core::StoreError;
 
 fn event(id: &str, sequence: u64, event_id: &str) -> EventEnvelope {
@@ -117,4 +117,25 @@ pub async fn event_store_contract<E: EventStore>(store: &E, prefix: &str) {
     let stored = store.read(&c, 1, None).await.unwrap();
     let winner = if l.is_ok() { &left } else { &right };
     assert_eq!(ids(&stored[1..]), ids(winner));
+
+    // The largest append fits in one atomic write even after the first event (DynamoDB's
+    // transaction carries a check on the event at the expected version too); one more is refused.
+    let big = id("big");
+    let max = MAX_EVENTS_PER_APPEND as u64;
+    store.append(0, &events(&big, 1, 1, "big")).await.unwrap();
+    store
+        .append(1, &events(&big, 2, 1 + max, "big"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.read(&big, 1, None).await.unwrap().len() as u64,
+        1 + max
+    );
+    let result = store
+        .append(1 + max, &events(&big, 2 + max, 2 + max + max, "big"))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::InvalidRequest { .. })),
+        "{result:?}"
+    );
 }

@@ -27,8 +27,10 @@ pub enum PutOutcome {
     AlreadyExists,
 }
 
-/// Most events one atomic append may carry (DynamoDB's transaction limit).
-pub const MAX_EVENTS_PER_APPEND: usize = 100;
+/// Most events one atomic append may carry: DynamoDB's 100-item transaction limit, less the
+/// ConditionCheck on the event at the expected version that every append after the first carries
+/// (`shared/dynamo/src/events.rs`), so a full-size append fits whatever the expected version.
+pub const MAX_EVENTS_PER_APPEND: usize = 99;
 
 /// True when `stored` are exactly `events` (same sequences and `eventId`s): an append that
 /// finds them already there was ours, committed before its reply was lost.
