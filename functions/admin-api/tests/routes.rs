@@ -722,13 +722,13 @@ async fn cleanup_rejects_invalid_bodies() {
 }
 
 /// Adds locations with 1000-character names until the warehouse has `total` (about 1 KB of
-/// state each), saving in appends of at most 100 events.
+/// state each), saving in the largest appends the store takes.
 async fn grow_warehouse(app: &TestApp, id: &str, total: usize) {
     use snapshot_core::domain::Warehouse;
     let (mut root, _) = app.repo.load::<Warehouse>(id).await.unwrap();
     while root.state().locations.len() < total {
         let have = root.state().locations.len();
-        for n in have..total.min(have + 100) {
+        for n in have..total.min(have + snapshot_core::ports::MAX_EVENTS_PER_APPEND) {
             root.add_location(&format!("{n:05}-{}", "x".repeat(994)))
                 .unwrap();
         }
