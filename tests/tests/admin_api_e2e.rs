@@ -34,7 +34,7 @@ impl Server {
         .unwrap();
         let repo =
             AggregateRepository::new(tables.event_store(), tables.snapshot_store(), config.codec);
-        let state = dynamo_state(tables.client.clone(), config);
+        let state = dynamo_state(&integration_tests::sdk_config().await, config);
         let authenticator = Authenticator::local(AccessPolicy::default())
             .with_dev_token(DevToken::new(TOKEN).unwrap());
         let listener = bind(0).await.unwrap();

@@ -13,6 +13,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     // Bearer tokens are verified here too (the issuer's keys are fetched on first use).
     let verifier = TokenVerifier::new(IssuerSettings::from_env()?)?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let state = dynamo_state(aws_sdk_dynamodb::Client::new(&sdk), config);
+    let state = dynamo_state(&sdk, config);
     lambda_http::run(router(state, Authenticator::gateway(policy, verifier))).await
 }

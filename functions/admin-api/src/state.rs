@@ -6,6 +6,7 @@ use std::sync::Arc;
 use snapshot_core::config::Config;
 use snapshot_core::{AggregateRepository, Registry};
 use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
+use snapshot_s3::{with_state_objects, SnapshotStoreWithObjects};
 
 /// Who marks the snapshots the API finds invalid (audit actor, metric dimension).
 pub const ACTOR: &str = "admin-api";
@@ -41,13 +42,19 @@ impl<E, S> AppState<E, S> {
     }
 }
 
-/// State on the DynamoDB tables named by `config`, with the built-in aggregate types.
+/// State on the DynamoDB tables named by `config` (and its state bucket, if any), with the
+/// built-in aggregate types.
 pub fn dynamo_state(
-    client: aws_sdk_dynamodb::Client,
+    sdk: &aws_config::SdkConfig,
     config: Config,
-) -> AppState<DynamoEventStore, DynamoSnapshotStore> {
+) -> AppState<DynamoEventStore, SnapshotStoreWithObjects<DynamoSnapshotStore>> {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
     let events = DynamoEventStore::new(client.clone(), &config.events_table);
-    let snapshots = DynamoSnapshotStore::new(client, &config.snapshots_table);
+    let snapshots = with_state_objects(
+        DynamoSnapshotStore::new(client, &config.snapshots_table),
+        sdk,
+        &config,
+    );
     let repository = AggregateRepository::new(events, snapshots, config.codec);
     AppState::new(repository, Registry::builtin(), config)
 }

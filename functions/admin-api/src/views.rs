@@ -5,8 +5,8 @@ use serde_json::Value;
 use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::repository::LoadReport;
 use snapshot_core::snapshot::{
-    open_snapshot, InvalidMark, SnapshotHeader, SnapshotMetadata, SnapshotRecord, Stored,
-    UnreadableSnapshot,
+    open_snapshot, InvalidMark, SnapshotHeader, SnapshotMetadata, SnapshotRecord, StateRef,
+    Stored, UnreadableSnapshot,
 };
 use snapshot_core::Registry;
 
@@ -35,7 +35,7 @@ pub struct SnapshotView {
     pub last_event_sequence: u64,
     /// Revision of the state shape.
     pub schema_version: u32,
-    /// `json` or `json+zstd`.
+    /// `json`, `json+zstd`, or offloaded: `s3+json`, `s3+json+zstd`.
     pub encoding: String,
     /// SHA-256 of the uncompressed state.
     pub checksum: String,
@@ -56,6 +56,9 @@ pub struct SnapshotView {
     /// Set once the snapshot was found invalid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalid: Option<InvalidMark>,
+    /// Where an offloaded state is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_ref: Option<StateRef>,
 }
 
 /// A stored item that does not read as a snapshot, listed as such.
@@ -124,6 +127,7 @@ impl From<&SnapshotHeader> for SnapshotView {
             expires_at: h.expires_at,
             last_event_id: h.last_event_id.clone(),
             invalid: h.invalid.clone(),
+            state_ref: h.state_ref.clone(),
         }
     }
 }

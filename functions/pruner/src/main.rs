@@ -10,9 +10,15 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init();
     let settings = PrunerSettings::from_env()?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let store = DynamoSnapshotStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        &settings.snapshots_table,
+    // Offloaded states are deleted with their items (SNAPSHOT_BUCKET).
+    let config = snapshot_core::config::Config::from_env()?;
+    let store = snapshot_s3::with_state_objects(
+        DynamoSnapshotStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &settings.snapshots_table,
+        ),
+        &sdk,
+        &config,
     );
     let (registry, settings, store) = (&Registry::builtin(), &settings, &store);
     run(service_fn(move |event: LambdaEvent<Value>| async move {

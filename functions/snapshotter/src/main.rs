@@ -11,7 +11,11 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let events = DynamoEventStore::new(client.clone(), &settings.config.events_table);
-    let snapshots = DynamoSnapshotStore::new(client, &settings.config.snapshots_table);
+    let snapshots = snapshot_s3::with_state_objects(
+        DynamoSnapshotStore::new(client, &settings.config.snapshots_table),
+        &sdk,
+        &settings.config,
+    );
     let snapshotter = &Snapshotter::new(events, snapshots, settings);
     run(service_fn(move |event: LambdaEvent<Event>| async move {
         let response = snapshotter.handle(event.payload, Some(&event.context.request_id));

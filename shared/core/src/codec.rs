@@ -1,5 +1,7 @@
 //! Snapshot state encoding: `json`, or `json+zstd` above a size threshold; SHA-256 of the
-//! uncompressed bytes, verified before any state is used.
+//! uncompressed bytes, verified before any state is used. A state too large for one item even
+//! compressed is offloaded to an object store (claim check): `s3+json` / `s3+json+zstd` name the
+//! same bytes as `json` / `json+zstd`, kept in an object the item points to.
 
 use std::fmt;
 
@@ -18,6 +20,10 @@ pub enum Encoding {
     Json,
     /// Json zstd.
     JsonZstd,
+    /// `json` bytes in an object (see [`crate::offload`]).
+    S3Json,
+    /// `json+zstd` bytes in an object.
+    S3JsonZstd,
 }
 
 impl Encoding {
@@ -26,6 +32,21 @@ impl Encoding {
         match self {
             Self::Json => "json",
             Self::JsonZstd => "json+zstd",
+            Self::S3Json => "s3+json",
+            Self::S3JsonZstd => "s3+json+zstd",
+        }
+    }
+
+    /// True when the bytes live in an object, not in the item.
+    pub fn is_offloaded(self) -> bool {
+        matches!(self, Self::S3Json | Self::S3JsonZstd)
+    }
+
+    /// The same bytes kept in an object.
+    pub fn offloaded(self) -> Self {
+        match self {
+            Self::Json | Self::S3Json => Self::S3Json,
+            Self::JsonZstd | Self::S3JsonZstd => Self::S3JsonZstd,
         }
     }
 
@@ -34,6 +55,8 @@ impl Encoding {
         match value {
             "json" => Ok(Self::Json),
             "json+zstd" => Ok(Self::JsonZstd),
+            "s3+json" => Ok(Self::S3Json),
+            "s3+json+zstd" => Ok(Self::S3JsonZstd),
             other => Err(CodecError::UnknownEncoding(other.to_owned())),
         }
     }
@@ -66,6 +89,14 @@ impl StateBody {
     /// True when there is nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The stored bytes (UTF-8 text for `json`).
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Self::Text(s) => s.into_bytes(),
+            Self::Binary(b) => b,
+        }
     }
 }
 
@@ -154,6 +185,9 @@ pub enum CodecError {
         /// The size found.
         actual: usize,
     },
+    /// The state is offloaded but its object was not read.
+    #[error("state is offloaded ({0}) but its object was not read")]
+    ObjectNotRead(Encoding),
     #[error("checksum mismatch: stored {stored}, computed {computed}")]
     /// Checksum mismatch.
     ChecksumMismatch {
@@ -176,6 +210,9 @@ pub struct SnapshotCodec {
     pub compress_above: usize,
     /// Zstd level.
     pub zstd_level: i32,
+    /// States that do not fit one item even compressed go to the state object store
+    /// (`SNAPSHOT_BUCKET` set); without one they cannot be snapshotted.
+    pub offload: bool,
 }
 
 impl Default for SnapshotCodec {
@@ -183,6 +220,7 @@ impl Default for SnapshotCodec {
         Self {
             compress_above: 8 * 1024,
             zstd_level: 3,
+            offload: false,
         }
     }
 }
@@ -231,7 +269,12 @@ impl SnapshotCodec {
     ) -> Result<Vec<u8>, CodecError> {
         let json = match (encoding, body) {
             (Encoding::Json, StateBody::Text(text)) => text.as_bytes().to_vec(),
-            (Encoding::JsonZstd, StateBody::Binary(bytes)) => {
+            // An offloaded state reads back as the object's bytes; none means nobody read it.
+            (Encoding::S3Json | Encoding::S3JsonZstd, body) if body.is_empty() => {
+                return Err(CodecError::ObjectNotRead(encoding))
+            }
+            (Encoding::S3Json, StateBody::Binary(bytes)) => bytes.clone(),
+            (Encoding::JsonZstd | Encoding::S3JsonZstd, StateBody::Binary(bytes)) => {
                 let capacity = usize::try_from(size_bytes)
                     .ok()
                     .filter(|n| *n <= MAX_STATE_BYTES)

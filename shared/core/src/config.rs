@@ -36,6 +36,11 @@ pub struct Config {
     pub codec: SnapshotCodec,
     /// Days after which snapshots expire through the table's TTL (`None`: never).
     pub snapshot_ttl_days: Option<u64>,
+    /// `SNAPSHOT_BUCKET`: where states too large for one item go (`None`: they are skipped).
+    pub state_bucket: Option<String>,
+    /// `SNAPSHOT_BUCKET_KMS_KEY_ID`: the KMS key of offloaded states (`None`: the bucket's
+    /// default encryption key).
+    pub state_kms_key_id: Option<String>,
 }
 
 /// Reads variables through `lookup`, so tests need not touch the process environment.
@@ -122,13 +127,23 @@ impl Config {
         let compress_above =
             env.number("SNAPSHOT_COMPRESSION_THRESHOLD_BYTES", 8192, 0, 400 * 1024)?;
         let ttl_days = env.number("SNAPSHOT_TTL_DAYS", 0, 0, 36_500)?;
+        let state_bucket = env.optional("SNAPSHOT_BUCKET").map(|b| b.trim().to_owned());
+        if let Some(bucket) = &state_bucket {
+            check_bucket_name(bucket)?;
+        }
+        let mut codec = SnapshotCodec::new(compress_above as usize);
+        codec.offload = state_bucket.is_some();
         Ok(Self {
             events_table: env.string("EVENTS_TABLE", "inventory_events")?,
             snapshots_table: env.string("SNAPSHOTS_TABLE", "inventory_snapshots")?,
             policies: PolicySet { default, overrides },
             max_snapshots_per_aggregate: max_snapshots as usize,
-            codec: SnapshotCodec::new(compress_above as usize),
+            codec,
             snapshot_ttl_days: (ttl_days > 0).then_some(ttl_days),
+            state_bucket,
+            state_kms_key_id: env
+                .optional("SNAPSHOT_BUCKET_KMS_KEY_ID")
+                .map(|k| k.trim().to_owned()),
         })
     }
 
@@ -136,6 +151,29 @@ impl Config {
     pub fn expires_at(&self, now_millis: i64) -> Option<i64> {
         self.snapshot_ttl_days
             .map(|days| now_millis / 1000 + i64::try_from(days * 86_400).unwrap_or(i64::MAX))
+    }
+}
+
+/// S3 bucket naming rules (3-63 characters of lower-case letters, digits, `.` and `-`,
+/// starting and ending with a letter or digit), checked at start-up rather than at the first
+/// large snapshot.
+fn check_bucket_name(bucket: &str) -> Result<(), ConfigError> {
+    let ok_chars = bucket
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let ends = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if (3..=63).contains(&bucket.len())
+        && ok_chars
+        && ends(bucket.bytes().next())
+        && ends(bucket.bytes().last())
+    {
+        Ok(())
+    } else {
+        Err(error(
+            "SNAPSHOT_BUCKET",
+            bucket,
+            "must be an S3 bucket name: 3-63 lower-case letters, digits, dots or hyphens",
+        ))
     }
 }
 

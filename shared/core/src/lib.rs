@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod memory;
 pub mod metrics;
+pub mod offload;
 pub mod policy;
 pub mod ports;
 pub mod pruning;

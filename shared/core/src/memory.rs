@@ -341,3 +341,88 @@ impl SnapshotStore for InMemorySnapshotStore {
         Ok(keys.len())
     }
 }
+
+/// In-memory state objects (the S3 bucket of offloaded states), with the pending/committed
+/// mark the lifecycle rule keys on.
+#[derive(Debug, Default)]
+pub struct InMemoryStateObjects {
+    objects: Mutex<BTreeMap<String, (Vec<u8>, bool)>>,
+    requests: AtomicU64,
+}
+
+impl InMemoryStateObjects {
+    pub const BUCKET: &'static str = "memory";
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Every object key with its committed mark.
+    pub fn objects(&self) -> Vec<(String, bool)> {
+        lock(&self.objects)
+            .iter()
+            .map(|(key, (_, committed))| (key.clone(), *committed))
+            .collect()
+    }
+
+    /// Replaces an object's bytes: for tests of corrupted objects.
+    pub fn overwrite(&self, key: &str, bytes: Vec<u8>) {
+        lock(&self.objects).insert(key.to_owned(), (bytes, true));
+    }
+
+    /// Removes an object behind the store's back: for tests of lost objects.
+    pub fn remove(&self, key: &str) {
+        lock(&self.objects).remove(key);
+    }
+}
+
+#[async_trait]
+impl crate::offload::StateObjectStore for InMemoryStateObjects {
+    async fn put_pending(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> Result<crate::snapshot::StateRef, StoreError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        lock(&self.objects).insert(key.to_owned(), (bytes, false));
+        Ok(crate::snapshot::StateRef {
+            bucket: Self::BUCKET.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
+    async fn commit(&self, state: &crate::snapshot::StateRef) -> Result<(), StoreError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match lock(&self.objects).get_mut(&state.key) {
+            Some(object) => {
+                object.1 = true;
+                Ok(())
+            }
+            None => Err(StoreError::backend(
+                "PutObjectTagging",
+                format!("no object {state}"),
+            )),
+        }
+    }
+
+    async fn get(&self, state: &crate::snapshot::StateRef) -> Result<Option<Vec<u8>>, StoreError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.objects)
+            .get(&state.key)
+            .map(|(bytes, _)| bytes.clone()))
+    }
+
+    async fn delete_keys(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.requests
+            .fetch_add(keys.len().div_ceil(1000) as u64, Ordering::Relaxed);
+        let mut objects = lock(&self.objects);
+        for key in keys {
+            objects.remove(key);
+        }
+        Ok(())
+    }
+}

@@ -17,6 +17,20 @@ pub struct SnapshotMetadata {
     pub request_id: Option<String>,
 }
 
+/// Where an offloaded state lives (`stateRef`): the object holds the stored bytes exactly as
+/// the `state` attribute would, so `checksum` and the sizes cover it the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StateRef {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl std::fmt::Display for StateRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
 /// Everything about a snapshot but its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotHeader {
@@ -50,6 +64,15 @@ pub struct SnapshotHeader {
     /// Set once a reader found the snapshot invalid: never used again, never counted toward
     /// keep-N, replaceable at the same version.
     pub invalid: Option<InvalidMark>,
+    /// Set for offloaded states (`encoding` `s3+…`) once the object is written.
+    pub state_ref: Option<StateRef>,
+}
+
+impl SnapshotHeader {
+    /// True when the state lives in an object (`s3+json`, `s3+json+zstd`).
+    pub fn is_offloaded(&self) -> bool {
+        Encoding::parse(&self.encoding).is_ok_and(Encoding::is_offloaded)
+    }
 }
 
 /// Why, when and by whom a snapshot was found invalid (stored as the `invalid` map).
@@ -155,7 +178,9 @@ pub struct SnapshotSubject<'a> {
     pub last_event_id: Option<&'a str>,
 }
 
-/// Encodes `state_json` into a record; fails before any write if it cannot fit one item.
+/// Encodes `state_json` into a record. A state that cannot fit one item even compressed is
+/// marked for offload (`s3+…` encoding, the bytes still in `state`) when the codec allows it
+/// (the offloading store then writes the object); otherwise it fails before any write.
 pub fn build_snapshot(
     codec: &SnapshotCodec,
     subject: SnapshotSubject<'_>,
@@ -187,10 +212,19 @@ pub fn build_snapshot(
             expires_at,
             last_event_id: subject.last_event_id.map(str::to_owned),
             invalid: None,
+            state_ref: None,
         },
         state: encoded.body,
     };
     let item_bytes = record.estimated_item_bytes();
+    if item_bytes > DYNAMODB_ITEM_LIMIT && codec.offload {
+        let mut record = record;
+        record.header.encoding = encoded.encoding.offloaded().as_str().to_owned();
+        record.state = StateBody::Binary(
+            std::mem::replace(&mut record.state, StateBody::Binary(Vec::new())).into_bytes(),
+        );
+        return Ok(record);
+    }
     if item_bytes > DYNAMODB_ITEM_LIMIT {
         return Err(SnapshotBuildError::TooLarge {
             aggregate_id: subject.aggregate_id.to_owned(),
@@ -213,7 +247,24 @@ impl SnapshotRecord {
             ("aggregateType", h.aggregate_type.len()),
             ("encoding", h.encoding.len()),
             ("checksum", h.checksum.len()),
-            ("state", self.state.len()),
+            // An offloaded state is not in the item.
+            (
+                "state",
+                if self.header.is_offloaded() {
+                    0
+                } else {
+                    self.state.len()
+                },
+            ),
+            // The pointer of an offloaded state: bucket names are at most 63 bytes.
+            (
+                "stateRef",
+                if self.header.is_offloaded() {
+                    64 + 256 + 32
+                } else {
+                    0
+                },
+            ),
             ("createdBy", h.metadata.created_by.len()),
             ("reason", h.metadata.reason.len()),
             (

@@ -11,7 +11,7 @@ use snapshot_core::domain::EventEnvelope;
 use snapshot_core::error::{EventError, EventRef, StoreError};
 use snapshot_core::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotMetadata, SnapshotRecord, SnapshotSummary,
-    Stored, UnreadableSnapshot,
+    StateRef, Stored, UnreadableSnapshot,
 };
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -76,10 +76,13 @@ pub(crate) struct SnapshotItem {
     last_event_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     invalid: Option<InvalidMark>,
+    /// Offloaded states only: where the object is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state_ref: Option<StateRef>,
 }
 
 /// Every attribute but `state`, for header-only reads.
-pub(crate) const HEADER_ATTRIBUTES: [&str; 14] = [
+pub(crate) const HEADER_ATTRIBUTES: [&str; 15] = [
     "aggregateId",
     "version",
     "aggregateType",
@@ -94,15 +97,18 @@ pub(crate) const HEADER_ATTRIBUTES: [&str; 14] = [
     "expiresAt",
     "lastEventId",
     "invalid",
+    "stateRef",
 ];
 
 pub(crate) fn snapshot_to_item(record: &SnapshotRecord) -> Result<Item, StoreError> {
     let h = record.header.clone();
+    let offloaded = h.is_offloaded();
     let item = SnapshotItem {
         aggregate_id: h.aggregate_id,
         version: h.version,
         aggregate_type: h.aggregate_type,
-        state: Some(record.state.clone()),
+        // An offloaded state is in its object; the item keeps the pointer only.
+        state: (!offloaded).then(|| record.state.clone()),
         encoding: h.encoding,
         schema_version: h.schema_version,
         checksum: h.checksum,
@@ -114,6 +120,7 @@ pub(crate) fn snapshot_to_item(record: &SnapshotRecord) -> Result<Item, StoreErr
         expires_at: h.expires_at,
         last_event_id: h.last_event_id,
         invalid: h.invalid,
+        state_ref: h.state_ref,
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::InvalidRequest {
         aggregate_id: record.header.aggregate_id.clone(),
@@ -156,6 +163,7 @@ fn split(item: Item) -> Result<(SnapshotHeader, Option<StateBody>), StoreError> 
         expires_at: parsed.expires_at,
         last_event_id: parsed.last_event_id,
         invalid: parsed.invalid,
+        state_ref: parsed.state_ref,
     };
     Ok((header, parsed.state))
 }
@@ -166,6 +174,13 @@ pub(crate) fn header_from_item(item: Item) -> Result<SnapshotHeader, StoreError>
 
 pub(crate) fn record_from_item(item: Item) -> Result<SnapshotRecord, StoreError> {
     let (header, state) = split(item)?;
+    if header.is_offloaded() {
+        // The offloading store reads the object into `state`.
+        return Ok(SnapshotRecord {
+            header,
+            state: state.unwrap_or(StateBody::Binary(Vec::new())),
+        });
+    }
     let state = state.ok_or_else(|| StoreError::MalformedSnapshot {
         aggregate_id: header.aggregate_id.clone(),
         version: header.version.to_string(),

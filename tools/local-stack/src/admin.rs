@@ -66,7 +66,7 @@ async fn report_request(State(console): State<Console>, request: Request, next: 
 /// The admin router over the tables in `config`, accepting `token` (and, as in AWS, the
 /// callers `authenticator`'s policy admits).
 pub fn app(
-    client: aws_sdk_dynamodb::Client,
+    sdk: &aws_config::SdkConfig,
     config: Config,
     authenticator: Authenticator,
     token: &str,
@@ -74,7 +74,7 @@ pub fn app(
     totals: Arc<Totals>,
 ) -> Result<axum::Router, StackError> {
     let token = DevToken::new(token).ok_or(StackError::BlankToken)?;
-    let state = dynamo_state(client, config);
+    let state = dynamo_state(sdk, config);
     Ok(
         router(state, authenticator.with_dev_token(token)).layer(middleware::from_fn_with_state(
             Console { reporter, totals },

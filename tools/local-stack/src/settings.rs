@@ -17,6 +17,8 @@ use crate::demo::DemoSettings;
 pub const LOCAL_DEFAULTS: &[(&str, &str)] = &[
     ("SNAPSHOT_THRESHOLD", "10"),
     ("STREAM_POLL_INTERVAL_MS", "500"),
+    // Large states go to the emulator's S3, as they would in AWS.
+    ("SNAPSHOT_BUCKET", "inventory-snapshot-states"),
 ];
 
 /// Where the URL and the token are written for scripts (relative to the working directory).

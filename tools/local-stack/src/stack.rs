@@ -11,6 +11,10 @@ use pruner::PrunerSettings;
 use snapshot_core::pruning::{prune, Deadline, PruneRequest};
 use snapshot_core::{AggregateRepository, Registry};
 use snapshot_dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
+use snapshot_s3::{with_state_objects, SnapshotStoreWithObjects};
+
+/// The snapshot store of every local component: the table plus the state bucket.
+type Snapshots = SnapshotStoreWithObjects<DynamoSnapshotStore>;
 use snapshotter::{Action, Snapshotter};
 use stream_runner::StreamRunner;
 use tokio::sync::watch;
@@ -40,7 +44,7 @@ pub struct LocalStack {
     pub demo_aggregates: Vec<String>,
     env_file: EnvFile,
     runner: StreamRunner,
-    snapshotter: Snapshotter<DynamoEventStore, DynamoSnapshotStore>,
+    snapshotter: Snapshotter<DynamoEventStore, Snapshots>,
     totals: Arc<Totals>,
     reporter: Reporter,
     stop: watch::Sender<bool>,
@@ -75,6 +79,14 @@ impl LocalStack {
                 table: snapshots_table.clone(),
                 source,
             })?;
+        if let Some(bucket) = &config.state_bucket {
+            snapshot_s3::create_bucket(&snapshot_s3::client(sdk), bucket)
+                .await
+                .map_err(|source| StackError::Table {
+                    table: format!("bucket {bucket}"),
+                    source,
+                })?;
+        }
         let runner = StreamRunner::connect(
             &dynamodb,
             streams,
@@ -92,7 +104,7 @@ impl LocalStack {
         // The dev token stands in for API Gateway + token verification (never in Lambda).
         let authenticator = admin_api::Authenticator::local(settings.access.clone());
         let app = admin::app(
-            dynamodb.clone(),
+            sdk,
             config.clone(),
             authenticator,
             &token,
@@ -108,7 +120,7 @@ impl LocalStack {
         let demo_aggregates = settings
             .demo
             .as_ref()
-            .map(DemoTraffic::<DynamoEventStore, DynamoSnapshotStore>::aggregate_ids)
+            .map(DemoTraffic::<DynamoEventStore, Snapshots>::aggregate_ids)
             .unwrap_or_default();
         let mut entries = vec![
             ("ADMIN_API_URL", url.clone()),
@@ -142,11 +154,19 @@ impl LocalStack {
 
         let snapshotter = Snapshotter::new(
             DynamoEventStore::new(dynamodb.clone(), &events_table),
-            DynamoSnapshotStore::new(dynamodb.clone(), &snapshots_table),
+            with_state_objects(
+                DynamoSnapshotStore::new(dynamodb.clone(), &snapshots_table),
+                sdk,
+                &config,
+            ),
             settings.snapshotter.clone(),
         );
 
-        let store = DynamoSnapshotStore::new(dynamodb.clone(), &snapshots_table);
+        let store = with_state_objects(
+            DynamoSnapshotStore::new(dynamodb.clone(), &snapshots_table),
+            sdk,
+            &config,
+        );
         tasks.push((
             "pruner",
             tokio::spawn(prune_on_timer(
@@ -172,7 +192,11 @@ impl LocalStack {
         if let Some(demo) = settings.demo {
             let repository = AggregateRepository::new(
                 DynamoEventStore::new(dynamodb.clone(), &events_table),
-                DynamoSnapshotStore::new(dynamodb, &snapshots_table),
+                with_state_objects(
+                    DynamoSnapshotStore::new(dynamodb, &snapshots_table),
+                    sdk,
+                    &config,
+                ),
                 config.codec,
             );
             let traffic = DemoTraffic::new(repository, demo, totals.clone(), reporter.clone());
@@ -266,7 +290,7 @@ impl LocalStack {
 /// The Lambda handler's processing of one batch (without the EMF line on stdout, which would
 /// drown the console), with a line per snapshot created or failed.
 async fn process_batch(
-    snapshotter: &Snapshotter<DynamoEventStore, DynamoSnapshotStore>,
+    snapshotter: &Snapshotter<DynamoEventStore, Snapshots>,
     totals: &Totals,
     reporter: &Reporter,
     event: Event,
@@ -304,7 +328,7 @@ async fn process_batch(
 
 /// Runs the shared pruning (as the pruner Lambda and the cleanup route do) every `interval`.
 async fn prune_on_timer(
-    store: DynamoSnapshotStore,
+    store: Snapshots,
     settings: PrunerSettings,
     interval: Duration,
     totals: Arc<Totals>,

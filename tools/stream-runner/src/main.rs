@@ -34,7 +34,11 @@ async fn main() -> anyhow::Result<()> {
     let table = settings.config.events_table.clone();
     let poll_interval = runner_settings.poll_interval;
     let events = DynamoEventStore::new(dynamodb.clone(), &settings.config.events_table);
-    let snapshots = DynamoSnapshotStore::new(dynamodb.clone(), &settings.config.snapshots_table);
+    let snapshots = snapshot_s3::with_state_objects(
+        DynamoSnapshotStore::new(dynamodb.clone(), &settings.config.snapshots_table),
+        &sdk,
+        &settings.config,
+    );
     let snapshotter = &Snapshotter::new(events, snapshots, settings);
 
     // The tables may still be being created by the local set-up: wait for the stream.

@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
         std::env::var("ADMIN_API_PORT").ok(),
     )?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let state = dynamo_state(aws_sdk_dynamodb::Client::new(&sdk), config);
+    let state = dynamo_state(&sdk, config);
     let listener = bind(port)
         .await
         .with_context(|| format!("binding 127.0.0.1:{port}"))?;

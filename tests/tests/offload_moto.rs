@@ -1,0 +1,267 @@
+//! States larger than one item on the local emulator: a multi-megabyte WAREHOUSE is
+//! snapshotted to S3 (KMS-encrypted, tagged committed), loaded back through the object,
+//! snapshotted by the snapshotter only once for a version however often the batch comes
+//! back, and deleted with its item.
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_sdk_s3::types::ServerSideEncryption;
+use integration_tests::{sdk_config, TestTables};
+use snapshot_core::codec::{sha256_hex, DYNAMODB_ITEM_LIMIT};
+use snapshot_core::config::Config;
+use snapshot_core::domain::{AggregateRoot, Warehouse};
+use snapshot_core::offload::object_key;
+use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
+use snapshot_core::snapshot::{SnapshotKey, SnapshotMetadata};
+use snapshot_core::{AggregateRepository, Registry};
+use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
+use snapshot_s3::{client, create_bucket, with_state_objects, SnapshotStoreWithObjects};
+use snapshotter::records::insert_record;
+use snapshotter::{Action, Settings, Snapshotter};
+
+type Store = SnapshotStoreWithObjects<DynamoSnapshotStore>;
+
+struct Setup {
+    tables: TestTables,
+    bucket: String,
+    s3: aws_sdk_s3::Client,
+    config: Config,
+    lookup: Vec<(&'static str, String)>,
+}
+
+impl Setup {
+    async fn new(name: &str) -> Self {
+        let tables = TestTables::create(name).await;
+        let bucket = format!(
+            "states-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let s3 = client(&sdk_config().await);
+        create_bucket(&s3, &bucket).await.unwrap();
+        let lookup = vec![
+            ("EVENTS_TABLE", tables.events_table.clone()),
+            ("SNAPSHOTS_TABLE", tables.snapshots_table.clone()),
+            ("SNAPSHOT_BUCKET", bucket.clone()),
+            ("SNAPSHOT_STRATEGY", "count".to_owned()),
+            ("SNAPSHOT_THRESHOLD", "100".to_owned()),
+        ];
+        let config = Config::from_lookup(|k| find(&lookup, k)).unwrap();
+        Self {
+            tables,
+            bucket,
+            s3,
+            config,
+            lookup,
+        }
+    }
+
+    async fn store(&self) -> Store {
+        with_state_objects(
+            self.tables.snapshot_store(),
+            &sdk_config().await,
+            &self.config,
+        )
+    }
+
+    async fn object_keys(&self) -> Vec<String> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .unwrap();
+        listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect()
+    }
+}
+
+fn find(lookup: &[(&'static str, String)], key: &str) -> Option<String> {
+    lookup
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.clone())
+}
+
+/// About 3 MB of state that compresses to well over one item: 700 placements of 4 KB SKUs
+/// made of hashes (the locations in one transaction, each placement on its own).
+async fn multi_megabyte_warehouse(events: &DynamoEventStore, id: &str) -> u64 {
+    // Saving touches no snapshot.
+    let repo = AggregateRepository::new(
+        events.clone(),
+        snapshot_core::memory::InMemorySnapshotStore::new(),
+        Default::default(),
+    );
+    let mut root = AggregateRoot::<Warehouse>::new(id);
+    root.create("Big", i64::MAX / 2).unwrap();
+    for l in 0..50 {
+        root.add_location(&format!("L{l:02}")).unwrap();
+    }
+    repo.save(&mut root, None).await.unwrap();
+    for p in 0..700 {
+        let sku: String = (0..64)
+            .map(|i| sha256_hex(format!("{id}/{p}/{i}").as_bytes()))
+            .collect();
+        root.place(&format!("L{:02}", p % 50), &sku, 1).unwrap();
+        // One event per append (a PutItem): the emulator copies the whole table for each
+        // transaction, which makes multi-megabyte tables crawl.
+        repo.save(&mut root, None).await.unwrap();
+    }
+    root.version()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_megabyte_warehouse_is_offloaded_to_s3_and_loads_back() {
+    let setup = Setup::new("offload").await;
+    let events = setup.tables.event_store();
+    let version = multi_megabyte_warehouse(&events, "wh-mega").await;
+    let repo = AggregateRepository::new(events, setup.store().await, setup.config.codec);
+    let kind = Registry::builtin().get("WAREHOUSE").unwrap().clone();
+
+    let (record, outcome) = repo
+        .snapshot_now(kind.as_ref(), "wh-mega", SnapshotMetadata::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, PutOutcome::Created);
+    assert_eq!(record.header.encoding, "s3+json+zstd");
+    assert!(
+        record.header.size_bytes > 2_000_000,
+        "{}",
+        record.header.size_bytes
+    );
+    assert!(record.header.stored_bytes as usize > DYNAMODB_ITEM_LIMIT);
+
+    // The object: keyed by aggregate and version, KMS-encrypted, committed.
+    let key = object_key("wh-mega", version);
+    assert_eq!(setup.object_keys().await, vec![key.clone()]);
+    let head = setup
+        .s3
+        .head_object()
+        .bucket(&setup.bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&ServerSideEncryption::AwsKms)
+    );
+    assert_eq!(
+        head.content_length(),
+        Some(record.header.stored_bytes as i64)
+    );
+    let tags = setup
+        .s3
+        .get_object_tagging()
+        .bucket(&setup.bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let tag = tags
+        .tag_set()
+        .iter()
+        .find(|t| t.key() == snapshot_s3::STATE_TAG)
+        .unwrap();
+    assert_eq!(tag.value(), snapshot_s3::COMMITTED);
+
+    // The item keeps the pointer, the sizes and the checksum, not the state.
+    let item = setup
+        .tables
+        .client
+        .get_item()
+        .table_name(&setup.tables.snapshots_table)
+        .key(
+            "aggregateId",
+            aws_sdk_dynamodb::types::AttributeValue::S("wh-mega".into()),
+        )
+        .key(
+            "version",
+            aws_sdk_dynamodb::types::AttributeValue::N(version.to_string()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!item.contains_key("state"));
+    let state_ref = item["stateRef"].as_m().unwrap();
+    assert_eq!(state_ref["bucket"].as_s().unwrap(), &setup.bucket);
+    assert_eq!(state_ref["key"].as_s().unwrap(), &key);
+    assert_eq!(item["checksum"].as_s().unwrap(), &record.header.checksum);
+
+    // Loaded back through the object, equal to a full replay.
+    let (root, report) = repo.load::<Warehouse>("wh-mega").await.unwrap();
+    assert_eq!(report.snapshot_version, Some(version));
+    assert_eq!(report.events_replayed, 0);
+    let replayed = repo.replay_kind(kind.as_ref(), "wh-mega").await.unwrap();
+    assert_eq!(
+        serde_json::to_vec(root.state()).unwrap(),
+        replayed.state_json
+    );
+
+    // Deleted with its item (as the pruner and the admin API delete).
+    let deleted = repo
+        .snapshots()
+        .delete_many(&[SnapshotKey {
+            aggregate_id: "wh-mega".into(),
+            version,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(setup.object_keys().await.is_empty());
+    assert!(repo
+        .snapshots()
+        .latest_header("wh-mega")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshotter_offloads_an_oversized_aggregate_once_per_version() {
+    let setup = Setup::new("offload_snap").await;
+    let events = setup.tables.event_store();
+    let version = multi_megabyte_warehouse(&events, "wh-stream").await;
+    let settings = Settings::from_lookup(|k| find(&setup.lookup, k)).unwrap();
+    let snapshotter = Snapshotter::new(setup.tables.event_store(), setup.store().await, settings);
+    // The stream batch of the last 100 events.
+    let tail = events.read("wh-stream", version - 99, None).await.unwrap();
+    let records = tail
+        .iter()
+        .map(|e| insert_record(e, &format!("{:040}", e.sequence)).unwrap())
+        .collect();
+    let mut batch = Event::default();
+    batch.records = records;
+
+    let first = snapshotter.process(batch.clone(), None).await;
+    assert!(first.response.batch_item_failures.is_empty());
+    assert!(
+        matches!(first.outcomes[0].result, Ok(Action::Created { version: v, .. }) if v == version),
+        "{:?}",
+        first.outcomes[0].result
+    );
+    assert!(
+        first.outcomes[0].counts.events_fetched > 0,
+        "first time: rebuilt by replay"
+    );
+
+    // Redelivery (and any later batch at this version) does not rebuild it again.
+    for _ in 0..2 {
+        let again = snapshotter.process(batch.clone(), None).await;
+        assert!(
+            matches!(again.outcomes[0].result, Ok(Action::UpToDate { snapshot_version }) if snapshot_version == version),
+            "{:?}",
+            again.outcomes[0].result
+        );
+        assert_eq!(again.outcomes[0].counts.events_fetched, 0);
+        assert_eq!(again.outcomes[0].counts.events_folded, 0);
+    }
+    assert_eq!(
+        setup.object_keys().await,
+        vec![object_key("wh-stream", version)]
+    );
+}
