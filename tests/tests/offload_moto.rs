@@ -240,12 +240,12 @@ async fn the_snapshotter_offloads_an_oversized_aggregate_once_per_version() {
     let first = snapshotter.process(batch.clone(), None).await;
     assert!(first.response.batch_item_failures.is_empty());
     assert!(
-        matches!(first.outcomes[0].result, Ok(Action::Created { version: v, .. }) if v == version),
+        matches!(first.outcomes[0].result(), Ok(Action::Created { version: v, .. }) if *v == version),
         "{:?}",
-        first.outcomes[0].result
+        first.outcomes[0].result()
     );
     assert!(
-        first.outcomes[0].counts.events_fetched > 0,
+        first.outcomes[0].counts().events_fetched() > 0,
         "first time: rebuilt by replay"
     );
 
@@ -253,12 +253,12 @@ async fn the_snapshotter_offloads_an_oversized_aggregate_once_per_version() {
     for _ in 0..2 {
         let again = snapshotter.process(batch.clone(), None).await;
         assert!(
-            matches!(again.outcomes[0].result, Ok(Action::UpToDate { snapshot_version }) if snapshot_version == version),
+            matches!(again.outcomes[0].result(), Ok(Action::UpToDate { snapshot_version }) if *snapshot_version == version),
             "{:?}",
-            again.outcomes[0].result
+            again.outcomes[0].result()
         );
-        assert_eq!(again.outcomes[0].counts.events_fetched, 0);
-        assert_eq!(again.outcomes[0].counts.events_folded, 0);
+        assert_eq!(again.outcomes[0].counts().events_fetched(), 0);
+        assert_eq!(again.outcomes[0].counts().events_folded(), 0);
     }
     assert_eq!(
         setup.object_keys().await,

@@ -966,3 +966,85 @@ fn parameter_constraints_match_the_codes_validation() {
         assert!(checked.contains(param), "{param} was not checked");
     }
 }
+
+/// The bucket of large states (claim check): KMS-encrypted with the data key, versioning off,
+/// a lifecycle rule for orphaned (pending) objects, TLS only, and only the functions that
+/// need it reach its `states/` objects.
+#[test]
+fn large_state_bucket_is_encrypted_tls_only_and_expires_orphans() {
+    let t = template();
+    let bucket = t.resource("SnapshotStateBucket");
+    let sse = at(
+        bucket,
+        &[
+            "Properties",
+            "BucketEncryption",
+            "ServerSideEncryptionConfiguration",
+        ],
+    )
+    .and_then(Value::as_sequence)
+    .and_then(|rules| rules.first())
+    .expect("default encryption");
+    assert_eq!(
+        at(sse, &["ServerSideEncryptionByDefault", "SSEAlgorithm"]).and_then(Value::as_str),
+        Some("aws:kms")
+    );
+    assert!(is_get_att(
+        at(sse, &["ServerSideEncryptionByDefault", "KMSMasterKeyID"]).unwrap(),
+        "DataKey",
+        "Arn"
+    ));
+    assert!(
+        at(bucket, &["Properties", "VersioningConfiguration"]).is_none(),
+        "versioning stays off"
+    );
+    let rules = at(bucket, &["Properties", "LifecycleConfiguration", "Rules"])
+        .and_then(Value::as_sequence)
+        .unwrap();
+    let orphans = rules
+        .iter()
+        .find(|r| at(r, &["Id"]).and_then(Value::as_str) == Some("ExpireOrphanedStates"))
+        .expect("orphan rule");
+    let tag = at(orphans, &["TagFilters"])
+        .and_then(Value::as_sequence)
+        .and_then(|f| f.first())
+        .unwrap();
+    assert_eq!(
+        at(tag, &["Key"]).and_then(Value::as_str),
+        Some(snapshot_s3::STATE_TAG)
+    );
+    assert_eq!(
+        at(tag, &["Value"]).and_then(Value::as_str),
+        Some(snapshot_s3::PENDING)
+    );
+    let policy = t.resource("SnapshotStateBucketPolicy");
+    let statements = at(policy, &["Properties", "PolicyDocument", "Statement"])
+        .and_then(Value::as_sequence)
+        .unwrap();
+    assert!(statements.iter().any(|s| {
+        at(s, &["Effect"]).and_then(Value::as_str) == Some("Deny")
+            && at(s, &["Condition", "Bool", "aws:SecureTransport"]).and_then(Value::as_str)
+                == Some("false")
+    }));
+    // Every function that reads or writes states names the bucket's objects, never "*".
+    for id in ["SnapshotterRole", "PrunerFunction", "AdminApiFunction"] {
+        let text = serde_yaml::to_string(t.resource(id)).unwrap();
+        assert!(text.contains("s3:"), "{id} has no S3 grant");
+        assert!(
+            text.contains("${SnapshotStateBucket.Arn}/states/*"),
+            "{id} S3 grant is not scoped to the state objects"
+        );
+    }
+    let env = t.root();
+    assert!(at(
+        env,
+        &[
+            "Globals",
+            "Function",
+            "Environment",
+            "Variables",
+            "SNAPSHOT_BUCKET"
+        ]
+    )
+    .is_some_and(|v| is_ref(v, "SnapshotStateBucket")));
+}

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod load_metrics;
 pub mod memory;
 pub mod metrics;
 pub mod offload;

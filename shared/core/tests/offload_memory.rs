@@ -14,9 +14,10 @@ use snapshot_core::{AggregateRepository, Registry, RepositoryError, StoreError};
 type Offloading<O> = OffloadingSnapshotStore<InMemorySnapshotStore, O>;
 
 fn codec(offload: bool) -> SnapshotCodec {
-    let mut codec = SnapshotCodec::default();
-    codec.offload = offload;
-    codec
+    SnapshotCodec {
+        offload,
+        ..SnapshotCodec::default()
+    }
 }
 
 /// A warehouse whose state is about `placements` × 2 KB of JSON that compresses poorly

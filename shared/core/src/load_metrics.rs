@@ -1,0 +1,254 @@
+//! Load telemetry: what application loads through the repository cost, as CloudWatch metrics
+//! (EMF): loads, events folded, snapshot age in events, invalid snapshots skipped, full
+//! replays and store requests.
+//!
+//! Requests are counted by wrapping the repository's stores in [`Metered`]; every call of a
+//! port is one request (an event read that follows pages counts once). Totals are kept per
+//! flush, so concurrent loads need no per-load bookkeeping.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), snapshot_core::RepositoryError> {
+//! use snapshot_core::codec::SnapshotCodec;
+//! use snapshot_core::domain::Warehouse;
+//! use snapshot_core::load_metrics::LoadTelemetry;
+//! use snapshot_core::memory::{InMemoryEventStore, InMemorySnapshotStore};
+//! use snapshot_core::AggregateRepository;
+//!
+//! let telemetry = LoadTelemetry::new("inventory-service");
+//! let repository = AggregateRepository::new(
+//!     telemetry.meter(InMemoryEventStore::new()),
+//!     telemetry.meter(InMemorySnapshotStore::new()),
+//!     SnapshotCodec::default(),
+//! );
+//! let (_warehouse, report) = repository.load::<Warehouse>("wh-1").await?;
+//! telemetry.record(&report);
+//! telemetry.flush(); // once per invocation: one EMF line on stdout
+//! # Ok(()) }
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::EventEnvelope;
+use crate::error::StoreError;
+use crate::metrics::MetricSet;
+use crate::ports::{EventStore, Page, PutOutcome, SnapshotStore};
+use crate::repository::LoadReport;
+use crate::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
+
+pub const LOADS: &str = "Loads";
+pub const LOAD_EVENTS_FOLDED: &str = "LoadEventsFolded";
+/// Events folded on top of the snapshot used (all of them for a full replay), summed; with
+/// `Loads` it gives the average age, and [`LOAD_SNAPSHOT_AGE_MAX`] the worst.
+pub const LOAD_SNAPSHOT_AGE: &str = "LoadSnapshotAgeEvents";
+pub const LOAD_SNAPSHOT_AGE_MAX: &str = "LoadSnapshotAgeEventsMax";
+pub const LOAD_INVALID_SKIPPED: &str = "LoadInvalidSnapshotsSkipped";
+pub const LOAD_FULL_REPLAYS: &str = "LoadFullReplays";
+pub const LOAD_REQUESTS: &str = "LoadRequests";
+
+#[derive(Debug, Default)]
+struct Counters {
+    loads: AtomicU64,
+    events_folded: AtomicU64,
+    age_sum: AtomicU64,
+    age_max: AtomicU64,
+    invalid_skipped: AtomicU64,
+    full_replays: AtomicU64,
+    requests: Arc<AtomicU64>,
+}
+
+/// Totals of the loads since the last flush.
+#[derive(Debug, Clone)]
+pub struct LoadTelemetry {
+    name: String,
+    counters: Arc<Counters>,
+}
+
+/// What [`LoadTelemetry`] has counted, as numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadTotals {
+    pub loads: u64,
+    pub events_folded: u64,
+    pub snapshot_age_events_sum: u64,
+    pub snapshot_age_events_max: u64,
+    pub invalid_skipped: u64,
+    pub full_replays: u64,
+    pub requests: u64,
+}
+
+impl LoadTelemetry {
+    /// Telemetry reported under the `Function` dimension `name` (the application).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            counters: Arc::default(),
+        }
+    }
+
+    /// Wraps a store so its requests are counted.
+    pub fn meter<T>(&self, inner: T) -> Metered<T> {
+        Metered {
+            inner,
+            requests: Arc::clone(&self.counters.requests),
+        }
+    }
+
+    /// Adds one load.
+    pub fn record(&self, report: &LoadReport) {
+        let c = &self.counters;
+        c.loads.fetch_add(1, Ordering::Relaxed);
+        c.events_folded
+            .fetch_add(report.events_replayed, Ordering::Relaxed);
+        c.age_sum
+            .fetch_add(report.events_replayed, Ordering::Relaxed);
+        c.age_max
+            .fetch_max(report.events_replayed, Ordering::Relaxed);
+        c.invalid_skipped
+            .fetch_add(report.snapshots_skipped, Ordering::Relaxed);
+        if report.snapshot_version.is_none() {
+            c.full_replays.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn totals(&self) -> LoadTotals {
+        let c = &self.counters;
+        LoadTotals {
+            loads: c.loads.load(Ordering::Relaxed),
+            events_folded: c.events_folded.load(Ordering::Relaxed),
+            snapshot_age_events_sum: c.age_sum.load(Ordering::Relaxed),
+            snapshot_age_events_max: c.age_max.load(Ordering::Relaxed),
+            invalid_skipped: c.invalid_skipped.load(Ordering::Relaxed),
+            full_replays: c.full_replays.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The totals as metrics, and the counters back at zero.
+    pub fn take(&self) -> MetricSet {
+        let c = &self.counters;
+        let take = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
+        let mut set = MetricSet::new(self.name.clone());
+        set.count(LOADS, take(&c.loads));
+        set.count(LOAD_EVENTS_FOLDED, take(&c.events_folded));
+        set.count(LOAD_SNAPSHOT_AGE, take(&c.age_sum));
+        set.count(LOAD_SNAPSHOT_AGE_MAX, take(&c.age_max));
+        set.count(LOAD_INVALID_SKIPPED, take(&c.invalid_skipped));
+        set.count(LOAD_FULL_REPLAYS, take(&c.full_replays));
+        set.count(LOAD_REQUESTS, take(&c.requests));
+        set
+    }
+
+    /// Writes the totals as one EMF line on stdout and starts over.
+    pub fn flush(&self) {
+        self.take().flush();
+    }
+}
+
+/// A store whose every call is counted as one request.
+#[derive(Debug, Clone)]
+pub struct Metered<T> {
+    inner: T,
+    requests: Arc<AtomicU64>,
+}
+
+impl<T> Metered<T> {
+    pub fn inner(&self) -> &T {
+        &self.inner
+    }
+
+    fn count(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[async_trait]
+impl<E: EventStore> EventStore for Metered<E> {
+    async fn append(
+        &self,
+        expected_version: u64,
+        events: &[EventEnvelope],
+    ) -> Result<(), StoreError> {
+        self.count();
+        self.inner.append(expected_version, events).await
+    }
+
+    async fn read(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        self.count();
+        self.inner.read(aggregate_id, from, to).await
+    }
+}
+
+#[async_trait]
+impl<S: SnapshotStore> SnapshotStore for Metered<S> {
+    async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
+        self.count();
+        self.inner.put_if_absent(snapshot).await
+    }
+
+    async fn headers(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
+        self.count();
+        self.inner.headers(aggregate_id, before, limit).await
+    }
+
+    async fn records(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
+        self.count();
+        self.inner.records(aggregate_id, before, limit).await
+    }
+
+    async fn get(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+    ) -> Result<Option<SnapshotRecord>, StoreError> {
+        self.count();
+        self.inner.get(aggregate_id, version).await
+    }
+
+    async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError> {
+        self.count();
+        self.inner.delete(aggregate_id, version).await
+    }
+
+    async fn scan_summaries(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        cursor: Option<SnapshotKey>,
+        limit: usize,
+    ) -> Result<Page<SnapshotSummary, SnapshotKey>, StoreError> {
+        self.count();
+        self.inner
+            .scan_summaries(segment, total_segments, cursor, limit)
+            .await
+    }
+
+    async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
+        self.count();
+        self.inner.delete_many(keys).await
+    }
+
+    async fn latest_header(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SnapshotHeader>, StoreError> {
+        self.count();
+        self.inner.latest_header(aggregate_id).await
+    }
+}
