@@ -4,7 +4,8 @@
 #   2. supply chain: cargo deny check bans licenses sources, offline (scripts/deny.sh, deny.toml)
 #   3. cargo clippy --locked --workspace --all-targets -- -D warnings
 #   4. template checks: cfn-lint and sam validate of template.yaml (scripts/template-check.sh)
-#   5. cargo test --locked --workspace [extra args passed to this script]
+#   5. chromium and playwright-core for the console's browser test (scripts/browser.sh)
+#   6. cargo test --locked --workspace [extra args passed to this script]
 # Every cargo build runs --locked: Cargo.lock is the dependency set that was reviewed (and that
 # cargo-deny checked); a Cargo.toml change that needs a new lock fails instead of resolving.
 # against a local moto server (scripts/moto.sh) for the integration tests.
@@ -49,6 +50,9 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "template checks: cfn-lint, sam validate (offline; venv .venv-tools)"
 scripts/template-check.sh template.yaml
+
+step "browser for the console test: chromium, playwright-core (scripts/browser.sh)"
+scripts/browser.sh
 
 step "cargo test --locked --workspace $*"
 cargo test --locked --workspace "$@"

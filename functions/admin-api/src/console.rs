@@ -10,7 +10,7 @@ use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
     X_FRAME_OPTIONS,
 };
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
 const INDEX_HTML: &str = include_str!("../console/index.html");
 const CONSOLE_JS: &str = include_str!("../console/console.js");
@@ -38,11 +38,6 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 /// `GET /console/`: the page.
 pub async fn index() -> Response {
     asset(INDEX_HTML, "text/html; charset=utf-8")
-}
-
-/// `GET /console`: to the page, so its relative URLs resolve under `/console/`.
-pub async fn redirect() -> Redirect {
-    Redirect::permanent("console/")
 }
 
 /// `GET /console/console.js`.

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod console;
 pub mod diff;
 pub mod errors;
 pub mod local;

@@ -21,6 +21,16 @@ pub const VERIFY: &str = "/admin/snapshots/{aggregateId}/verify";
 pub const DELETE: &str = "/admin/snapshots/{aggregateId}/{version}";
 /// Current state of an aggregate.
 pub const AGGREGATE: &str = "/admin/aggregates/{aggregateType}/{aggregateId}";
+/// Backfill after a schema change: dry run or start.
+pub const BACKFILL: &str = "/admin/backfill";
+/// A backfill job's progress.
+pub const BACKFILL_STATUS: &str = "/admin/backfill/{jobId}";
+/// The operator console's page (static, holds no data; its calls need the token).
+pub const CONSOLE: &str = "/console/";
+/// The console's script.
+pub const CONSOLE_JS: &str = "/console/console.js";
+/// The console's style sheet.
+pub const CONSOLE_CSS: &str = "/console/console.css";
 
 /// One route: method, path template (axum/OpenAPI syntax) and its audit action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +48,15 @@ impl RouteSpec {
             path,
             action,
             admin_only: true,
+        }
+    }
+
+    const fn public(method: Method, path: &'static str, action: &'static str) -> Self {
+        Self {
+            method,
+            path,
+            action,
+            admin_only: false,
         }
     }
 
@@ -78,6 +97,11 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec::admin(Method::POST, VERIFY, "snapshot.verify"),
     RouteSpec::admin(Method::DELETE, DELETE, "snapshot.delete"),
     RouteSpec::admin(Method::GET, AGGREGATE, "aggregate.get"),
+    RouteSpec::admin(Method::POST, BACKFILL, "backfill.start"),
+    RouteSpec::admin(Method::GET, BACKFILL_STATUS, "backfill.status"),
+    RouteSpec::public(Method::GET, CONSOLE, "console.page"),
+    RouteSpec::public(Method::GET, CONSOLE_JS, "console.asset"),
+    RouteSpec::public(Method::GET, CONSOLE_CSS, "console.asset"),
 ];
 
 /// Audit action of a matched route, `None` if the method is not served there.

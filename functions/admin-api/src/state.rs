@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use snapshot_core::backfill::{BackfillJobStore, InMemoryJobStore};
 use snapshot_core::config::Config;
 use snapshot_core::{AggregateRepository, Registry};
-use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
+use snapshot_dynamo::{DynamoEventStore, DynamoJobStore, DynamoSnapshotStore};
 use snapshot_s3::{with_state_objects, SnapshotStoreWithObjects};
 
 /// Who marks the snapshots the API finds invalid (audit actor, metric dimension).
@@ -19,6 +20,8 @@ pub struct AppState<E, S> {
     pub registry: Arc<Registry>,
     /// Snapshot settings (retention, TTL, codec).
     pub config: Arc<Config>,
+    /// Where the current backfill job is kept.
+    pub jobs: Arc<dyn BackfillJobStore>,
 }
 
 impl<E, S> Clone for AppState<E, S> {
@@ -27,6 +30,7 @@ impl<E, S> Clone for AppState<E, S> {
             repository: Arc::clone(&self.repository),
             registry: Arc::clone(&self.registry),
             config: Arc::clone(&self.config),
+            jobs: Arc::clone(&self.jobs),
         }
     }
 }
@@ -38,7 +42,14 @@ impl<E, S> AppState<E, S> {
             repository: Arc::new(repository.with_actor(ACTOR)),
             registry: Arc::new(registry),
             config: Arc::new(config),
+            jobs: Arc::new(InMemoryJobStore::default()),
         }
+    }
+
+    /// Keeps backfill jobs in `jobs` (in memory by default).
+    pub fn with_jobs(mut self, jobs: impl BackfillJobStore + 'static) -> Self {
+        self.jobs = Arc::new(jobs);
+        self
     }
 }
 
@@ -50,11 +61,12 @@ pub fn dynamo_state(
 ) -> AppState<DynamoEventStore, SnapshotStoreWithObjects<DynamoSnapshotStore>> {
     let client = aws_sdk_dynamodb::Client::new(sdk);
     let events = DynamoEventStore::new(client.clone(), &config.events_table);
+    let jobs = DynamoJobStore::new(client.clone(), &config.snapshots_table);
     let snapshots = with_state_objects(
         DynamoSnapshotStore::new(client, &config.snapshots_table),
         sdk,
         &config,
     );
     let repository = AggregateRepository::new(events, snapshots, config.codec);
-    AppState::new(repository, Registry::builtin(), config)
+    AppState::new(repository, Registry::builtin(), config).with_jobs(jobs)
 }

@@ -293,6 +293,13 @@ pub struct VerifyView {
     pub snapshot_load: LoadReport,
     /// Events folded by the full replay.
     pub events_replayed: u64,
+    /// On a mismatch (and within the response budget): the state loaded through the
+    /// snapshot, for showing the differences.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded_state: Option<Value>,
+    /// On a mismatch: the state of the full replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed_state: Option<Value>,
 }
 
 /// Result of a delete.

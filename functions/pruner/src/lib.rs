@@ -4,7 +4,10 @@
 //! Input: the scheduled EventBridge event, whose `detail` may carry
 //! `{dryRun, aggregateId, maxSnapshots}`, or those options alone (a schedule with a custom
 //! input delivers it as the whole payload). See [`input`].
+//!
+//! After pruning, a running backfill job is resumed for one budgeted slice ([`backfill`]).
 
+pub mod backfill;
 pub mod handler;
 pub mod input;
 pub mod settings;

@@ -10,8 +10,11 @@ use std::time::Instant;
 use snapshot_core::audit::{AuditRecord, Outcome};
 use snapshot_core::policy::{LastSnapshot, SnapshotPolicy, Strategy};
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
+use snapshot_core::codec::sha256_hex;
+use snapshot_core::registry::AggregateKind;
 use snapshot_core::snapshot::{
-    build_snapshot, SnapshotBuildError, SnapshotMetadata, SnapshotSubject,
+    build_snapshot, SnapshotBuildError, SnapshotKey, SnapshotMetadata, SnapshotRecord,
+    SnapshotSubject,
 };
 use tracing::{info, warn};
 
@@ -27,6 +30,18 @@ use crate::rebuild::{header_usable, Newest, Rebuilder};
 pub const ACTOR: &str = "snapshotter";
 /// Action of the audit records.
 pub const ACTION: &str = "snapshot.create";
+/// Action of the audit record of a drift (a sampled snapshot differs from a full replay).
+pub const DRIFT_ACTION: &str = "snapshot.drift";
+
+/// Whether the snapshot of `aggregate_id` at `version` is in the 1-in-`sample` drift sample:
+/// a hash, so a redelivered batch decides the same way.
+pub fn sampled(sample: u64, aggregate_id: &str, version: u64) -> bool {
+    sample > 0
+        && snapshot_core::memory::segment_of(
+            &format!("{aggregate_id}#{version}"),
+            u32::try_from(sample).unwrap_or(u32::MAX),
+        ) == 0
+}
 
 /// With this many new events the count policy trips whatever the newest snapshot is (barring
 /// redelivery), so its full record is read at once instead of the header and then the record.
@@ -207,6 +222,10 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             version = last,
             "rebuilt"
         );
+        if outcome == PutOutcome::Created && sampled(self.config.drift_sample, id, last) {
+            self.check_drift(kind.as_ref(), &record, request_id, counts)
+                .await?;
+        }
         Ok(match outcome {
             PutOutcome::Created => Action::Created {
                 version: last,
@@ -215,6 +234,54 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             },
             PutOutcome::AlreadyExists => Action::AlreadyPresent { version: last },
         })
+    }
+
+    /// Compares a snapshot just written with a full replay of its events; a difference is
+    /// counted (`SnapshotDrift`), audited (`snapshot.drift`) and the snapshot taken out of use.
+    async fn check_drift(
+        &self,
+        kind: &dyn AggregateKind,
+        record: &SnapshotRecord,
+        request_id: Option<&str>,
+        counts: &mut Counts,
+    ) -> Result<(), SnapshotterError> {
+        let started = Instant::now();
+        let id = record.header.aggregate_id.as_str();
+        let version = record.header.version;
+        let events = self
+            .events
+            .read(id, 1, Some(version))
+            .await
+            .map_err(SnapshotterError::store(id))?;
+        let replayed = kind
+            .fold_json(id, 0, None, &events)
+            .map_err(|e| SnapshotterError::from_fold(id, e))?;
+        counts.drift_checks += 1;
+        let computed = sha256_hex(&replayed);
+        if computed == record.header.checksum {
+            return Ok(());
+        }
+        counts.drift += 1;
+        tracing::error!(aggregate_id = id, version, stored = %record.header.checksum, replayed = %computed, "snapshot drift: the state differs from a full replay");
+        // Out of use: no load may start from it.
+        let removed = self
+            .snapshots
+            .delete_many(&[SnapshotKey {
+                aggregate_id: id.to_owned(),
+                version,
+            }])
+            .await
+            .map_err(SnapshotterError::store(id))?;
+        AuditRecord::new(ACTOR, DRIFT_ACTION, Outcome::Failure)
+            .aggregate(id.to_owned(), Some(version))
+            .request(request_id.map(str::to_owned))
+            .detail(format!(
+                "state checksum {} differs from the full replay's {computed}; snapshot removed ({removed})",
+                record.header.checksum
+            ))
+            .took(started.elapsed())
+            .emit();
+        Ok(())
     }
 
     /// The one read the policy decides on: the newest header, or the newest full record when

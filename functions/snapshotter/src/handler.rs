@@ -125,6 +125,8 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
             tally.events_fetched += counts.events_fetched();
             tally.snapshots_invalid += counts.snapshots_invalid();
             tally.snapshots_marked += counts.snapshots_marked();
+            tally.drift_checks += counts.drift_checks();
+            tally.snapshot_drift += counts.drift();
             if counts.evaluated() {
                 tally.aggregates_evaluated += 1;
             }

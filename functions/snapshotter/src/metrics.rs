@@ -17,6 +17,9 @@ pub const DURATION: &str = "Duration";
 pub const RECORDS_IGNORED: &str = "RecordsIgnored";
 pub const POISON_RECORDS: &str = "PoisonRecords";
 pub const SNAPSHOTS_INVALID: &str = "SnapshotsInvalid";
+pub const DRIFT_CHECKS: &str = "DriftChecks";
+/// Sampled snapshots that differed from a full replay (the template alarms on it).
+pub const SNAPSHOT_DRIFT: &str = "SnapshotDrift";
 pub const SNAPSHOTS_TOO_LARGE: &str = "SnapshotsTooLarge";
 
 /// Counters of one batch; every one is emitted, zeros included, so dashboards see no gaps.
@@ -38,6 +41,10 @@ pub struct Tally {
     /// Snapshots found wrong and marked invalid (their metric, `SnapshotsMarkedInvalid`, is
     /// emitted by each mark).
     pub snapshots_marked: u64,
+    /// Written snapshots checked against a full replay.
+    pub drift_checks: u64,
+    /// Checked snapshots that differed (each marked invalid and audited).
+    pub snapshot_drift: u64,
 }
 
 impl Tally {
@@ -54,6 +61,8 @@ impl Tally {
         set.count(RECORDS_IGNORED, self.records_ignored);
         set.count(POISON_RECORDS, self.poison_records);
         set.count(SNAPSHOTS_INVALID, self.snapshots_invalid);
+        set.count(DRIFT_CHECKS, self.drift_checks);
+        set.count(SNAPSHOT_DRIFT, self.snapshot_drift);
         set.add(
             DURATION,
             duration.as_secs_f64() * 1000.0,

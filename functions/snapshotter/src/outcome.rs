@@ -34,6 +34,10 @@ pub struct Counts {
     pub(crate) events_fetched: u64,
     pub(crate) snapshots_invalid: u64,
     pub(crate) snapshots_marked: u64,
+    /// Sampled snapshots checked against a full replay.
+    pub(crate) drift_checks: u64,
+    /// Of those, the ones that differed (marked invalid).
+    pub(crate) drift: u64,
 }
 
 impl Counts {
@@ -61,6 +65,16 @@ impl Counts {
     /// Snapshots found wrong and marked invalid on the way.
     pub fn snapshots_marked(&self) -> u64 {
         self.snapshots_marked
+    }
+
+    /// Snapshots checked against a full replay (the drift sample).
+    pub fn drift_checks(&self) -> u64 {
+        self.drift_checks
+    }
+
+    /// Checked snapshots that differed from the full replay.
+    pub fn drift(&self) -> u64 {
+        self.drift
     }
 }
 

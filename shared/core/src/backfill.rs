@@ -250,9 +250,13 @@ async fn resnapshot<E: EventStore, S: SnapshotStore>(
             .first()
             .is_some_and(|h| h.version == version && h.schema_version != kind.schema_version());
         if obsolete {
+            // BatchWriteItem, like the pruner's deletes (which run backfills on schedule).
             repository
                 .snapshots()
-                .delete(id, version)
+                .delete_many(&[SnapshotKey {
+                    aggregate_id: id.to_owned(),
+                    version,
+                }])
                 .await
                 .map_err(|e| e.to_string())?;
             attempt = repository

@@ -41,6 +41,11 @@ pub struct Config {
     /// `SNAPSHOT_BUCKET_KMS_KEY_ID`: the KMS key of offloaded states (`None`: the bucket's
     /// default encryption key).
     pub state_kms_key_id: Option<String>,
+    /// `SNAPSHOT_DRIFT_SAMPLE`: the snapshotter checks 1 in N snapshots it writes against a
+    /// full replay (`0`: never).
+    pub drift_sample: u64,
+    /// `BACKFILL_READ_BUDGET`: events one backfill run reads at most.
+    pub backfill_read_budget: u64,
 }
 
 /// Reads variables through `lookup`, so tests need not touch the process environment.
@@ -144,6 +149,8 @@ impl Config {
             state_kms_key_id: env
                 .optional("SNAPSHOT_BUCKET_KMS_KEY_ID")
                 .map(|k| k.trim().to_owned()),
+            drift_sample: env.number("SNAPSHOT_DRIFT_SAMPLE", 0, 0, 1_000_000)?,
+            backfill_read_budget: env.number("BACKFILL_READ_BUDGET", 100_000, 1, 1_000_000_000)?,
         })
     }
 

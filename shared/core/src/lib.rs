@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod backfill;
 pub mod clock;
 pub mod codec;
 pub mod config;

@@ -2,10 +2,12 @@
 
 mod events;
 mod items;
+mod jobs;
 pub mod schema;
 mod snapshots;
 
 pub use events::DynamoEventStore;
+pub use jobs::{DynamoJobStore, JOB_AGGREGATE_ID};
 pub use snapshots::DynamoSnapshotStore;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

@@ -96,6 +96,7 @@ fn print_banner(stack: &LocalStack, settings: &StackSettings, endpoint: &str) {
     say(&format!(
         "\nlocal stack ready; Ctrl-C stops it\n\
          \x20 admin API   {url}\n\
+         \x20 console     {url}/console/ (sign in with the dev token)\n\
          \x20 dev token   {token}\n\
          \x20 env file    {env_file} (scripts/operator-session.sh reads it)\n\
          \x20 tables      {events}, {snapshots} at {endpoint}\n\

@@ -19,6 +19,8 @@ pub const LOCAL_DEFAULTS: &[(&str, &str)] = &[
     ("STREAM_POLL_INTERVAL_MS", "500"),
     // Large states go to the emulator's S3, as they would in AWS.
     ("SNAPSHOT_BUCKET", "inventory-snapshot-states"),
+    // Check 1 in 10 new snapshots against a full replay.
+    ("SNAPSHOT_DRIFT_SAMPLE", "10"),
 ];
 
 /// Where the URL and the token are written for scripts (relative to the working directory).

@@ -1,6 +1,7 @@
 //! The router over the route table ([`crate::route_table`]), and the handlers by resource.
 
 mod aggregates;
+mod backfill;
 mod cleanup;
 pub(crate) mod meta;
 mod snapshots;
@@ -14,8 +15,10 @@ use snapshot_core::ports::{EventStore, SnapshotStore};
 use crate::auth::{require_admin, Authenticator};
 use crate::observe::observe;
 use crate::problem::route_not_found;
+use crate::console;
 use crate::route_table::{
-    AGGREGATE, CLEANUP, CREATE, DELETE, HEALTH, LATEST, LIST, OPENAPI, VERIFY,
+    AGGREGATE, BACKFILL, BACKFILL_STATUS, CLEANUP, CONSOLE, CONSOLE_CSS, CONSOLE_JS, CREATE,
+    DELETE, HEALTH, LATEST, LIST, OPENAPI, VERIFY,
 };
 use crate::state::AppState;
 use crate::validation::MAX_BODY_BYTES;
@@ -38,11 +41,16 @@ where
         .route(VERIFY, post(verify::verify::<E, S>))
         .route(DELETE, delete(snapshots::delete::<E, S>))
         .route(AGGREGATE, get(aggregates::current::<E, S>))
+        .route(BACKFILL, post(backfill::start::<E, S>))
+        .route(BACKFILL_STATUS, get(backfill::status::<E, S>))
         .fallback(route_not_found)
         .layer(middleware::from_fn_with_state(authenticator, require_admin))
         .with_state(state);
     Router::new()
         .route(HEALTH, get(meta::health))
+        .route(CONSOLE, get(console::index))
+        .route(CONSOLE_JS, get(console::script))
+        .route(CONSOLE_CSS, get(console::style))
         .merge(admin)
         .layer(middleware::from_fn(observe))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

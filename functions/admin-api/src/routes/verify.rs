@@ -15,7 +15,7 @@ use crate::observe::AuditNote;
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::validation::{aggregate_id, ValidPath};
-use crate::views::VerifyView;
+use crate::views::{omitted_state, VerifyView};
 
 /// Loads compared per request; a concurrent append between the two loads is retried once.
 const ATTEMPTS: usize = 2;
@@ -50,7 +50,12 @@ pub async fn verify<E: EventStore, S: SnapshotStore>(
         if loaded.version != replayed.version {
             continue;
         }
-        let diffs = differences(&json(&loaded)?, &json(&replayed)?);
+        let (loaded_json, replayed_json) = (json(&loaded)?, json(&replayed)?);
+        let diffs = differences(&loaded_json, &replayed_json);
+        // Both states go back on a mismatch, so a client can show the differences, unless
+        // they would not fit one response.
+        let show = !diffs.is_empty()
+            && omitted_state(loaded.state_json.len() + replayed.state_json.len()).is_none();
         let result = if diffs.is_empty() {
             "match"
         } else {
@@ -73,6 +78,8 @@ pub async fn verify<E: EventStore, S: SnapshotStore>(
             version: loaded.version,
             snapshot_load: loaded.report,
             events_replayed: replayed.report.events_replayed,
+            loaded_state: show.then_some(loaded_json),
+            replayed_state: show.then_some(replayed_json),
         };
         return Ok(AuditNote::default()
             .version(view.snapshot_load.snapshot_version)
