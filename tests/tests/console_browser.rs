@@ -43,7 +43,8 @@ async fn the_console_works_in_a_headless_browser() {
         _ => None,
     })
     .unwrap();
-    let repo = AggregateRepository::new(tables.event_store(), tables.snapshot_store(), config.codec);
+    let repo =
+        AggregateRepository::new(tables.event_store(), tables.snapshot_store(), config.codec);
     let registry = Registry::builtin();
 
     // An item with two snapshots (versions 5 and 8), then two more events.
@@ -86,6 +87,7 @@ async fn the_console_works_in_a_headless_browser() {
             aggregate_type: "WAREHOUSE",
             schema_version: wh_kind.schema_version(),
             version: wh.version(),
+            last_event_id: None,
         },
         serde_json::to_vec(&wrong).unwrap(),
         SnapshotMetadata::default(),
@@ -108,6 +110,7 @@ async fn the_console_works_in_a_headless_browser() {
             aggregate_type: "INVENTORY_ITEM",
             schema_version: kind.schema_version() - 1,
             version: old_item.version(),
+            last_event_id: None,
         },
         serde_json::to_vec(old_item.state()).unwrap(),
         SnapshotMetadata::default(),
@@ -150,9 +153,18 @@ async fn the_console_works_in_a_headless_browser() {
         "backfill started and watched to completion",
         "no Content-Security-Policy violation",
     ] {
-        assert!(stdout.contains(check), "missing check `{check}` in:\n{stdout}");
+        assert!(
+            stdout.contains(check),
+            "missing check `{check}` in:\n{stdout}"
+        );
     }
     // The backfill re-snapshotted the old-schema item with the current schema.
-    let newest = repo.snapshots().latest_header(old).await.unwrap().unwrap();
+    let newest = repo
+        .snapshots()
+        .latest_header(old)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(newest.schema_version, kind.schema_version());
 }

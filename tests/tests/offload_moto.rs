@@ -92,7 +92,7 @@ async fn multi_megabyte_warehouse(events: &DynamoEventStore, id: &str) -> u64 {
     let repo = AggregateRepository::new(
         events.clone(),
         snapshot_core::memory::InMemorySnapshotStore::new(),
-        Default::default(),
+        snapshot_core::codec::SnapshotCodec::default(),
     );
     let mut root = AggregateRoot::<Warehouse>::new(id);
     root.create("Big", i64::MAX / 2).unwrap();

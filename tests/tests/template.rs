@@ -701,9 +701,15 @@ fn pruner_prunes_with_batch_deletes_and_only_reads_events_for_backfills() {
     assert!(!grants.is_empty());
     for (actions, resources) in grants {
         if resources == BTreeSet::from(["SnapshotsTable".to_owned()]) {
-            assert!(actions.is_subset(&on_snapshots), "pruner actions {actions:?}");
+            assert!(
+                actions.is_subset(&on_snapshots),
+                "pruner actions {actions:?}"
+            );
         } else {
-            assert_eq!(actions, on_events, "on {resources:?} the pruner only reads events");
+            assert_eq!(
+                actions, on_events,
+                "on {resources:?} the pruner only reads events"
+            );
             assert!(resources.contains("EventsTable"), "{resources:?}");
         }
     }

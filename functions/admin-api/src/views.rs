@@ -5,8 +5,8 @@ use serde_json::Value;
 use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::repository::LoadReport;
 use snapshot_core::snapshot::{
-    open_snapshot, InvalidMark, SnapshotHeader, SnapshotMetadata, SnapshotRecord, StateRef,
-    Stored, UnreadableSnapshot,
+    open_snapshot, InvalidMark, SnapshotHeader, SnapshotMetadata, SnapshotRecord, StateRef, Stored,
+    UnreadableSnapshot,
 };
 use snapshot_core::Registry;
 

@@ -3,8 +3,8 @@ use lambda_runtime::{run, service_fn, LambdaEvent};
 use pruner::backfill::resume_backfill;
 use pruner::{handler, Invocation, PrunerSettings};
 use serde_json::Value;
-use snapshot_core::{telemetry, Registry};
 use snapshot_core::AggregateRepository;
+use snapshot_core::{telemetry, Registry};
 use snapshot_dynamo::{DynamoEventStore, DynamoJobStore, DynamoSnapshotStore};
 
 #[tokio::main]

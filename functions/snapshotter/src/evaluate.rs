@@ -8,14 +8,14 @@
 use std::time::Instant;
 
 use snapshot_core::audit::{AuditRecord, Outcome};
+use snapshot_core::codec::sha256_hex;
 use snapshot_core::policy::{LastSnapshot, SnapshotPolicy, Strategy};
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
-use snapshot_core::codec::sha256_hex;
 use snapshot_core::registry::AggregateKind;
 use snapshot_core::snapshot::{
-    build_snapshot, SnapshotBuildError, SnapshotKey, SnapshotMetadata, SnapshotRecord,
-    SnapshotSubject,
+    build_snapshot, SnapshotBuildError, SnapshotMetadata, SnapshotRecord, SnapshotSubject,
 };
+use snapshot_core::walk::mark_invalid;
 use tracing::{info, warn};
 
 use snapshot_core::config::Config;
@@ -263,22 +263,18 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
         }
         counts.drift += 1;
         tracing::error!(aggregate_id = id, version, stored = %record.header.checksum, replayed = %computed, "snapshot drift: the state differs from a full replay");
-        // Out of use: no load may start from it.
-        let removed = self
-            .snapshots
-            .delete_many(&[SnapshotKey {
-                aggregate_id: id.to_owned(),
-                version,
-            }])
+        // Out of use: marked invalid (audited), so no load starts from it.
+        let reason = format!(
+            "drift: state checksum {} differs from the full replay's {computed}",
+            record.header.checksum
+        );
+        let marked = mark_invalid(self.snapshots, ACTOR, id, version, &reason)
             .await
             .map_err(SnapshotterError::store(id))?;
         AuditRecord::new(ACTOR, DRIFT_ACTION, Outcome::Failure)
             .aggregate(id.to_owned(), Some(version))
             .request(request_id.map(str::to_owned))
-            .detail(format!(
-                "state checksum {} differs from the full replay's {computed}; snapshot removed ({removed})",
-                record.header.checksum
-            ))
+            .detail(format!("{reason}; marked invalid: {marked}"))
             .took(started.elapsed())
             .emit();
         Ok(())

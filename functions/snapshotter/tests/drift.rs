@@ -57,6 +57,7 @@ async fn a_drifted_snapshot_is_detected_counted_and_taken_out_of_use() {
             aggregate_type: "INVENTORY_ITEM",
             schema_version: 1,
             version: 5,
+            last_event_id: None,
         },
         serde_json::to_vec(&wrong).unwrap(),
         SnapshotMetadata::default(),

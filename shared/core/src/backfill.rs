@@ -74,9 +74,11 @@ pub async fn plan<S: SnapshotStore + ?Sized>(
     loop {
         let page = store.scan_summaries(0, 1, cursor.take(), SCAN_PAGE).await?;
         for s in page.items {
-            let entry = newest
-                .entry(s.key.aggregate_id)
-                .or_insert((s.aggregate_type.clone(), 0, s.schema_version));
+            let entry = newest.entry(s.key.aggregate_id).or_insert((
+                s.aggregate_type.clone(),
+                0,
+                s.schema_version,
+            ));
             if s.key.version >= entry.1 {
                 *entry = (s.aggregate_type, s.key.version, s.schema_version);
             }
@@ -225,9 +227,12 @@ async fn resnapshot<E: EventStore, S: SnapshotStore>(
     request_id: Option<String>,
 ) -> Result<u64, String> {
     let started = Instant::now();
-    let kind = registry
-        .get(&candidate.aggregate_type)
-        .ok_or_else(|| format!("aggregateType {} is not registered", candidate.aggregate_type))?;
+    let kind = registry.get(&candidate.aggregate_type).ok_or_else(|| {
+        format!(
+            "aggregateType {} is not registered",
+            candidate.aggregate_type
+        )
+    })?;
     let metadata = SnapshotMetadata {
         created_by: ACTOR.to_owned(),
         reason: REASON.to_owned(),
@@ -248,7 +253,9 @@ async fn resnapshot<E: EventStore, S: SnapshotStore>(
         let obsolete = existing
             .items
             .first()
-            .is_some_and(|h| h.version == version && h.schema_version != kind.schema_version());
+            .is_some_and(|h| {
+                matches!(h, Ok(h) if h.version == version && h.schema_version != kind.schema_version())
+            });
         if obsolete {
             // BatchWriteItem, like the pruner's deletes (which run backfills on schedule).
             repository
@@ -266,10 +273,14 @@ async fn resnapshot<E: EventStore, S: SnapshotStore>(
         }
     }
     let (record, outcome) = attempt;
-    AuditRecord::new(ACTOR, "snapshot.backfill", match outcome {
-        PutOutcome::Created => Outcome::Success,
-        PutOutcome::AlreadyExists => Outcome::Noop,
-    })
+    AuditRecord::new(
+        ACTOR,
+        "snapshot.backfill",
+        match outcome {
+            PutOutcome::Created => Outcome::Success,
+            PutOutcome::AlreadyExists => Outcome::Noop,
+        },
+    )
     .aggregate(id.to_owned(), Some(record.header.version))
     .request(request_id)
     .took(started.elapsed())
@@ -284,10 +295,17 @@ pub struct InMemoryJobStore(std::sync::Mutex<Option<BackfillJob>>);
 #[async_trait]
 impl BackfillJobStore for InMemoryJobStore {
     async fn load(&self) -> Result<Option<BackfillJob>, StoreError> {
-        Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone())
     }
     async fn save(&self, job: &BackfillJob) -> Result<(), StoreError> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(job.clone());
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(job.clone());
         Ok(())
     }
 }

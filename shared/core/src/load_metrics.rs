@@ -36,7 +36,9 @@ use crate::error::StoreError;
 use crate::metrics::MetricSet;
 use crate::ports::{EventStore, Page, PutOutcome, SnapshotStore};
 use crate::repository::LoadReport;
-use crate::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary};
+use crate::snapshot::{
+    InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
+};
 
 pub const LOADS: &str = "Loads";
 pub const LOAD_EVENTS_FOLDED: &str = "LoadEventsFolded";
@@ -197,7 +199,7 @@ impl<S: SnapshotStore> SnapshotStore for Metered<S> {
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
         self.count();
         self.inner.headers(aggregate_id, before, limit).await
     }
@@ -207,9 +209,19 @@ impl<S: SnapshotStore> SnapshotStore for Metered<S> {
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
         self.count();
         self.inner.records(aggregate_id, before, limit).await
+    }
+
+    async fn mark_invalid(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+        mark: &InvalidMark,
+    ) -> Result<bool, StoreError> {
+        self.count();
+        self.inner.mark_invalid(aggregate_id, version, mark).await
     }
 
     async fn get(
@@ -247,7 +259,7 @@ impl<S: SnapshotStore> SnapshotStore for Metered<S> {
     async fn latest_header(
         &self,
         aggregate_id: &str,
-    ) -> Result<Option<SnapshotHeader>, StoreError> {
+    ) -> Result<Option<Stored<SnapshotHeader>>, StoreError> {
         self.count();
         self.inner.latest_header(aggregate_id).await
     }

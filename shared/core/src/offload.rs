@@ -23,7 +23,10 @@ use tracing::{info, warn};
 use crate::codec::StateBody;
 use crate::error::StoreError;
 use crate::ports::{Page, PutOutcome, SnapshotStore};
-use crate::snapshot::{SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, StateRef};
+use crate::snapshot::{
+    InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, StateRef, Stored,
+    UnreadableSnapshot,
+};
 
 /// Object prefix of offloaded states.
 pub const KEY_PREFIX: &str = "states/";
@@ -98,17 +101,15 @@ impl<S: SnapshotStore, O: StateObjectStore> OffloadingSnapshotStore<S, O> {
     async fn put_offloaded(&self, record: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
         let header = &record.header;
         let objects = self.objects_for(header)?;
-        // A snapshot at this version exists: writing the object would overwrite the one it
-        // points to for nothing (same key = same content).
+        // A valid snapshot at this version exists: writing the object would overwrite the one
+        // it points to for nothing (same key = same content). An invalid one is replaced.
         let existing = self
             .inner
             .headers(&header.aggregate_id, Some(header.version + 1), 1)
             .await?;
-        if existing
-            .items
-            .first()
-            .is_some_and(|h| h.version == header.version)
-        {
+        if existing.items.first().is_some_and(
+            |h| matches!(h, Ok(h) if h.version == header.version && h.invalid.is_none()),
+        ) {
             return Ok(PutOutcome::AlreadyExists);
         }
         let key = object_key(&header.aggregate_id, header.version);
@@ -195,7 +196,7 @@ impl<S: SnapshotStore, O: StateObjectStore> SnapshotStore for OffloadingSnapshot
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotHeader, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
         self.inner.headers(aggregate_id, before, limit).await
     }
 
@@ -204,16 +205,40 @@ impl<S: SnapshotStore, O: StateObjectStore> SnapshotStore for OffloadingSnapshot
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
-    ) -> Result<Page<SnapshotRecord, u64>, StoreError> {
+    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
         let page = self.inner.records(aggregate_id, before, limit).await?;
         let mut items = Vec::with_capacity(page.items.len());
-        for record in page.items {
-            items.push(self.fetch(record).await?);
+        for stored in page.items {
+            let Ok(record) = stored else {
+                items.push(stored);
+                continue;
+            };
+            let (version, marked) = (record.header.version, record.header.invalid.is_some());
+            // A missing object makes this one item unreadable, not the page.
+            items.push(match self.fetch(record).await {
+                Ok(record) => Ok(record),
+                Err(StoreError::MalformedSnapshot { reason, .. }) => Err(UnreadableSnapshot {
+                    aggregate_id: aggregate_id.to_owned(),
+                    version: Some(version),
+                    reason,
+                    marked,
+                }),
+                Err(e) => return Err(e),
+            });
         }
         Ok(Page {
             items,
             next: page.next,
         })
+    }
+
+    async fn mark_invalid(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+        mark: &InvalidMark,
+    ) -> Result<bool, StoreError> {
+        self.inner.mark_invalid(aggregate_id, version, mark).await
     }
 
     async fn get(
@@ -259,7 +284,7 @@ impl<S: SnapshotStore, O: StateObjectStore> SnapshotStore for OffloadingSnapshot
     async fn latest_header(
         &self,
         aggregate_id: &str,
-    ) -> Result<Option<SnapshotHeader>, StoreError> {
+    ) -> Result<Option<Stored<SnapshotHeader>>, StoreError> {
         self.inner.latest_header(aggregate_id).await
     }
 }

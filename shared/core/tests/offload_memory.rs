@@ -181,7 +181,7 @@ async fn offloaded_then(
 
 #[tokio::test]
 async fn a_missing_object_makes_the_snapshot_skipped_and_the_load_replays() {
-    let (report, same) = offloaded_then(|objects, key| objects.remove(key)).await;
+    let (report, same) = offloaded_then(InMemoryStateObjects::remove).await;
     assert_eq!(report.snapshot_version, None);
     assert_eq!(report.snapshots_skipped, 1);
     assert!(same);

@@ -42,7 +42,10 @@ impl BackfillJobStore for DynamoJobStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("aggregateId", AttributeValue::S(JOB_AGGREGATE_ID.to_owned()))
+            .key(
+                "aggregateId",
+                AttributeValue::S(JOB_AGGREGATE_ID.to_owned()),
+            )
             .key("version", AttributeValue::N("0".to_owned()))
             .consistent_read(true)
             .send()
@@ -63,7 +66,10 @@ impl BackfillJobStore for DynamoJobStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("aggregateId", AttributeValue::S(JOB_AGGREGATE_ID.to_owned()))
+            .item(
+                "aggregateId",
+                AttributeValue::S(JOB_AGGREGATE_ID.to_owned()),
+            )
             .item("version", AttributeValue::N("0".to_owned()))
             .item("aggregateType", AttributeValue::S(JOB_TYPE.to_owned()))
             .item("job", AttributeValue::S(json))

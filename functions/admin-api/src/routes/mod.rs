@@ -13,9 +13,9 @@ use axum::{middleware, Router};
 use snapshot_core::ports::{EventStore, SnapshotStore};
 
 use crate::auth::{require_admin, Authenticator};
+use crate::console;
 use crate::observe::observe;
 use crate::problem::route_not_found;
-use crate::console;
 use crate::route_table::{
     AGGREGATE, BACKFILL, BACKFILL_STATUS, CLEANUP, CONSOLE, CONSOLE_CSS, CONSOLE_JS, CREATE,
     DELETE, HEALTH, LATEST, LIST, OPENAPI, VERIFY,
