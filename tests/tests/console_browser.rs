@@ -121,8 +121,8 @@ async fn the_console_works_in_a_headless_browser() {
     repo.snapshots().put_if_absent(&record).await.unwrap();
 
     let state = dynamo_state(&sdk_config().await, config);
-    let authenticator = Authenticator::gateway(AccessPolicy::default())
-        .with_dev_token(DevToken::new(TOKEN).unwrap());
+    let authenticator =
+        Authenticator::local(AccessPolicy::default()).with_dev_token(DevToken::new(TOKEN).unwrap());
     let listener = bind(0).await.unwrap();
     let base = format!("http://{}/", listener.local_addr().unwrap());
     let server = tokio::spawn(serve(listener, router(state, authenticator)));

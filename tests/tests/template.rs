@@ -1029,7 +1029,7 @@ fn large_state_bucket_is_encrypted_tls_only_and_expires_orphans() {
     }));
     // Every function that reads or writes states names the bucket's objects, never "*".
     for id in ["SnapshotterRole", "PrunerFunction", "AdminApiFunction"] {
-        let text = serde_yaml::to_string(t.resource(id)).unwrap();
+        let text = serde_norway::to_string(t.resource(id)).unwrap();
         assert!(text.contains("s3:"), "{id} has no S3 grant");
         assert!(
             text.contains("${SnapshotStateBucket.Arn}/states/*"),

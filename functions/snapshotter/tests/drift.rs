@@ -1,6 +1,6 @@
 //! Continuous drift checks: with every snapshot sampled (`SNAPSHOT_DRIFT_SAMPLE=1`), a
 //! snapshot built on a base that holds a wrong state (with a matching checksum) is caught by
-//! the full-replay comparison, counted as `SnapshotDrift` and taken out of use; a correct one
+//! the full-replay comparison, counted as `SnapshotDrift` and marked invalid; a correct one
 //! is checked and kept.
 
 mod support;
@@ -71,11 +71,20 @@ async fn a_drifted_snapshot_is_detected_counted_and_taken_out_of_use() {
     let report = h.deliver(&events[5..]).await;
     assert_eq!(metric(&report, DRIFT_CHECKS), 1);
     assert_eq!(metric(&report, SNAPSHOT_DRIFT), 1);
-    assert_eq!(
-        h.snapshot_versions("drift-1"),
-        vec![5],
-        "the drifted snapshot at 6 is out of use"
-    );
+    // Out of use: kept as evidence, marked invalid (no load starts from it).
+    assert_eq!(h.snapshot_versions("drift-1"), vec![5, 6]);
+    let drifted = h
+        .repository()
+        .snapshots()
+        .get("drift-1", 6)
+        .await
+        .unwrap()
+        .expect("the drifted snapshot is kept");
+    let mark = drifted
+        .header
+        .invalid
+        .expect("the drifted snapshot at 6 is marked invalid");
+    assert!(mark.reason.starts_with("drift:"), "{}", mark.reason);
 }
 
 #[test]

@@ -30,13 +30,16 @@ pub const MAX_JOB_AGGREGATES: usize = 8_000;
 pub const ASSUMED_EVENT_BYTES: u64 = 512;
 /// Audit actor and reason of backfill snapshots.
 pub const ACTOR: &str = "backfill";
+/// Audit reason of backfill snapshots.
 pub const REASON: &str = "backfill:schema";
 
 /// An aggregate to re-snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Candidate {
+    /// Aggregate id.
     pub aggregate_id: String,
+    /// Aggregate type.
     pub aggregate_type: String,
     /// Its newest snapshot's version: a full replay reads at least this many events.
     pub snapshot_version: u64,
@@ -46,14 +49,17 @@ pub struct Candidate {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackfillPlan {
+    /// Aggregates to re-snapshot.
     pub aggregates: u64,
     /// Events the full replays read, at least (up to each obsolete snapshot's version).
     pub events_to_read: u64,
     /// Strongly consistent read units of those reads: 1 per 4 KB per query page, at
     /// [`ASSUMED_EVENT_BYTES`] per event.
     pub estimated_read_units: u64,
+    /// Aggregates to re-snapshot, per type.
     pub by_type: BTreeMap<String, u64>,
     #[serde(skip)]
+    /// The aggregates themselves (not in the report).
     pub candidates: Vec<Candidate>,
 }
 
@@ -111,8 +117,11 @@ pub async fn plan<S: SnapshotStore + ?Sized>(
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+/// Whether a job has aggregates left.
 pub enum JobState {
+    /// Aggregates are left; the next run continues.
     Running,
+    /// Every aggregate was handled.
     Complete,
 }
 
@@ -120,16 +129,26 @@ pub enum JobState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackfillJob {
+    /// Job id (a UUID).
     pub job_id: String,
+    /// Running or complete.
     pub state: JobState,
+    /// Aggregates in the job.
     pub total: u64,
+    /// Aggregates re-snapshotted.
     pub done: u64,
+    /// Aggregates that could not be re-snapshotted (logged, not retried).
     pub failed: u64,
+    /// Events read by the job so far.
     pub events_read: u64,
+    /// Runs so far (each under the read budget).
     pub runs: u64,
+    /// When the job started (epoch milliseconds).
     pub started_at: i64,
+    /// When a run last saved it (epoch milliseconds).
     pub updated_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The last failure, if any.
     pub last_error: Option<String>,
     /// Still to do, in order.
     pub pending: Vec<Candidate>,
@@ -164,7 +183,9 @@ impl BackfillJob {
 /// Where the current job is kept between runs.
 #[async_trait]
 pub trait BackfillJobStore: Send + Sync {
+    /// The current job, if any.
     async fn load(&self) -> Result<Option<BackfillJob>, StoreError>;
+    /// Replaces the current job.
     async fn save(&self, job: &BackfillJob) -> Result<(), StoreError>;
 }
 

@@ -40,14 +40,20 @@ use crate::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
 };
 
+/// Metric: repository loads.
 pub const LOADS: &str = "Loads";
+/// Metric: events folded by loads, summed.
 pub const LOAD_EVENTS_FOLDED: &str = "LoadEventsFolded";
 /// Events folded on top of the snapshot used (all of them for a full replay), summed; with
 /// `Loads` it gives the average age, and [`LOAD_SNAPSHOT_AGE_MAX`] the worst.
 pub const LOAD_SNAPSHOT_AGE: &str = "LoadSnapshotAgeEvents";
+/// Metric: the largest snapshot age (events folded on top) of one load.
 pub const LOAD_SNAPSHOT_AGE_MAX: &str = "LoadSnapshotAgeEventsMax";
+/// Metric: snapshots skipped as invalid or unusable by loads.
 pub const LOAD_INVALID_SKIPPED: &str = "LoadInvalidSnapshotsSkipped";
+/// Metric: loads that used no snapshot.
 pub const LOAD_FULL_REPLAYS: &str = "LoadFullReplays";
+/// Metric: store requests made by loads.
 pub const LOAD_REQUESTS: &str = "LoadRequests";
 
 #[derive(Debug, Default)]
@@ -71,12 +77,19 @@ pub struct LoadTelemetry {
 /// What [`LoadTelemetry`] has counted, as numbers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadTotals {
+    /// Loads.
     pub loads: u64,
+    /// Events folded.
     pub events_folded: u64,
+    /// Snapshot ages in events, summed.
     pub snapshot_age_events_sum: u64,
+    /// The largest snapshot age in events.
     pub snapshot_age_events_max: u64,
+    /// Snapshots skipped.
     pub invalid_skipped: u64,
+    /// Loads without a snapshot.
     pub full_replays: u64,
+    /// Store requests.
     pub requests: u64,
 }
 
@@ -114,6 +127,7 @@ impl LoadTelemetry {
         }
     }
 
+    /// What has been counted since the last flush.
     pub fn totals(&self) -> LoadTotals {
         let c = &self.counters;
         LoadTotals {
@@ -156,6 +170,7 @@ pub struct Metered<T> {
 }
 
 impl<T> Metered<T> {
+    /// The store being metered.
     pub fn inner(&self) -> &T {
         &self.inner
     }

@@ -351,12 +351,15 @@ pub struct InMemoryStateObjects {
 }
 
 impl InMemoryStateObjects {
+    /// Bucket name in the refs it writes.
     pub const BUCKET: &'static str = "memory";
 
+    /// An empty object store.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Requests served so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }

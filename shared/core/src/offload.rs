@@ -72,14 +72,17 @@ pub struct OffloadingSnapshotStore<S, O> {
 }
 
 impl<S, O> OffloadingSnapshotStore<S, O> {
+    /// Offloads through `objects` when there is one.
     pub fn new(inner: S, objects: Option<O>) -> Self {
         Self { inner, objects }
     }
 
+    /// The item store.
     pub fn inner(&self) -> &S {
         &self.inner
     }
 
+    /// The state object store, if any.
     pub fn objects(&self) -> Option<&O> {
         self.objects.as_ref()
     }

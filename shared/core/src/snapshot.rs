@@ -21,7 +21,9 @@ pub struct SnapshotMetadata {
 /// the `state` attribute would, so `checksum` and the sizes cover it the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StateRef {
+    /// Bucket name.
     pub bucket: String,
+    /// Object key.
     pub key: String,
 }
 

@@ -7,7 +7,7 @@ use snapshot_core::codec::{sha256_hex, SnapshotCodec, DYNAMODB_ITEM_LIMIT};
 use snapshot_core::domain::{AggregateRoot, Warehouse};
 use snapshot_core::memory::{InMemoryEventStore, InMemorySnapshotStore, InMemoryStateObjects};
 use snapshot_core::offload::{object_key, OffloadingSnapshotStore, StateObjectStore};
-use snapshot_core::ports::{PutOutcome, SnapshotStore};
+use snapshot_core::ports::{PutOutcome, SnapshotStore, MAX_EVENTS_PER_APPEND};
 use snapshot_core::snapshot::{SnapshotKey, SnapshotMetadata, StateRef};
 use snapshot_core::{AggregateRepository, Registry, RepositoryError, StoreError};
 
@@ -38,7 +38,7 @@ async fn large_warehouse<S: SnapshotStore>(
             .map(|i| sha256_hex(format!("{id}/{p}/{i}").as_bytes()))
             .collect();
         root.place(&format!("L{:02}", p % 20), &sku, 1).unwrap();
-        if root.uncommitted().len() == 100 {
+        if root.uncommitted().len() == MAX_EVENTS_PER_APPEND {
             repo.save(&mut root, None).await.unwrap();
         }
     }

@@ -175,8 +175,15 @@ where
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text_asset = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/"));
     let body = if bytes.is_empty() {
         Value::Null
+    } else if text_asset {
+        // The console's page and assets; every API reply must be JSON.
+        Value::String(String::from_utf8_lossy(&bytes).into_owned())
     } else {
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"))
