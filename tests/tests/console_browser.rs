@@ -2,7 +2,8 @@
 //! as in Lambda) on tables of the local emulator, with seeded aggregates, driven by Debian's
 //! chromium through playwright-core (`tests/browser/console.mjs`, installed with chromium by
 //! `scripts/browser.sh`, which `make test` runs). Screenshots of each screen land in
-//! `target/console-screenshots/` (copies are in `docs/console/`).
+//! `target/console-screenshots/`; their copies in `docs/console/` must exist
+//! (`scripts/console-screenshots.sh` refreshes them).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -127,12 +128,17 @@ async fn the_console_works_in_a_headless_browser() {
     let base = format!("http://{}/", listener.local_addr().unwrap());
     let server = tokio::spawn(serve(listener, router(state, authenticator)));
 
-    let shots = root.join("target/console-screenshots");
+    // `scripts/console-screenshots.sh` points this at `docs/console/` to refresh the copies.
+    let shots = std::env::var_os("CONSOLE_SCREENSHOTS")
+        .map_or_else(|| root.join("target/console-screenshots"), PathBuf::from);
+    let out_dir = shots.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
+        // Bounded: a hung browser fails the test instead of the whole run.
+        Command::new("timeout")
+            .args(["--kill-after=5", "180", "node"])
             .arg(script)
             .args([base.as_str(), TOKEN])
-            .arg(&shots)
+            .arg(&out_dir)
             .args([item, drifted])
             .output()
             .expect("node runs (scripts/browser.sh installs it)")
@@ -156,6 +162,23 @@ async fn the_console_works_in_a_headless_browser() {
         assert!(
             stdout.contains(check),
             "missing check `{check}` in:\n{stdout}"
+        );
+    }
+    // Every screen the run shot has its copy in docs/ (the README shows them).
+    let docs = root.join("docs/console");
+    let screens: Vec<String> = std::fs::read_dir(&shots)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| n != "failure.png")
+        .collect();
+    assert!(screens.len() >= 8, "screens: {screens:?}");
+    for screen in &screens {
+        assert!(
+            docs.join(screen).is_file(),
+            "docs/console/{screen} is missing: run scripts/console-screenshots.sh"
         );
     }
     // The backfill re-snapshotted the old-schema item with the current schema.

@@ -1,10 +1,13 @@
 //! Backfill after a schema change: once a deploy raises a type's state schema version, every
 //! snapshot of that type is obsolete and loads fall back to full replays. A backfill
-//! re-snapshots every aggregate whose newest snapshot is of another schema version.
+//! re-snapshots every aggregate whose newest snapshot is of another schema version or marked
+//! invalid.
 //!
 //! [`plan`] finds them (a keys-only scan of the snapshot table) and estimates the cost; a
 //! [`BackfillJob`] keeps the aggregates still to do, so a run stops at its read budget or
-//! deadline and the next run (the pruner's schedule, or the admin API) resumes it.
+//! deadline and the next run (the pruner's schedule, or the admin API) resumes it. The job's
+//! record holds at most [`MAX_PENDING_BYTES`] of aggregates; the rest is found again by a new
+//! plan when those are done, under the same job.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -23,9 +26,9 @@ use crate::snapshot::{SnapshotKey, SnapshotMetadata};
 
 /// Keys asked per scan page.
 const SCAN_PAGE: usize = 10_000;
-/// Most aggregates one job carries (its record must fit one item); a larger backfill takes
-/// several jobs, each finding what is left.
-pub const MAX_JOB_AGGREGATES: usize = 8_000;
+/// Bytes of queued aggregates one job record holds: the record is one DynamoDB item (400 KB at
+/// most), whatever the length of the aggregate ids.
+pub const MAX_PENDING_BYTES: usize = 256 * 1024;
 /// Event item size assumed by the read-unit estimate (the contract's events are small maps).
 pub const ASSUMED_EVENT_BYTES: u64 = 512;
 /// Audit actor and reason of backfill snapshots.
@@ -69,13 +72,13 @@ pub fn read_units(events: u64) -> u64 {
 }
 
 /// Finds the aggregates whose newest snapshot is of another schema version than their type's
-/// current one (types the registry does not know are left alone).
+/// current one, or marked invalid (types the registry does not know are left alone).
 pub async fn plan<S: SnapshotStore + ?Sized>(
     store: &S,
     registry: &Registry,
 ) -> Result<BackfillPlan, StoreError> {
-    // Newest snapshot per aggregate: (type, version, schema).
-    let mut newest: BTreeMap<String, (String, u64, u32)> = BTreeMap::new();
+    // Newest snapshot per aggregate: (type, version, schema, invalid).
+    let mut newest: BTreeMap<String, (String, u64, u32, bool)> = BTreeMap::new();
     let mut cursor: Option<SnapshotKey> = None;
     loop {
         let page = store.scan_summaries(0, 1, cursor.take(), SCAN_PAGE).await?;
@@ -84,9 +87,10 @@ pub async fn plan<S: SnapshotStore + ?Sized>(
                 s.aggregate_type.clone(),
                 0,
                 s.schema_version,
+                s.invalid,
             ));
             if s.key.version >= entry.1 {
-                *entry = (s.aggregate_type, s.key.version, s.schema_version);
+                *entry = (s.aggregate_type, s.key.version, s.schema_version, s.invalid);
             }
         }
         match page.next {
@@ -95,11 +99,11 @@ pub async fn plan<S: SnapshotStore + ?Sized>(
         }
     }
     let mut plan = BackfillPlan::default();
-    for (aggregate_id, (aggregate_type, version, schema)) in newest {
+    for (aggregate_id, (aggregate_type, version, schema, invalid)) in newest {
         let Some(kind) = registry.get(&aggregate_type) else {
             continue;
         };
-        if schema == kind.schema_version() {
+        if schema == kind.schema_version() && !invalid {
             continue;
         }
         plan.aggregates += 1;
@@ -150,24 +154,44 @@ pub struct BackfillJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// The last failure, if any.
     pub last_error: Option<String>,
+    /// Found but not queued (over [`MAX_PENDING_BYTES`]): a new plan queues them once
+    /// `pending` is done.
+    #[serde(default)]
+    pub left_over: u64,
     /// Still to do, in order.
     pub pending: Vec<Candidate>,
 }
 
+/// The candidates that fit one job record, and how many did not.
+fn queue(candidates: Vec<Candidate>) -> (Vec<Candidate>, u64) {
+    let found = candidates.len();
+    let mut bytes = 0;
+    let mut queued = Vec::new();
+    for candidate in candidates {
+        let size = serde_json::to_vec(&candidate).map_or(usize::MAX, |v| v.len() + 1);
+        if bytes + size > MAX_PENDING_BYTES {
+            break;
+        }
+        bytes += size;
+        queued.push(candidate);
+    }
+    let left_over = (found - queued.len()) as u64;
+    (queued, left_over)
+}
+
 impl BackfillJob {
-    /// A job over the plan's aggregates (at most [`MAX_JOB_AGGREGATES`]).
+    /// A job over the plan's aggregates (those over [`MAX_PENDING_BYTES`] are left over).
     pub fn start(plan: BackfillPlan) -> Self {
-        let mut pending = plan.candidates;
-        pending.truncate(MAX_JOB_AGGREGATES);
+        let (pending, left_over) = queue(plan.candidates);
         let now = now_millis();
         Self {
             job_id: uuid::Uuid::new_v4().to_string(),
-            state: if pending.is_empty() {
+            state: if pending.is_empty() && left_over == 0 {
                 JobState::Complete
             } else {
                 JobState::Running
             },
-            total: pending.len() as u64,
+            total: pending.len() as u64 + left_over,
             done: 0,
             failed: 0,
             events_read: 0,
@@ -175,6 +199,7 @@ impl BackfillJob {
             started_at: now,
             updated_at: now,
             last_error: None,
+            left_over,
             pending,
         }
     }
@@ -208,6 +233,16 @@ pub async fn run<E: EventStore, S: SnapshotStore, J: BackfillJobStore + ?Sized>(
     request_id: Option<String>,
 ) -> Result<BackfillJob, StoreError> {
     job.runs += 1;
+    if job.pending.is_empty() && job.left_over > 0 {
+        // What did not fit the record: found again (done ones are current now). Aggregates
+        // that failed are found too and tried once more.
+        let found = plan(repository.snapshots(), registry).await?;
+        let (pending, left_over) = queue(found.candidates);
+        info!(job_id = %job.job_id, queued = pending.len(), left_over, "backfill queue refilled");
+        job.total = job.done + pending.len() as u64 + left_over;
+        job.pending = pending;
+        job.left_over = left_over;
+    }
     let mut read_this_run = 0;
     while let Some(candidate) = job.pending.first().cloned() {
         if read_this_run >= limits.read_budget
@@ -230,7 +265,7 @@ pub async fn run<E: EventStore, S: SnapshotStore, J: BackfillJobStore + ?Sized>(
             }
         }
     }
-    if job.pending.is_empty() {
+    if job.pending.is_empty() && job.left_over == 0 {
         job.state = JobState::Complete;
     }
     job.updated_at = now_millis();

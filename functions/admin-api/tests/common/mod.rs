@@ -65,13 +65,26 @@ impl TestApp {
     }
 
     pub fn with_authenticator(authenticator: Authenticator) -> Self {
+        Self::with(authenticator, config())
+    }
+
+    /// The dev token, and these settings.
+    pub fn with_config(config: Config) -> Self {
+        Self::with(
+            Authenticator::gateway(policy(), tokens::verifier())
+                .with_dev_token(DevToken::new(TOKEN).unwrap()),
+            config,
+        )
+    }
+
+    fn with(authenticator: Authenticator, config: Config) -> Self {
         let events = Arc::new(InMemoryEventStore::new());
         let snapshots = Arc::new(InMemorySnapshotStore::new());
         let codec = SnapshotCodec::default();
         let state = AppState::new(
             AggregateRepository::new(Arc::clone(&events), Arc::clone(&snapshots), codec),
             Registry::builtin(),
-            config(),
+            config,
         );
         let repo = AggregateRepository::new(Arc::clone(&events), Arc::clone(&snapshots), codec);
         Self {
