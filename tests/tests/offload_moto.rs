@@ -1,7 +1,8 @@
 //! States larger than one item on the local emulator: a multi-megabyte WAREHOUSE is
 //! snapshotted to S3 (KMS-encrypted, tagged committed), loaded back through the object,
 //! snapshotted by the snapshotter only once for a version however often the batch comes
-//! back, and deleted with its item.
+//! back, and deleted with its item; the pruner deletes pruned states' objects with their
+//! items and leaves the backfill job's record alone.
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_s3::types::ServerSideEncryption;
@@ -263,5 +264,95 @@ async fn the_snapshotter_offloads_an_oversized_aggregate_once_per_version() {
     assert_eq!(
         setup.object_keys().await,
         vec![object_key("wh-stream", version)]
+    );
+}
+
+/// A snapshot whose state (about 1.2 MB of hashes) compresses to more than one item.
+fn oversized_record(
+    codec: &snapshot_core::codec::SnapshotCodec,
+    id: &str,
+    version: u64,
+) -> snapshot_core::snapshot::SnapshotRecord {
+    let blob: String = (0..19_000)
+        .map(|i| sha256_hex(format!("{id}/{version}/{i}").as_bytes()))
+        .collect();
+    let state = serde_json::json!({"id": id, "name": "Big", "capacity": 1, "used": 0, "locations": {}, "blob": blob});
+    snapshot_core::snapshot::build_snapshot(
+        codec,
+        snapshot_core::snapshot::SnapshotSubject {
+            aggregate_id: id,
+            aggregate_type: "WAREHOUSE",
+            schema_version: Registry::builtin()
+                .get("WAREHOUSE")
+                .unwrap()
+                .schema_version(),
+            version,
+            last_event_id: None,
+        },
+        state.to_string().into_bytes(),
+        SnapshotMetadata::default(),
+        1_700_000_000_000 + version as i64,
+        None,
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pruner_deletes_offloaded_states_with_their_items_and_leaves_the_backfill_job() {
+    use pruner::{handler, Invocation, PrunerSettings};
+    use snapshot_core::backfill::{BackfillJob, BackfillJobStore, BackfillPlan};
+    use snapshot_core::pruning::Deadline;
+    use snapshot_dynamo::DynamoJobStore;
+
+    let setup = Setup::new("offload_prune").await;
+    let store = setup.store().await;
+    for version in 1..=3 {
+        let record = oversized_record(&setup.config.codec, "wh-prune", version);
+        assert!(
+            record.header.encoding.starts_with("s3+"),
+            "{}",
+            record.header.encoding
+        );
+        store.put_if_absent(&record).await.unwrap();
+    }
+    assert_eq!(setup.object_keys().await.len(), 3);
+    // The backfill job's record lives in the same table.
+    let jobs = DynamoJobStore::new(setup.tables.client.clone(), &setup.tables.snapshots_table);
+    let job = BackfillJob::start(BackfillPlan::default());
+    jobs.save(&job).await.unwrap();
+
+    let mut lookup = setup.lookup.clone();
+    lookup.push(("MAX_SNAPSHOTS_PER_AGGREGATE", "1".to_owned()));
+    let settings = PrunerSettings::from_lookup(|k| find(&lookup, k)).unwrap();
+    let invocation = Invocation {
+        deadline: Deadline::none(),
+        request_id: Some("prune-1".to_owned()),
+    };
+    let summary = handler(
+        &store,
+        &Registry::builtin(),
+        &settings,
+        serde_json::json!({}),
+        invocation,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.deleted, 2, "{summary:?}");
+    assert_eq!(
+        setup.object_keys().await,
+        vec![object_key("wh-prune", 3)],
+        "the pruned snapshots' objects go with their items"
+    );
+    let kept = store
+        .latest_header("wh-prune")
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.version, 3);
+    assert_eq!(
+        jobs.load().await.unwrap(),
+        Some(job),
+        "the job record is left alone"
     );
 }
