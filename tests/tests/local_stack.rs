@@ -66,6 +66,15 @@ async fn local_stack_snapshots_demo_traffic_prunes_serves_the_admin_api_and_stop
     .unwrap();
     let (url, token) = (stack.url.clone(), stack.token.clone());
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    // What `make run` prints names the operator console's page and the token to sign in with.
+    let banner = local_stack::banner::banner(
+        &stack,
+        &settings(&events_table, &snapshots_table, &env_file),
+        "emulator",
+    );
+    let console = format!("{url}/console/");
+    assert!(banner.contains(&console), "{banner}");
+    assert!(banner.contains(&token), "{banner}");
     assert!(token.len() >= 32, "a freshly generated token: {token}");
     assert_eq!(
         stack.demo_aggregates,
@@ -130,6 +139,15 @@ async fn local_stack_snapshots_demo_traffic_prunes_serves_the_admin_api_and_stop
         let http = reqwest::Client::new();
         let health = http.get(format!("{url}/health")).send().await.unwrap();
         assert_eq!(health.status(), StatusCode::OK);
+        // The console's page is served at the printed URL, under its strict policy.
+        let page = http.get(&console).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let csp = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert!(page.text().await.unwrap().contains("Snapshot console"));
         let list = format!("{url}/admin/snapshots/demo-item-1");
         let anonymous = http.get(&list).send().await.unwrap();
         assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);

@@ -1049,3 +1049,56 @@ fn large_state_bucket_is_encrypted_tls_only_and_expires_orphans() {
     )
     .is_some_and(|v| is_ref(v, "SnapshotStateBucket")));
 }
+
+#[test]
+fn drift_has_an_alarm_and_the_dashboard_shows_what_the_code_emits() {
+    let t = template();
+    let drift = t.resource("SnapshotterDriftAlarm");
+    let p = at(drift, &["Properties"]).unwrap();
+    assert_eq!(
+        at(p, &["Namespace"]).and_then(Value::as_str),
+        Some(snapshot_core::metrics::NAMESPACE)
+    );
+    assert_eq!(
+        at(p, &["MetricName"]).and_then(Value::as_str),
+        Some(snapshotter::metrics::SNAPSHOT_DRIFT)
+    );
+    assert_eq!(at(p, &["Threshold"]).and_then(Value::as_u64), Some(0));
+    assert_eq!(
+        at(p, &["ComparisonOperator"]).and_then(Value::as_str),
+        Some("GreaterThanThreshold")
+    );
+
+    // The body is JSON once CloudFormation substitutes its `${...}` names.
+    let dashboards = t.resources_of_type("AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboards.len(), 1);
+    let body = at(dashboards[0].1, &["Properties", "DashboardBody"]).unwrap();
+    let Some(Intrinsic::Other { name, argument }) = intrinsic(body) else {
+        panic!("DashboardBody is not a !Sub");
+    };
+    assert_eq!(name, "Fn::Sub");
+    let text = argument.as_sequence().unwrap()[0].as_str().unwrap();
+    let substituted = regex::Regex::new(r"\$\{[A-Za-z:.]+\}")
+        .unwrap()
+        .replace_all(text, "x");
+    let json: serde_json::Value = serde_json::from_str(&substituted).unwrap();
+    let widgets = json["widgets"].as_array().unwrap();
+    let shown = json.to_string();
+    for metric in [
+        snapshotter::metrics::SNAPSHOTS_CREATED,
+        snapshotter::metrics::FAILURES,
+        snapshotter::metrics::SNAPSHOT_DRIFT,
+        "IteratorAge",
+        snapshot_core::load_metrics::LOAD_EVENTS_FOLDED,
+        snapshot_core::load_metrics::LOAD_SNAPSHOT_AGE_MAX,
+        snapshot_core::load_metrics::LOAD_INVALID_SKIPPED,
+        snapshot_core::load_metrics::LOAD_REQUESTS,
+    ] {
+        assert!(
+            shown.contains(&format!("\"{metric}\""))
+                || shown.contains(&format!("=\\\"{metric}\\\"")),
+            "the dashboard does not show {metric}"
+        );
+    }
+    assert!(widgets.len() >= 4, "{} widgets", widgets.len());
+}

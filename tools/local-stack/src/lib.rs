@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod banner;
 pub mod demo;
 pub mod progress;
 pub mod settings;
