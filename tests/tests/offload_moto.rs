@@ -12,7 +12,7 @@ use snapshot_core::config::Config;
 use snapshot_core::domain::{AggregateRoot, Warehouse};
 use snapshot_core::offload::object_key;
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
-use snapshot_core::snapshot::{SnapshotKey, SnapshotMetadata};
+use snapshot_core::snapshot::SnapshotMetadata;
 use snapshot_core::{AggregateRepository, Registry};
 use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
 use snapshot_s3::{client, create_bucket, with_state_objects, SnapshotStoreWithObjects};
@@ -77,6 +77,21 @@ impl Setup {
             .filter_map(|o| o.key().map(str::to_owned))
             .collect()
     }
+}
+
+const API_TOKEN: &str = "offload-dev-token";
+
+/// The admin API's local server (the Lambda's router) on the setup's tables and bucket.
+async fn admin_api_on(setup: &Setup) -> String {
+    use admin_api::local::{bind, serve};
+    use admin_api::{dynamo_state, router, AccessPolicy, Authenticator, DevToken};
+    let state = dynamo_state(&sdk_config().await, setup.config.clone());
+    let authenticator = Authenticator::local(AccessPolicy::default())
+        .with_dev_token(DevToken::new(API_TOKEN).unwrap());
+    let listener = bind(0).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(listener, router(state, authenticator)));
+    base
 }
 
 fn find(lookup: &[(&'static str, String)], key: &str) -> Option<String> {
@@ -203,16 +218,51 @@ async fn a_multi_megabyte_warehouse_is_offloaded_to_s3_and_loads_back() {
         replayed.state_json
     );
 
-    // Deleted with its item (as the pruner and the admin API delete).
-    let deleted = repo
-        .snapshots()
-        .delete_many(&[SnapshotKey {
-            aggregate_id: "wh-mega".into(),
-            version,
-        }])
+    // The admin API reads, verifies and deletes it through the object too.
+    let api = admin_api_on(&setup).await;
+    let http = reqwest::Client::new();
+    let latest: serde_json::Value = http
+        .get(format!("{api}/admin/snapshots/wh-mega/latest"))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
         .await
         .unwrap();
-    assert_eq!(deleted, 1);
+    assert_eq!(latest["version"], version, "{latest}");
+    assert_eq!(latest["encoding"], "s3+json+zstd", "{latest}");
+    assert_eq!(latest["stateRef"]["key"], key.as_str(), "{latest}");
+    let replayed_value: serde_json::Value = serde_json::from_slice(&replayed.state_json).unwrap();
+    assert!(
+        latest["state"] == replayed_value,
+        "the state read from the object differs from a full replay"
+    );
+    let verify: serde_json::Value = http
+        .post(format!("{api}/admin/snapshots/wh-mega/verify"))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verify["result"], "match", "{verify}");
+    assert_eq!(
+        verify["snapshotLoad"]["snapshotVersion"], version,
+        "{verify}"
+    );
+
+    // Deleted with its item (the only snapshot: with force).
+    let deleted = http
+        .delete(format!(
+            "{api}/admin/snapshots/wh-mega/{version}?force=true"
+        ))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
     assert!(setup.object_keys().await.is_empty());
     assert!(repo
         .snapshots()

@@ -1,6 +1,6 @@
 //! Continuous drift checks: with every snapshot sampled (`SNAPSHOT_DRIFT_SAMPLE=1`), a
 //! snapshot built on a base that holds a wrong state (with a matching checksum) is caught by
-//! the full-replay comparison, counted as `SnapshotDrift` and marked invalid; a correct one
+//! the full-replay comparison, counted as `SnapshotDrift`, audited (`snapshot.drift`) and marked invalid; a correct one
 //! is checked and kept.
 
 mod support;
@@ -12,6 +12,20 @@ use snapshot_core::snapshot::{build_snapshot, SnapshotMetadata, SnapshotSubject}
 use snapshotter::evaluate::sampled;
 use snapshotter::metrics::{DRIFT_CHECKS, SNAPSHOT_DRIFT};
 use support::{item_events, json_of, metric, Harness};
+
+/// Where the audit records go during the test.
+#[derive(Clone, Default)]
+struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 fn harness() -> Harness {
     Harness::new(&[
@@ -68,7 +82,31 @@ async fn a_drifted_snapshot_is_detected_counted_and_taken_out_of_use() {
     h.snapshots.put_if_absent(&base).await.unwrap();
 
     // The next snapshot (version 6) is built on it, inherits the error, and is caught.
+    let audit = Buffer::default();
+    let writer = audit.clone();
+    let subscriber = snapshot_core::telemetry::subscriber(
+        tracing_subscriber::EnvFilter::new("off"),
+        true,
+        move || writer.clone(),
+    );
+    let guard = tracing::subscriber::set_default(subscriber);
     let report = h.deliver(&events[5..]).await;
+    drop(guard);
+    let records = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+    let drift_record = records
+        .lines()
+        .find(|l| l.contains(snapshotter::evaluate::DRIFT_ACTION))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {} audit record in:\n{records}",
+                snapshotter::evaluate::DRIFT_ACTION
+            )
+        });
+    assert!(drift_record.contains("drift-1"), "{drift_record}");
+    assert!(
+        drift_record.contains("marked invalid: true"),
+        "{drift_record}"
+    );
     assert_eq!(metric(&report, DRIFT_CHECKS), 1);
     assert_eq!(metric(&report, SNAPSHOT_DRIFT), 1);
     // Out of use: kept as evidence, marked invalid (no load starts from it).
