@@ -5,6 +5,7 @@ use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::domain::{AggregateRoot, InventoryItem};
 use snapshot_core::load_metrics::{LoadTelemetry, LoadTotals, LOADS, LOAD_REQUESTS};
 use snapshot_core::memory::{InMemoryEventStore, InMemorySnapshotStore};
+use snapshot_core::ports::SnapshotStore;
 use snapshot_core::snapshot::SnapshotMetadata;
 use snapshot_core::{AggregateRepository, Registry};
 
@@ -60,6 +61,39 @@ async fn loads_report_what_they_cost() {
     assert_eq!(totals.full_replays, 0);
     assert_eq!(totals.requests, 2);
 
+    // A newer snapshot marked invalid is passed over (counted), the one at 10 used.
+    repo.snapshot_now(kind.as_ref(), "i-1", SnapshotMetadata::default(), None)
+        .await
+        .unwrap();
+    let mark = snapshot_core::snapshot::InvalidMark {
+        reason: "test".into(),
+        at: 1,
+        by: "test".into(),
+    };
+    assert!(repo
+        .snapshots()
+        .mark_invalid("i-1", 13, &mark)
+        .await
+        .unwrap());
+    telemetry.take();
+    let (_, report) = repo.load::<InventoryItem>("i-1").await.unwrap();
+    telemetry.record(&report);
+    let totals = telemetry.totals();
+    assert_eq!(report.snapshot_version, Some(10));
+    assert_eq!(totals.invalid_skipped, 1);
+    assert_eq!(totals.events_folded, 3);
+    assert_eq!(totals.snapshot_age_events_max, 3);
+    let emf = telemetry.take().to_emf();
+    assert_eq!(emf[snapshot_core::load_metrics::LOAD_INVALID_SKIPPED], 1.0);
+
+    // Back to the valid newest: a snapshot of the same content replaces the marked one.
+    repo.snapshot_now(kind.as_ref(), "i-1", SnapshotMetadata::default(), None)
+        .await
+        .unwrap();
+    telemetry.take();
+    let (_, report) = repo.load::<InventoryItem>("i-1").await.unwrap();
+    telemetry.record(&report);
+    assert_eq!(report.snapshot_version, Some(13));
     let emf = telemetry.take().to_emf();
     assert_eq!(emf["Function"], "inventory-service");
     assert_eq!(emf[LOADS], 1.0);
