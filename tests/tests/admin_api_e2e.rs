@@ -193,7 +193,7 @@ async fn operator_workflow_over_http_on_dynamodb() {
     assert_eq!(current["state"]["onHand"], 25);
     assert_eq!(
         current["load"],
-        json!({"snapshotVersion": 5, "eventsReplayed": 1, "snapshotsSkipped": 0})
+        json!({"snapshotVersion": 5, "eventsReplayed": 1, "snapshotsSkipped": 0, "roundTrips": 1, "requests": 2})
     );
 
     let (status, _) = server

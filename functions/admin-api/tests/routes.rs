@@ -447,7 +447,7 @@ async fn aggregate_state_says_how_it_was_loaded() {
     assert_eq!(reply.body["state"]["onHand"], 1 + 2 + 20);
     assert_eq!(
         reply.body["load"],
-        json!({"snapshotVersion": 3, "eventsReplayed": 2, "snapshotsSkipped": 0})
+        json!({"snapshotVersion": 3, "eventsReplayed": 2, "snapshotsSkipped": 0, "roundTrips": 1, "requests": 2})
     );
 
     let warehouse = app.seed_warehouse("wh-1");

@@ -1,15 +1,16 @@
 //! One aggregate of a batch: decide from the newest snapshot, rebuild from the latest valid
 //! snapshot plus only the missing events and the batch's own images, store it conditionally.
 //!
-//! Requests per aggregate: one newest-snapshot read; when the policy trips, the base record
-//! (none when that read already returned it), the gap between base and batch (none when the
-//! batch continues the base) and one conditional put.
+//! Requests per aggregate: one newest-snapshot read (the whole record: it is the base when
+//! the policy trips); when it trips, one read of the base's boundary event with the gap
+//! between base and batch, and one conditional put. At most 3 per snapshot, whether the
+//! count was reached within the batch or across batches.
 
 use std::time::Instant;
 
 use snapshot_core::audit::{AuditRecord, Outcome};
 use snapshot_core::codec::sha256_hex;
-use snapshot_core::policy::{LastSnapshot, SnapshotPolicy, Strategy};
+use snapshot_core::policy::LastSnapshot;
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
 use snapshot_core::registry::AggregateKind;
 use snapshot_core::snapshot::{
@@ -41,13 +42,6 @@ pub fn sampled(sample: u64, aggregate_id: &str, version: u64) -> bool {
             &format!("{aggregate_id}#{version}"),
             u32::try_from(sample).unwrap_or(u32::MAX),
         ) == 0
-}
-
-/// With this many new events the count policy trips whatever the newest snapshot is (barring
-/// redelivery), so its full record is read at once instead of the header and then the record.
-fn certain_to_trip(policy: &SnapshotPolicy, new_events: usize) -> bool {
-    matches!(policy.strategy, Strategy::Count | Strategy::Hybrid)
-        && new_events as u64 >= policy.threshold
 }
 
 /// Evaluates the aggregates of a batch against the stores, registry and configuration it
@@ -155,9 +149,7 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
         let policy = self.config.policies.for_type(&batch.aggregate_type);
         let now = (self.clock)();
 
-        let newest = self
-            .newest(id, certain_to_trip(policy, batch.events.len()))
-            .await?;
+        let newest = self.newest(id).await?;
         // A marked or unreadable newest snapshot stands for nothing: it may be replaced.
         if let Some(snapshot_version) = newest.standing_version().filter(|v| *v >= last) {
             return Ok(Action::UpToDate { snapshot_version });
@@ -280,20 +272,17 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
         Ok(())
     }
 
-    /// The one read the policy decides on: the newest header, or the newest full record when
-    /// a snapshot is certain to be needed (it is then the base, saving a request).
-    async fn newest(&self, id: &str, with_state: bool) -> Result<Newest, SnapshotterError> {
-        let read = if with_state {
-            self.snapshots
-                .records(id, None, 1)
-                .await
-                .map(|page| page.items.into_iter().next().map(|r| r.map(Newest::Record)))
-        } else {
-            self.snapshots
-                .latest_header(id)
-                .await
-                .map(|header| header.map(|h| h.map(Newest::Header)))
-        };
+    /// The one read the policy decides on: the newest snapshot with its state when the state
+    /// is in the item, which is the base when a snapshot is due (no second snapshot read,
+    /// whether the count was reached in this batch or across batches). It costs the capacity
+    /// a header-only read would: DynamoDB bills a Query by the size of the items it reads,
+    /// whatever the projection. A state kept as an object is fetched only when needed.
+    async fn newest(&self, id: &str) -> Result<Newest, SnapshotterError> {
+        let read = self
+            .snapshots
+            .newest_unfetched(id)
+            .await
+            .map(|newest| newest.map(|r| r.map(|r| Newest::Record(Box::new(r)))));
         match read.map_err(SnapshotterError::store(id))? {
             None => Ok(Newest::None),
             Some(Ok(newest)) => Ok(newest),

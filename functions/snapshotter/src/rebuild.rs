@@ -4,6 +4,7 @@
 //! own stream images.
 
 use snapshot_core::codec::SnapshotCodec;
+use snapshot_core::error::StoreError;
 use snapshot_core::ports::{EventStore, SnapshotStore};
 use snapshot_core::registry::{AggregateKind, FoldError};
 use snapshot_core::snapshot::{InvalidSnapshot, SnapshotHeader, SnapshotRecord};
@@ -17,9 +18,9 @@ use crate::outcome::Counts;
 
 /// The newest snapshot as first read.
 pub(crate) enum Newest {
+    /// The aggregate has no snapshot.
     None,
-    Header(SnapshotHeader),
-    Record(SnapshotRecord),
+    Record(Box<SnapshotRecord>),
     /// An item that does not read as a snapshot.
     Malformed,
 }
@@ -34,7 +35,6 @@ impl Newest {
 
     pub(crate) fn header(&self) -> Option<&SnapshotHeader> {
         match self {
-            Self::Header(h) => Some(h),
             Self::Record(r) => Some(&r.header),
             Self::None | Self::Malformed => None,
         }
@@ -122,8 +122,19 @@ impl<'a, E: EventStore, S: SnapshotStore> Rebuilder<'a, E, S> {
             last.sequence
         };
         let start = match newest {
-            Newest::Record(record) => Start::Prefetched(Box::new(record)),
-            _ => Start::Newest,
+            // A state kept as an object is fetched now that it is needed (no table request).
+            Newest::Record(record) if record.header.is_offloaded() => {
+                match self.snapshots.fetch_state(*record).await {
+                    Ok(record) => Some(Start::Prefetched(Box::new(record))),
+                    // The walk reads it again and passes it over (and marks it).
+                    Err(StoreError::MalformedSnapshot { .. }) => Some(Start::Newest),
+                    Err(e) => return Err(SnapshotterError::store(id)(e)),
+                }
+            }
+            Newest::Record(record) => Some(Start::Prefetched(record)),
+            Newest::Malformed => Some(Start::Newest),
+            // No snapshot to walk (the first read said so): straight to the full replay.
+            Newest::None => None,
         };
         let walk = SnapshotWalk {
             events: self.events,
@@ -138,6 +149,9 @@ impl<'a, E: EventStore, S: SnapshotStore> Rebuilder<'a, E, S> {
         };
         let mut fetched = 0u64;
         let mut folded = 0u64;
+        let Some(start) = start else {
+            return self.replay(counts).await;
+        };
         let walked = walk
             .newest_valid(target, start, Tail::Through(through), |candidate| {
                 self.fold_candidate(through, candidate, &mut fetched, &mut folded)
@@ -157,6 +171,12 @@ impl<'a, E: EventStore, S: SnapshotStore> Rebuilder<'a, E, S> {
                 base_version: header.version,
             });
         }
+        self.replay(counts).await
+    }
+
+    /// The state from every event: the table's up to the batch, then the batch's images.
+    async fn replay(&self, counts: &mut Counts) -> Result<Rebuilt, SnapshotterError> {
+        let id = self.batch.aggregate_id.as_str();
         let state = self
             .fold_onto(0, None, counts)
             .await?

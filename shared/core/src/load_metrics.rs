@@ -200,6 +200,25 @@ impl<E: EventStore> EventStore for Metered<E> {
         self.count();
         self.inner.read(aggregate_id, from, to).await
     }
+
+    async fn read_counted(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
+        self.count();
+        self.inner.read_counted(aggregate_id, from, to).await
+    }
+
+    async fn read_newest(
+        &self,
+        aggregate_id: &str,
+        limit: usize,
+    ) -> Result<Page<EventEnvelope, u64>, StoreError> {
+        self.count();
+        self.inner.read_newest(aggregate_id, limit).await
+    }
 }
 
 #[async_trait]
@@ -237,6 +256,18 @@ impl<S: SnapshotStore> SnapshotStore for Metered<S> {
     ) -> Result<bool, StoreError> {
         self.count();
         self.inner.mark_invalid(aggregate_id, version, mark).await
+    }
+
+    async fn newest_unfetched(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<Stored<SnapshotRecord>>, StoreError> {
+        self.count();
+        self.inner.newest_unfetched(aggregate_id).await
+    }
+
+    async fn fetch_state(&self, record: SnapshotRecord) -> Result<SnapshotRecord, StoreError> {
+        self.inner.fetch_state(record).await
     }
 
     async fn get(

@@ -113,6 +113,26 @@ impl EventStore for InMemoryEventStore {
             })
             .unwrap_or_default())
     }
+
+    async fn read_newest(
+        &self,
+        aggregate_id: &str,
+        limit: usize,
+    ) -> Result<Page<EventEnvelope, u64>, StoreError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let streams = lock(&self.streams);
+        let stream = streams
+            .get(aggregate_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let items: Vec<EventEnvelope> = stream.iter().rev().take(limit).cloned().collect();
+        let next = if items.len() < stream.len() {
+            items.last().map(|e| e.sequence)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
 }
 
 #[derive(Debug, Default)]

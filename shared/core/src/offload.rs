@@ -244,6 +244,18 @@ impl<S: SnapshotStore, O: StateObjectStore> SnapshotStore for OffloadingSnapshot
         self.inner.mark_invalid(aggregate_id, version, mark).await
     }
 
+    // The snapshotter's policy read: the item only; the object when the state is needed.
+    async fn newest_unfetched(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<Stored<SnapshotRecord>>, StoreError> {
+        self.inner.newest_unfetched(aggregate_id).await
+    }
+
+    async fn fetch_state(&self, record: SnapshotRecord) -> Result<SnapshotRecord, StoreError> {
+        self.fetch(record).await
+    }
+
     async fn get(
         &self,
         aggregate_id: &str,

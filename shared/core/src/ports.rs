@@ -93,6 +93,37 @@ pub trait EventStore: Send + Sync {
         from: u64,
         to: Option<u64>,
     ) -> Result<Vec<EventEnvelope>, StoreError>;
+
+    /// Like [`EventStore::read`], also saying how many sequential requests (pages) it took.
+    async fn read_counted(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
+        Ok((self.read(aggregate_id, from, to).await?, 1))
+    }
+
+    /// The newest events, newest first, at most `limit` of them, in ONE request (strongly
+    /// consistent). `next` is the sequence of the oldest event returned when older events may
+    /// exist, `None` when the page reaches back to the first event. A store may return fewer
+    /// than `limit` (a page-size cap) with `next` set. The default reads the whole stream
+    /// (correct, not cheap): adapters override it.
+    async fn read_newest(
+        &self,
+        aggregate_id: &str,
+        limit: usize,
+    ) -> Result<Page<EventEnvelope, u64>, StoreError> {
+        let all = self.read(aggregate_id, 1, None).await?;
+        let total = all.len();
+        let items: Vec<EventEnvelope> = all.into_iter().rev().take(limit).collect();
+        let next = if items.len() < total {
+            items.last().map(|e| e.sequence)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
 }
 
 #[async_trait]
@@ -152,6 +183,29 @@ pub trait SnapshotStore: Send + Sync {
     /// Deletes many snapshots (batched, unprocessed items retried); returns how many were sent.
     async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError>;
 
+    /// The newest snapshot in one request, for a caller that needs its state only sometimes:
+    /// a store that keeps large states outside the item (see [`crate::offload`]) returns
+    /// such a record without its state (`header.state_ref` set), for
+    /// [`SnapshotStore::fetch_state`] to complete when it is needed.
+    async fn newest_unfetched(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<Stored<SnapshotRecord>>, StoreError> {
+        Ok(self
+            .records(aggregate_id, None, 1)
+            .await?
+            .items
+            .into_iter()
+            .next())
+    }
+
+    /// Completes a record read by [`SnapshotStore::newest_unfetched`] with its state (no
+    /// request when the state is in the item). A missing state object is
+    /// [`StoreError::MalformedSnapshot`].
+    async fn fetch_state(&self, record: SnapshotRecord) -> Result<SnapshotRecord, StoreError> {
+        Ok(record)
+    }
+
     /// The newest snapshot's header, if any.
     async fn latest_header(
         &self,
@@ -182,6 +236,21 @@ impl<T: EventStore + ?Sized> EventStore for std::sync::Arc<T> {
         to: Option<u64>,
     ) -> Result<Vec<EventEnvelope>, StoreError> {
         (**self).read(aggregate_id, from, to).await
+    }
+    async fn read_counted(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
+        (**self).read_counted(aggregate_id, from, to).await
+    }
+    async fn read_newest(
+        &self,
+        aggregate_id: &str,
+        limit: usize,
+    ) -> Result<Page<EventEnvelope, u64>, StoreError> {
+        (**self).read_newest(aggregate_id, limit).await
     }
 }
 
@@ -237,6 +306,15 @@ impl<T: SnapshotStore + ?Sized> SnapshotStore for std::sync::Arc<T> {
     }
     async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
         (**self).delete_many(keys).await
+    }
+    async fn newest_unfetched(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<Stored<SnapshotRecord>>, StoreError> {
+        (**self).newest_unfetched(aggregate_id).await
+    }
+    async fn fetch_state(&self, record: SnapshotRecord) -> Result<SnapshotRecord, StoreError> {
+        (**self).fetch_state(record).await
     }
     async fn latest_header(
         &self,

@@ -8,13 +8,14 @@ use crate::clock::now_millis;
 use crate::codec::SnapshotCodec;
 use crate::domain::{Aggregate, AggregateRoot, DomainError, EventEnvelope};
 use crate::error::{EventError, StoreError};
+use crate::policy::PolicySet;
 use crate::ports::{EventStore, PutOutcome, SnapshotStore};
 use crate::registry::{fold_envelopes, AggregateKind, FoldError};
 use crate::snapshot::{
     build_snapshot, InvalidSnapshot, SnapshotBuildError, SnapshotHeader, SnapshotMetadata,
     SnapshotRecord, SnapshotSubject,
 };
-use crate::walk::{SnapshotWalk, Start, Tail, Target, Verdict, WalkError};
+use crate::walk::{Reads, SnapshotWalk, Start, Tail, Target, Verdict, WalkError};
 
 #[derive(Debug, thiserror::Error)]
 /// Repository error.
@@ -56,6 +57,12 @@ pub struct LoadReport {
     pub events_replayed: u64,
     /// Invalid snapshots passed over on the way.
     pub snapshots_skipped: u64,
+    /// Sequential round trips to the stores: requests sent together count once, every page
+    /// of a paginated read counts. One when the newest snapshot is valid and the newest
+    /// events read with it reach back to it.
+    pub round_trips: u32,
+    /// Requests sent to the stores (reads, and marks of invalid snapshots found on the way).
+    pub requests: u32,
 }
 
 /// A state as JSON bytes, for callers that handle every aggregate type generically.
@@ -110,6 +117,7 @@ pub struct AggregateRepository<E, S> {
     actor: String,
     invalid_snapshots: Arc<AtomicU64>,
     marked_snapshots: Arc<AtomicU64>,
+    policies: PolicySet,
 }
 
 impl<E, S> AggregateRepository<E, S> {
@@ -117,6 +125,20 @@ impl<E, S> AggregateRepository<E, S> {
     pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
         self.actor = actor.into();
         self
+    }
+
+    /// The snapshot policies in force: a load reads the newest `threshold + 1` events with
+    /// the newest snapshot, enough to reach back to it whenever the snapshotter keeps up.
+    pub fn with_policies(mut self, policies: PolicySet) -> Self {
+        self.policies = policies;
+        self
+    }
+
+    /// Events read newest first alongside the snapshot: the policy's threshold (the most
+    /// events a kept-up aggregate has after its newest snapshot) plus the boundary event.
+    fn tail_limit(&self, aggregate_type: &str) -> usize {
+        let threshold = self.policies.for_type(aggregate_type).threshold;
+        usize::try_from(threshold.saturating_add(1)).unwrap_or(usize::MAX)
     }
 }
 
@@ -130,6 +152,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             actor: DEFAULT_ACTOR.to_owned(),
             invalid_snapshots: Arc::default(),
             marked_snapshots: Arc::default(),
+            policies: PolicySet::default(),
         }
     }
 
@@ -158,7 +181,8 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         self.marked_snapshots.load(Ordering::Relaxed)
     }
 
-    /// Loads a typed aggregate. A load whose tail fits one page costs two requests.
+    /// Loads a typed aggregate: one round trip (two requests sent together) when the newest
+    /// snapshot is valid and at most the policy threshold of events follow it.
     pub async fn load<A: Aggregate>(
         &self,
         aggregate_id: &str,
@@ -209,7 +233,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         kind: &dyn AggregateKind,
         aggregate_id: &str,
     ) -> Result<LoadedState, RepositoryError> {
-        let events = self.events.read(aggregate_id, 1, None).await?;
+        let (events, pages) = self.events.read_counted(aggregate_id, 1, None).await?;
         let last = events.last().ok_or_else(|| RepositoryError::NotFound {
             aggregate_id: aggregate_id.to_owned(),
         })?;
@@ -227,11 +251,17 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
                 snapshot_version: None,
                 events_replayed: events.len() as u64,
                 snapshots_skipped: 0,
+                round_trips: pages,
+                requests: pages,
             },
             state_json,
         })
     }
 
+    /// The load: the newest snapshot and the newest events (newest first, as many as the
+    /// policy lets follow a snapshot, plus its boundary event) are read at once; a second
+    /// read happens only when those events do not reach back to the snapshot (or to the first
+    /// event, for a full replay). Invalid snapshots are passed over newest first, as ever.
     async fn load_with<T>(
         &self,
         aggregate_id: &str,
@@ -244,9 +274,16 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             aggregate_type,
             schema_version,
         };
+        let (first_page, newest) = futures::join!(
+            self.snapshots.records(aggregate_id, None, 1),
+            self.events
+                .read_newest(aggregate_id, self.tail_limit(aggregate_type))
+        );
+        let mut reads = Reads::with_newest(newest?, 2);
+        let start = Start::Page(first_page?);
         let walked = self
             .walk()
-            .newest_valid(target, Start::Newest, Tail::ToEnd, |candidate| {
+            .newest_valid_with(target, start, Tail::ToEnd, &mut reads, |candidate| {
                 let version = candidate.header.version;
                 match fold(version, Some(&candidate.state), &candidate.tail) {
                     Ok(state) => {
@@ -273,10 +310,12 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
                 snapshot_version: Some(header.version),
                 events_replayed: replayed,
                 snapshots_skipped: skipped,
+                round_trips: reads.round_trips,
+                requests: reads.requests,
             };
             return Ok((state, head, report));
         }
-        let events = self.events.read(aggregate_id, 1, None).await?;
+        let events = reads.events_from(&self.events, aggregate_id, 1).await?;
         let Some(last) = events.last() else {
             return Err(RepositoryError::NotFound {
                 aggregate_id: aggregate_id.to_owned(),
@@ -291,6 +330,8 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             snapshot_version: None,
             events_replayed: events.len() as u64,
             snapshots_skipped: skipped,
+            round_trips: reads.round_trips,
+            requests: reads.requests,
         };
         Ok((state, head, report))
     }

@@ -16,7 +16,7 @@ use crate::codec::SnapshotCodec;
 use crate::domain::EventEnvelope;
 use crate::error::StoreError;
 use crate::metrics::MetricSet;
-use crate::ports::{EventStore, SnapshotStore};
+use crate::ports::{EventStore, Page, SnapshotStore};
 use crate::snapshot::{
     open_snapshot, InvalidMark, InvalidSnapshot, SnapshotHeader, SnapshotRecord, Stored,
 };
@@ -110,6 +110,88 @@ pub enum Start {
     Newest,
     /// With this record, already read as the newest (saves a request), then below it.
     Prefetched(Box<SnapshotRecord>),
+    /// With this first page, already read (newest first), then below it.
+    Page(Page<Stored<SnapshotRecord>, u64>),
+}
+
+/// The requests of a load or walk, and the events already read newest first alongside the
+/// snapshot (a load's one round trip): a candidate's tail is taken from them when they reach
+/// back to it, and only what is missing is read.
+#[derive(Debug, Default)]
+pub struct Reads {
+    /// Events already read, ascending, the newest of the aggregate at the time.
+    newest: Vec<EventEnvelope>,
+    /// True when `newest` reaches back to the first event.
+    complete: bool,
+    /// Requests sent.
+    pub requests: u32,
+    /// Sequential round trips: requests sent together count once, each page of a paginated
+    /// read counts.
+    pub round_trips: u32,
+}
+
+impl Reads {
+    /// Starts from a page of the newest events, newest first (see
+    /// [`EventStore::read_newest`]), read in the same round trip as the snapshot page: one
+    /// round trip, `requests` requests.
+    pub fn with_newest(page: Page<EventEnvelope, u64>, requests: u32) -> Self {
+        let mut newest = page.items;
+        newest.reverse();
+        Self {
+            complete: page.next.is_none(),
+            newest,
+            requests,
+            round_trips: 1,
+        }
+    }
+
+    /// Counts one request sent on its own.
+    fn one(&mut self) {
+        self.requests += 1;
+        self.round_trips += 1;
+    }
+
+    /// Events from `from` on, when what was read covers them.
+    fn covering(&self, from: u64) -> Option<Vec<EventEnvelope>> {
+        let (oldest, newest) = (self.newest.first()?.sequence, self.newest.last()?.sequence);
+        if from > newest || (from < oldest && !self.complete) {
+            return None;
+        }
+        let start = self.newest.partition_point(|e| e.sequence < from);
+        Some(self.newest[start..].to_vec())
+    }
+
+    /// Every event from `from` on: from the events already read when they reach back that
+    /// far, else with one more (paginated) read of what is missing, kept for a later
+    /// candidate or the full replay. When nothing was read, or the snapshot is newer than
+    /// the newest event read (appended since), everything from `from` is read.
+    pub async fn events_from<E: EventStore + ?Sized>(
+        &mut self,
+        events: &E,
+        aggregate_id: &str,
+        from: u64,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        if let Some(covered) = self.covering(from) {
+            return Ok(covered);
+        }
+        let oldest = self.newest.first().map(|e| e.sequence);
+        let newest = self.newest.last().map(|e| e.sequence);
+        let to = match (oldest, newest) {
+            (Some(oldest), Some(newest)) if from < oldest && from <= newest => Some(oldest - 1),
+            _ => None,
+        };
+        let (read, pages) = events.read_counted(aggregate_id, from, to).await?;
+        self.requests += pages;
+        self.round_trips += pages;
+        if to.is_none() {
+            return Ok(read);
+        }
+        let mut older = read;
+        older.append(&mut self.newest);
+        self.newest = older;
+        self.complete |= from <= 1;
+        Ok(self.covering(from).unwrap_or_default())
+    }
 }
 
 /// The aggregate whose snapshots are walked.
@@ -143,6 +225,20 @@ impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
         target: Target<'_>,
         start: Start,
         tail: Tail,
+        accept: impl FnMut(Candidate) -> Verdict<T, X>,
+    ) -> Result<Walked<T>, WalkError<X>> {
+        self.newest_valid_with(target, start, tail, &mut Reads::default(), accept)
+            .await
+    }
+
+    /// [`Self::newest_valid`] counting its requests in `reads`, and taking a
+    /// [`Tail::ToEnd`] from the events `reads` already holds when they reach back far enough.
+    pub async fn newest_valid_with<T, X>(
+        &self,
+        target: Target<'_>,
+        start: Start,
+        tail: Tail,
+        reads: &mut Reads,
         mut accept: impl FnMut(Candidate) -> Verdict<T, X>,
     ) -> Result<Walked<T>, WalkError<X>> {
         let id = target.aggregate_id;
@@ -151,15 +247,26 @@ impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
         let mut page_size = 1;
         let mut pending: Vec<Stored<SnapshotRecord>> = Vec::new();
         let mut more = true;
-        if let Start::Prefetched(record) = start {
-            before = Some(record.header.version);
-            pending.push(Ok(*record));
+        match start {
+            Start::Newest => {}
+            Start::Prefetched(record) => {
+                before = Some(record.header.version);
+                pending.push(Ok(*record));
+            }
+            Start::Page(page) => {
+                page_size = FALLBACK_PAGE;
+                more = page.next.is_some();
+                before = page.next;
+                pending = page.items;
+                pending.reverse();
+            }
         }
         loop {
             if pending.is_empty() {
                 if !more {
                     break;
                 }
+                reads.one();
                 let page = self.snapshots.records(id, before, page_size).await?;
                 page_size = FALLBACK_PAGE;
                 more = page.next.is_some();
@@ -175,15 +282,15 @@ impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
                 Ok(record) => record,
                 Err(unreadable) => {
                     let reason = InvalidSnapshot::Unreadable(unreadable.reason.clone());
-                    skipped.push(self.reject(id, unreadable.version, &reason).await);
+                    skipped.push(self.reject(id, unreadable.version, &reason, reads).await);
                     continue;
                 }
             };
             let version = record.header.version;
-            let candidate = match self.open(&record, target, tail).await? {
+            let candidate = match self.open(&record, target, tail, reads).await? {
                 Ok(candidate) => candidate,
                 Err(invalid) => {
-                    skipped.push(self.reject(id, Some(version), &invalid).await);
+                    skipped.push(self.reject(id, Some(version), &invalid, reads).await);
                     continue;
                 }
             };
@@ -196,7 +303,7 @@ impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
                     })
                 }
                 Verdict::Invalid(invalid) => {
-                    skipped.push(self.reject(id, Some(version), &invalid).await);
+                    skipped.push(self.reject(id, Some(version), &invalid, reads).await);
                 }
                 Verdict::Fail(e) => return Err(WalkError::Fail(e)),
             }
@@ -213,6 +320,7 @@ impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
         record: &SnapshotRecord,
         target: Target<'_>,
         tail: Tail,
+        reads: &mut Reads,
     ) -> Result<Result<Candidate, InvalidSnapshot>, StoreError> {
         let state = match open_snapshot(
             self.codec,
@@ -232,7 +340,22 @@ impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
         };
         // One request reads the boundary event and the tail: the boundary proves the
         // snapshot is not beyond the event stream and was built from these very events.
-        let mut events = self.events.read(target.aggregate_id, version, to).await?;
+        let mut events = match to {
+            None => {
+                reads
+                    .events_from(self.events, target.aggregate_id, version)
+                    .await?
+            }
+            Some(to) => {
+                let (read, pages) = self
+                    .events
+                    .read_counted(target.aggregate_id, version, Some(to))
+                    .await?;
+                reads.requests += pages;
+                reads.round_trips += pages;
+                read
+            }
+        };
         if let Err(invalid) = check_boundary(&record.header, events.first()) {
             return Ok(Err(invalid));
         }
@@ -245,18 +368,27 @@ impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
     }
 
     /// Records a passed-over snapshot and marks it when it is proven wrong.
-    async fn reject(&self, id: &str, version: Option<u64>, invalid: &InvalidSnapshot) -> Skipped {
+    async fn reject(
+        &self,
+        id: &str,
+        version: Option<u64>,
+        invalid: &InvalidSnapshot,
+        reads: &mut Reads,
+    ) -> Skipped {
         warn!(aggregate_id = id, version = ?version, reason = %invalid, "invalid snapshot passed over");
         let marked = match version {
-            Some(version) if invalid.is_definitive() => mark_invalid(
-                self.snapshots,
-                self.actor,
-                id,
-                version,
-                &invalid.to_string(),
-            )
-            .await
-            .unwrap_or(false),
+            Some(version) if invalid.is_definitive() => {
+                reads.one();
+                mark_invalid(
+                    self.snapshots,
+                    self.actor,
+                    id,
+                    version,
+                    &invalid.to_string(),
+                )
+                .await
+                .unwrap_or(false)
+            }
             _ => false,
         };
         Skipped {

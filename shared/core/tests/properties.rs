@@ -304,3 +304,96 @@ proptest! {
         })?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Both load paths: the newest snapshot and the newest `threshold + 1` events are read
+    /// together; the load takes one round trip when they reach back to the snapshot (or to the
+    /// first event without one), one more for the missing events otherwise, and for an invalid
+    /// newest snapshot (bad checksum, or a `lastEventId` the boundary event does not carry,
+    /// checked against the events read with it) one for its mark and one for the next page
+    /// of snapshots. The state always equals the full replay.
+    #[test]
+    fn load_reads_snapshot_and_tail_together_and_equals_replay(
+        ops in prop::collection::vec(item_op(), 0..90),
+        snapshot_at in any::<prop::sample::Index>(),
+        with_snapshot in any::<bool>(),
+        corruption in 0u8..3,
+        threshold in 1u64..40,
+    ) {
+        use std::sync::Arc;
+        use snapshot_core::policy::{PolicySet, SnapshotPolicy};
+        runtime().block_on(async {
+            let events = Arc::new(InMemoryEventStore::new());
+            let snapshots = Arc::new(InMemorySnapshotStore::new());
+            let codec = SnapshotCodec::default();
+            let policies = PolicySet {
+                default: SnapshotPolicy { threshold, ..SnapshotPolicy::default() },
+                ..PolicySet::default()
+            };
+            let repo = AggregateRepository::new(Arc::clone(&events), Arc::clone(&snapshots), codec)
+                .with_policies(policies);
+            let mut root = AggregateRoot::<InventoryItem>::new("item-rt");
+            root.create("SKU", "Thing", 0).unwrap();
+            repo.save(&mut root, None).await.unwrap();
+            for op in &ops {
+                run_item_op(&mut root, op);
+                repo.save(&mut root, None).await.unwrap();
+            }
+            let stored = events.read("item-rt", 1, None).await.unwrap();
+            let n = stored.len() as u64;
+            let kind = Registry::builtin();
+            let kind = kind.get("INVENTORY_ITEM").unwrap();
+            let snapshot_of = |version: u64, last_event_id: &str| {
+                let json = kind.fold_json("item-rt", 0, None, &stored[..version as usize]).unwrap();
+                let subject = SnapshotSubject {
+                    aggregate_id: "item-rt",
+                    aggregate_type: "INVENTORY_ITEM",
+                    schema_version: 1,
+                    version,
+                    last_event_id: Some(last_event_id),
+                };
+                build_snapshot(&codec, subject, json, SnapshotMetadata::default(), 0, None).unwrap()
+            };
+            let k = 1 + snapshot_at.index(n as usize) as u64;
+            if with_snapshot {
+                snapshots.put_if_absent(&snapshot_of(k, &stored[k as usize - 1].event_id)).await.unwrap();
+            }
+            let corrupt = corruption > 0 && (!with_snapshot || k < n);
+            if corrupt {
+                let last_id = &stored[n as usize - 1].event_id;
+                let mut record = if corruption == 1 {
+                    snapshot_of(n, last_id)
+                } else {
+                    snapshot_of(n, "not-the-boundary-event")
+                };
+                if corruption == 1 {
+                    record.header.checksum = "0".repeat(64);
+                }
+                snapshots.put_if_absent(&record).await.unwrap();
+            }
+            let requests_before = events.requests() + snapshots.requests();
+
+            let (loaded, report) = repo.load::<InventoryItem>("item-rt").await.unwrap();
+            prop_assert_eq!(loaded.state(), root.state());
+            prop_assert_eq!(loaded.version(), n);
+            prop_assert_eq!(report.snapshot_version, with_snapshot.then_some(k));
+            prop_assert_eq!(report.snapshots_skipped, u64::from(corrupt));
+            let base = if with_snapshot { k } else { 1 };
+            let reaches = n - base <= threshold;
+            // An invalid newest snapshot: its mark, then the next page of snapshots (the
+            // in-memory store says when there is none).
+            let after_invalid = u32::from(corrupt) + u32::from(corrupt && with_snapshot);
+            let expected = 1 + after_invalid + u32::from(!reaches);
+            prop_assert_eq!(report.round_trips, expected, "n={} k={} threshold={}", n, k, threshold);
+            prop_assert_eq!(report.requests, expected + 1);
+            let sent = events.requests() + snapshots.requests() - requests_before;
+            prop_assert_eq!(sent, u64::from(report.requests));
+            let replay = repo.replay_kind(kind.as_ref(), "item-rt").await.unwrap();
+            let replayed: InventoryItem = serde_json::from_slice(&replay.state_json).unwrap();
+            prop_assert_eq!(loaded.state(), &replayed);
+            Ok(())
+        })?;
+    }
+}

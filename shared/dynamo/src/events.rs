@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 use crate::items::{event_from_item, event_to_item};
 use snapshot_core::domain::EventEnvelope;
 use snapshot_core::error::StoreError;
-use snapshot_core::ports::{already_appended, validate_append, EventStore};
+use snapshot_core::ports::{already_appended, validate_append, EventStore, Page};
 
 /// Appends are conditional on the sequence being free, so two writers at the same expected
 /// version cannot both succeed.
@@ -228,6 +228,15 @@ impl EventStore for DynamoEventStore {
         from: u64,
         to: Option<u64>,
     ) -> Result<Vec<EventEnvelope>, StoreError> {
+        Ok(self.read_counted(aggregate_id, from, to).await?.0)
+    }
+
+    async fn read_counted(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
         let condition = if to.is_some() {
             "#id = :id AND #seq BETWEEN :from AND :to"
         } else {
@@ -235,7 +244,9 @@ impl EventStore for DynamoEventStore {
         };
         let mut events = Vec::new();
         let mut start_key = None;
+        let mut pages = 0;
         loop {
+            pages += 1;
             let mut query = self
                 .client
                 .query()
@@ -257,8 +268,49 @@ impl EventStore for DynamoEventStore {
             // Every page is followed: a silently truncated stream would give a wrong state.
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start_key = Some(key),
-                _ => return Ok(events),
+                _ => return Ok((events, pages)),
             }
         }
+    }
+
+    async fn read_newest(
+        &self,
+        aggregate_id: &str,
+        limit: usize,
+    ) -> Result<Page<EventEnvelope, u64>, StoreError> {
+        if limit == 0 {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        }
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .key_condition_expression("#id = :id")
+            .expression_attribute_names("#id", "aggregateId")
+            .expression_attribute_values(":id", AttributeValue::S(aggregate_id.to_owned()))
+            .send()
+            .await
+            .map_err(|e| super::backend("Query", e))?;
+        let items = page
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| event_from_item(item, aggregate_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A last-evaluated key means older events may exist (DynamoDB sets it when the limit
+        // or the 1 MB page ends the read, even if nothing older is left).
+        let more = page.last_evaluated_key.is_some_and(|key| !key.is_empty());
+        let next = if more {
+            items.last().map(|e| e.sequence)
+        } else {
+            None
+        };
+        Ok(Page { items, next })
     }
 }

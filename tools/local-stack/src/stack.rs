@@ -198,7 +198,8 @@ impl LocalStack {
                     &config,
                 ),
                 config.codec,
-            );
+            )
+            .with_policies(config.policies.clone());
             let traffic = DemoTraffic::new(repository, demo, totals.clone(), reporter.clone());
             tasks.push(("demo traffic", tokio::spawn(traffic.run(stopped))));
         }
