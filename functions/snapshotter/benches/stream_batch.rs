@@ -5,9 +5,9 @@
 //! - `new`: first event of each aggregate, no snapshot yet;
 //! - `continuing`: the batch continues the newest snapshot (no gap);
 //! - `gap`: two events between the snapshot and the batch were never delivered;
-//! - `time`: time policy trips with one new event (header read first, then the base);
-//! - `count-across-batches`: threshold 2 reached by the second of two batches (header, base,
-//!   the first batch's event re-read, put), after a batch that did not trip;
+//! - `time`: time policy trips with one new event (the newest record is the base);
+//! - `count-across-batches`: threshold 2 reached by the second of two batches (newest record,
+//!   its boundary event with the first batch's event, put), after a batch that did not trip;
 //! - `redelivery`: the same batch again (nothing to do).
 //!
 //! Run: `eval "$(scripts/moto.sh start)"` then

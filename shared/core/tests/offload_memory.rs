@@ -269,3 +269,64 @@ async fn a_failed_commit_removes_the_item_so_a_retry_starts_over() {
     assert_eq!(objects.len(), 1);
     assert!(!objects[0].1);
 }
+
+#[tokio::test]
+async fn the_newest_snapshot_is_read_without_its_object_until_its_state_is_needed() {
+    let objects = InMemoryStateObjects::new();
+    let repo = AggregateRepository::new(
+        InMemoryEventStore::new(),
+        Offloading::new(InMemorySnapshotStore::new(), Some(objects)),
+        codec(true),
+    );
+    let version = large_warehouse(&repo, "wh-lazy", 400).await;
+    repo.snapshot_now(
+        kind().as_ref(),
+        "wh-lazy",
+        SnapshotMetadata::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    let store = repo.snapshots();
+    let objects = store.objects().unwrap();
+
+    // The policy read: the item only, no object request.
+    let before = objects.requests();
+    let newest = store
+        .newest_unfetched("wh-lazy")
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(objects.requests(), before, "no object read for the header");
+    assert_eq!(newest.header.version, version);
+    assert!(newest.header.state_ref.is_some());
+    assert!(newest.state.is_empty());
+
+    // When it is the base: one object read completes it to what a full read returns.
+    let fetched = store.fetch_state(newest).await.unwrap();
+    assert_eq!(objects.requests() - before, 1);
+    let read = store.records("wh-lazy", None, 1).await.unwrap().items;
+    assert_eq!(Some(&fetched), read.first().and_then(|r| r.as_ref().ok()));
+    assert!(snapshot_core::snapshot::open_snapshot(
+        repo.codec(),
+        &fetched,
+        "wh-lazy",
+        "WAREHOUSE",
+        1
+    )
+    .is_ok());
+
+    // A lost object: the completed read says the snapshot is malformed.
+    let unfetched = store
+        .newest_unfetched("wh-lazy")
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    objects.remove(&object_key("wh-lazy", version));
+    assert!(matches!(
+        store.fetch_state(unfetched).await,
+        Err(StoreError::MalformedSnapshot { .. })
+    ));
+}
