@@ -4,10 +4,16 @@
 
 use axum::http::StatusCode;
 use snapshot_core::snapshot::SnapshotBuildError;
-use snapshot_core::{EventError, RepositoryError, StoreError};
+use snapshot_core::{BackendFailure, EventError, RepositoryError, StoreError};
 use tracing::error;
 
 use crate::problem::Problem;
+
+/// `Retry-After` of a throttled storage call, in seconds: DynamoDB's adaptive capacity and
+/// on-demand scaling react within seconds.
+pub const THROTTLED_RETRY_AFTER_SECS: u16 = 2;
+/// `Retry-After` of any other transient storage failure (timeout, 5xx, connection).
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u16 = 1;
 
 /// Problem for a failed repository call.
 impl From<RepositoryError> for Problem {
@@ -61,14 +67,35 @@ fn repository_problem(err: RepositoryError) -> Problem {
 
 fn store_problem(err: StoreError) -> Problem {
     match err {
-        StoreError::Backend { operation, message } => {
-            error!(operation, error = %message, "storage request failed");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage-unavailable",
-                "Storage unavailable",
-                format!("{operation} failed; retry later"),
-            )
+        StoreError::Backend {
+            operation,
+            failure,
+            source,
+        } => {
+            error!(operation, %failure, error = %source, "storage request failed");
+            match failure {
+                // The SDK already retried with backoff: the caller waits a little longer.
+                BackendFailure::Throttled => Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage-throttled",
+                    "Storage busy",
+                    format!(
+                        "{operation} was throttled; retry after {THROTTLED_RETRY_AFTER_SECS} s"
+                    ),
+                )
+                .with_retry_after(THROTTLED_RETRY_AFTER_SECS),
+                BackendFailure::Timeout | BackendFailure::Unavailable => Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage-unavailable",
+                    "Storage unavailable",
+                    format!("{operation} failed; retry later"),
+                )
+                .with_retry_after(UNAVAILABLE_RETRY_AFTER_SECS),
+                // Refused for a reason repeating cannot fix (access, missing table): ours.
+                BackendFailure::Rejected => {
+                    Problem::internal("storage-rejected", format!("{operation} failed"))
+                }
+            }
         }
         StoreError::Conflict { .. } => Problem::conflict("concurrent-change", err.to_string()),
         StoreError::Event(e) => event_problem(e),

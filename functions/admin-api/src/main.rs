@@ -2,8 +2,8 @@
 
 use admin_api::auth::{IssuerSettings, TokenVerifier};
 use admin_api::{dynamo_state, router, AccessPolicy, Authenticator};
-use aws_config::BehaviorVersion;
 use snapshot_core::config::Config;
+use snapshot_dynamo::SdkSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let policy = AccessPolicy::from_env()?;
     // Bearer tokens are verified here too (the issuer's keys are fetched on first use).
     let verifier = TokenVerifier::new(IssuerSettings::from_env()?)?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = SdkSettings::from_env()?.load().await;
     let state = dynamo_state(&sdk, config);
     lambda_http::run(router(state, Authenticator::gateway(policy, verifier))).await
 }

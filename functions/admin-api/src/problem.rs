@@ -29,6 +29,8 @@ pub struct Problem {
     instance: Option<String>,
     /// Extra members of the body.
     extensions: Map<String, Value>,
+    /// Seconds a client should wait before retrying (`Retry-After`), for 503s.
+    retry_after: Option<u16>,
 }
 
 impl Problem {
@@ -46,6 +48,7 @@ impl Problem {
             detail: detail.into(),
             instance: None,
             extensions: Map::new(),
+            retry_after: None,
         }
     }
 
@@ -86,6 +89,18 @@ impl Problem {
     pub fn or_instance(mut self, path: &str) -> Self {
         self.instance.get_or_insert_with(|| path.to_owned());
         self
+    }
+
+    /// Asks the client to wait `seconds` before retrying (`Retry-After` header).
+    #[must_use]
+    pub fn with_retry_after(mut self, seconds: u16) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Seconds the client is asked to wait before retrying, if any.
+    pub fn retry_after(&self) -> Option<u16> {
+        self.retry_after
     }
 
     /// Adds an extension member to the body.
@@ -175,6 +190,11 @@ impl IntoResponse for Problem {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         // Kept so the outer layer can add `instance` and `requestId` and the audit its detail.
         response.extensions_mut().insert(self);
         response

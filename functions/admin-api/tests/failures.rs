@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use admin_api::{router, AppState, Authenticator, DevToken};
 use async_trait::async_trait;
-use axum::http::{Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use common::{admin, send, AuditCapture, TOKEN};
 use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::memory::InMemoryEventStore;
@@ -15,11 +15,12 @@ use snapshot_core::ports::{Page, PutOutcome, SnapshotStore};
 use snapshot_core::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
 };
-use snapshot_core::{AggregateRepository, Registry, StoreError};
+use snapshot_core::{AggregateRepository, BackendFailure, Registry, StoreError};
 
-/// A snapshot store that fails every call, by error or by panic.
+/// A snapshot store that fails every call, by error (of one kind) or by panic.
 struct BrokenStore {
     panics: bool,
+    failure: BackendFailure,
 }
 
 impl BrokenStore {
@@ -27,7 +28,11 @@ impl BrokenStore {
         if self.panics {
             panic!("bug in {operation}");
         }
-        Err(StoreError::backend(operation, "connection reset"))
+        Err(StoreError::backend_failure_of(
+            operation,
+            self.failure,
+            "connection reset",
+        ))
     }
 }
 
@@ -76,6 +81,10 @@ impl SnapshotStore for BrokenStore {
 }
 
 fn app(panics: bool) -> axum::Router {
+    app_failing(panics, BackendFailure::Unavailable)
+}
+
+fn app_failing(panics: bool, failure: BackendFailure) -> axum::Router {
     // The aggregate exists (its events are readable); only the snapshot store fails.
     let events = InMemoryEventStore::new();
     events.insert_raw(snapshot_core::EventEnvelope {
@@ -90,7 +99,7 @@ fn app(panics: bool) -> axum::Router {
     });
     let repository = AggregateRepository::new(
         Arc::new(events),
-        BrokenStore { panics },
+        BrokenStore { panics, failure },
         SnapshotCodec::default(),
     );
     let state = AppState::new(repository, Registry::builtin(), common::config());
@@ -120,6 +129,7 @@ async fn a_failing_store_is_a_503_problem_without_its_internals() {
             .as_str()
             .unwrap()
             .contains("connection reset"));
+        assert_eq!(reply.headers[header::RETRY_AFTER], "1", "{method} {uri}");
     }
     let records = audit.records();
     assert_eq!(records.len(), 4);
@@ -142,4 +152,34 @@ async fn a_panicking_handler_is_a_500_problem_and_the_router_keeps_serving() {
     assert_eq!(audit.records()[0]["outcome"], "failure");
     let health = send(&app, common::anonymous(Method::GET, "/health")).await;
     assert_eq!(health.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_throttled_store_is_a_503_with_retry_after() {
+    let app = app_failing(false, BackendFailure::Throttled);
+    for uri in ["/admin/snapshots/item-1", "/admin/snapshots/item-1/latest"] {
+        let reply = send(&app, admin(Method::GET, uri)).await;
+        assert_eq!(
+            reply.problem(StatusCode::SERVICE_UNAVAILABLE),
+            "storage-throttled",
+            "{uri}"
+        );
+        assert_eq!(reply.headers[header::RETRY_AFTER], "2", "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn a_store_refusing_the_request_is_a_500_without_retry_after() {
+    // Access denied or a missing table: retrying cannot help, and it is our fault.
+    let app = app_failing(false, BackendFailure::Rejected);
+    let reply = send(&app, admin(Method::GET, "/admin/snapshots/item-1")).await;
+    assert_eq!(
+        reply.problem(StatusCode::INTERNAL_SERVER_ERROR),
+        "storage-rejected"
+    );
+    assert!(reply.headers.get(header::RETRY_AFTER).is_none());
+    assert!(!reply.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("connection reset"));
 }

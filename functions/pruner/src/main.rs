@@ -1,17 +1,16 @@
-use aws_config::BehaviorVersion;
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use pruner::backfill::resume_backfill;
 use pruner::{handler, Invocation, PrunerSettings};
 use serde_json::Value;
 use snapshot_core::AggregateRepository;
 use snapshot_core::{telemetry, Registry};
-use snapshot_dynamo::{DynamoEventStore, DynamoJobStore, DynamoSnapshotStore};
+use snapshot_dynamo::{DynamoEventStore, DynamoJobStore, DynamoSnapshotStore, SdkSettings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
     let settings = PrunerSettings::from_env()?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = SdkSettings::from_env()?.load().await;
     // Offloaded states are deleted with their items (SNAPSHOT_BUCKET).
     let config = snapshot_core::config::Config::from_env()?;
     let client = aws_sdk_dynamodb::Client::new(&sdk);

@@ -1,14 +1,13 @@
-use aws_config::BehaviorVersion;
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
+use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore, SdkSettings};
 use snapshotter::{Settings, Snapshotter};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     snapshot_core::telemetry::init();
     let settings = Settings::from_env()?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = SdkSettings::from_env()?.load().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let events = DynamoEventStore::new(client.clone(), &settings.config.events_table);
     let snapshots = snapshot_s3::with_state_objects(

@@ -128,28 +128,89 @@ pub enum StoreError {
         /// Why, in words that name what is wrong.
         reason: String,
     },
-    #[error("{operation} failed: {message}")]
-    /// The storage backend failed (network, throttling, service error).
+    #[error("{operation} failed ({failure}): {source}")]
+    /// The storage backend failed (network, throttling, timeout, service error).
     Backend {
         /// The storage operation that failed.
         operation: &'static str,
-        /// The underlying error message.
-        message: String,
+        /// What kind of failure: says whether, and when, repeating the call can help.
+        failure: BackendFailure,
+        /// The underlying error (the SDK's, with the service's code and message).
+        #[source]
+        source: BoxError,
     },
+}
+
+/// Any error, kept as the source of a [`StoreError::Backend`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// How a storage backend failed: the part of a failure a caller can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendFailure {
+    /// The backend refused for capacity (throttling, provisioned throughput): retry later,
+    /// after a pause.
+    Throttled,
+    /// No answer in time (an attempt or the whole operation timed out): retry.
+    Timeout,
+    /// Transient trouble: connection failed, the service answered 5xx. Retry.
+    Unavailable,
+    /// The backend refused the request itself (validation, access, missing table): repeating
+    /// it cannot help.
+    Rejected,
+}
+
+impl BackendFailure {
+    /// True when the same call may succeed if repeated.
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, Self::Rejected)
+    }
+}
+
+impl fmt::Display for BackendFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Throttled => "throttled",
+            Self::Timeout => "timed out",
+            Self::Unavailable => "unavailable",
+            Self::Rejected => "rejected",
+        })
+    }
 }
 
 impl StoreError {
     /// True when the same call may succeed if repeated (storage trouble, not a verdict on the
     /// request). A conflict is not retryable as is: reload first.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Backend { .. })
+        match self {
+            Self::Backend { failure, .. } => failure.is_retryable(),
+            _ => false,
+        }
     }
 
-    /// A backend failure of `operation`.
-    pub fn backend(operation: &'static str, err: impl fmt::Display) -> Self {
+    /// The backend failure kind, if this is one.
+    pub fn backend_failure(&self) -> Option<BackendFailure> {
+        match self {
+            Self::Backend { failure, .. } => Some(*failure),
+            _ => None,
+        }
+    }
+
+    /// A transient backend failure of `operation` ([`BackendFailure::Unavailable`]), e.g. a
+    /// test's injected fault or an adapter's exhausted retries.
+    pub fn backend(operation: &'static str, err: impl Into<BoxError>) -> Self {
+        Self::backend_failure_of(operation, BackendFailure::Unavailable, err)
+    }
+
+    /// A backend failure of `operation` of the given kind, keeping `err` as its source.
+    pub fn backend_failure_of(
+        operation: &'static str,
+        failure: BackendFailure,
+        err: impl Into<BoxError>,
+    ) -> Self {
         Self::Backend {
             operation,
-            message: err.to_string(),
+            failure,
+            source: err.into(),
         }
     }
 }

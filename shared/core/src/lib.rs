@@ -30,7 +30,7 @@ pub mod testing;
 pub mod walk;
 
 pub use domain::{Aggregate, AggregateRoot, DomainError, DomainEvent, EventEnvelope};
-pub use error::{EventError, StoreError};
+pub use error::{BackendFailure, EventError, StoreError};
 pub use registry::{AggregateKind, Registry};
 pub use repository::{AggregateRepository, LoadReport, RepositoryError};
 

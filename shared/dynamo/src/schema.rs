@@ -95,8 +95,8 @@ fn ignore_existing<E, R>(
     result: Result<(), aws_sdk_dynamodb::error::SdkError<E, R>>,
 ) -> Result<(), StoreError>
 where
-    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match result {
         Ok(()) => Ok(()),

@@ -14,7 +14,7 @@ use crate::items::{
     header_from_item, key_from_item, key_item, record_from_item, snapshot_to_item, stored,
     summary_from_item, Item, HEADER_ATTRIBUTES,
 };
-use snapshot_core::error::StoreError;
+use snapshot_core::error::{BackendFailure, StoreError};
 use snapshot_core::ports::{Page, PutOutcome, SnapshotStore};
 use snapshot_core::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
@@ -23,6 +23,21 @@ use snapshot_core::snapshot::{
 /// BatchWriteItem's limit.
 const BATCH: usize = 25;
 const MAX_BATCH_ATTEMPTS: u32 = 8;
+/// Backoff before resending unprocessed items: doubling from this …
+const UNPROCESSED_BACKOFF_BASE: Duration = Duration::from_millis(50);
+/// … up to this.
+const UNPROCESSED_BACKOFF_CAP: Duration = Duration::from_millis(1_600);
+
+/// "Full jitter" backoff before retry `attempt` (1-based) of unprocessed items: uniform in
+/// `0..=min(cap, base·2^(attempt-1))`, so concurrent pruners and segments that were throttled
+/// together do not retry in lockstep.
+fn unprocessed_backoff(attempt: u32) -> Duration {
+    let ceiling = UNPROCESSED_BACKOFF_BASE
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(UNPROCESSED_BACKOFF_CAP);
+    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(fastrand::u64(0..=ceiling_ms))
+}
 
 #[derive(Debug, Clone)]
 pub struct DynamoSnapshotStore {
@@ -302,17 +317,18 @@ impl SnapshotStore for DynamoSnapshotStore {
             let mut attempt = 0;
             while !pending.is_empty() {
                 if attempt >= MAX_BATCH_ATTEMPTS {
-                    return Err(StoreError::Backend {
-                        operation: "BatchWriteItem",
-                        message: format!(
+                    // DynamoDB leaves items unprocessed when it sheds load: throttling.
+                    return Err(StoreError::backend_failure_of(
+                        "BatchWriteItem",
+                        BackendFailure::Throttled,
+                        format!(
                             "{} deletes still unprocessed after {attempt} attempts",
                             pending.len()
                         ),
-                    });
+                    ));
                 }
                 if attempt > 0 {
-                    // Exponential backoff for throttled batches: 50 ms, 100 ms, … capped at 1.6 s.
-                    tokio::time::sleep(Duration::from_millis(50 << (attempt - 1).min(5))).await;
+                    tokio::time::sleep(unprocessed_backoff(attempt)).await;
                 }
                 attempt += 1;
                 let output = self
@@ -328,5 +344,26 @@ impl SnapshotStore for DynamoSnapshotStore {
             }
         }
         Ok(keys.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unprocessed_backoff_is_jittered_and_capped() {
+        for attempt in 1..=12 {
+            let ceiling = UNPROCESSED_BACKOFF_BASE
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(UNPROCESSED_BACKOFF_CAP);
+            let draws: Vec<Duration> = (0..200).map(|_| unprocessed_backoff(attempt)).collect();
+            assert!(draws.iter().all(|d| *d <= ceiling), "attempt {attempt}");
+            let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+            assert!(
+                distinct.len() > 10,
+                "attempt {attempt}: not jittered: {distinct:?}"
+            );
+        }
     }
 }

@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use clap::Parser;
 use local_stack::args::Args;
 use local_stack::{LocalStack, Reporter, StackSettings};
+use snapshot_dynamo::SdkSettings;
 use tracing_subscriber::{fmt, EnvFilter};
 
 #[tokio::main]
@@ -38,7 +39,8 @@ async fn main() -> anyhow::Result<()> {
     else {
         bail!("AWS_ENDPOINT_URL is not set: local-stack runs against the local DynamoDB emulator; use `make run`, or `eval \"$(scripts/moto.sh start)\"` first");
     };
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader =
+        SdkSettings::from_env()?.apply(aws_config::defaults(BehaviorVersion::latest()));
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
         loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "local"));
     }

@@ -6,9 +6,8 @@
 use std::convert::Infallible;
 
 use anyhow::Context;
-use aws_config::BehaviorVersion;
 use clap::Parser;
-use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
+use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore, SdkSettings};
 use snapshotter::{Settings, Snapshotter};
 use stream_runner::args::Args;
 use stream_runner::{RunnerSettings, StreamRunner};
@@ -25,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
             .cloned()
             .or_else(|| std::env::var(name).ok())
     })?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = SdkSettings::from_env()?.load().await;
     let region = sdk
         .region()
         .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);

@@ -4,8 +4,8 @@
 use admin_api::local::{bind, port_from, serve};
 use admin_api::{dynamo_state, router, AccessPolicy, Authenticator, DevToken};
 use anyhow::Context;
-use aws_config::BehaviorVersion;
 use snapshot_core::config::Config;
+use snapshot_dynamo::SdkSettings;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
         std::env::args().nth(1),
         std::env::var("ADMIN_API_PORT").ok(),
     )?;
-    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let sdk = SdkSettings::from_env()?.load().await;
     let state = dynamo_state(&sdk, config);
     let listener = bind(port)
         .await

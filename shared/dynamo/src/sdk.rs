@@ -1,0 +1,208 @@
+//! Timeouts and retries of every AWS SDK client the functions and tools build
+//! (docs/operations.md#sdk-timeouts-and-retries).
+//!
+//! Without them a stalled connection can hold a call until the function's own deadline: the
+//! SDK's defaults set no operation or attempt timeout. Each attempt is bounded, the whole
+//! operation too (below the shortest function timeout in `template.yaml`), and retries use the
+//! SDK's standard mode: exponential backoff with full jitter, throttling and transient errors
+//! retried, a client-side rate limiter. A call that still fails becomes a
+//! [`StoreError::Backend`](snapshot_core::StoreError) saying whether retrying later can help.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use snapshot_core::config::{ConfigError, Env};
+
+/// Connect timeout, in milliseconds.
+pub const CONNECT_TIMEOUT_MS: &str = "SDK_CONNECT_TIMEOUT_MS";
+/// Timeout of one attempt (one HTTP request), in milliseconds.
+pub const ATTEMPT_TIMEOUT_MS: &str = "SDK_ATTEMPT_TIMEOUT_MS";
+/// Timeout of a whole operation, all attempts and backoff included, in milliseconds.
+pub const OPERATION_TIMEOUT_MS: &str = "SDK_OPERATION_TIMEOUT_MS";
+/// Attempts per operation, the first included.
+pub const MAX_ATTEMPTS: &str = "SDK_MAX_ATTEMPTS";
+/// Backoff before the first retry (doubling, jittered), in milliseconds.
+pub const INITIAL_BACKOFF_MS: &str = "SDK_INITIAL_BACKOFF_MS";
+/// Longest backoff between two attempts, in milliseconds.
+pub const MAX_BACKOFF_MS: &str = "SDK_MAX_BACKOFF_MS";
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Timeouts and retry policy of an SDK client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdkSettings {
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time one attempt may take.
+    pub attempt_timeout: Duration,
+    /// Time the whole operation may take, retries included.
+    pub operation_timeout: Duration,
+    /// Attempts per operation (1: no retry).
+    pub max_attempts: u32,
+    /// Backoff before the first retry.
+    pub initial_backoff: Duration,
+    /// Longest backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for SdkSettings {
+    /// Bounded well inside the shortest function timeout (the admin API's 29 s).
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_millis(3_000),
+            attempt_timeout: Duration::from_millis(5_000),
+            operation_timeout: Duration::from_millis(20_000),
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(5_000),
+        }
+    }
+}
+
+impl SdkSettings {
+    /// From the process environment (variables above; each optional).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// From `lookup`, falling back to [`SdkSettings::default`] for each unset variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let d = Self::default();
+        // One literal constant per read (tests/src/env_reads.rs finds the names).
+        let connect = env.number(CONNECT_TIMEOUT_MS, ms(d.connect_timeout), 10, 60_000)?;
+        let attempt = env.number(ATTEMPT_TIMEOUT_MS, ms(d.attempt_timeout), 10, 600_000)?;
+        let operation = env.number(OPERATION_TIMEOUT_MS, ms(d.operation_timeout), 10, 900_000)?;
+        let attempts = env.number(MAX_ATTEMPTS, u64::from(d.max_attempts), 1, 20)?;
+        let initial = env.number(INITIAL_BACKOFF_MS, ms(d.initial_backoff), 1, 60_000)?;
+        let max_backoff = env.number(MAX_BACKOFF_MS, ms(d.max_backoff), 1, 300_000)?;
+        let settings = Self {
+            connect_timeout: Duration::from_millis(connect),
+            attempt_timeout: Duration::from_millis(attempt),
+            operation_timeout: Duration::from_millis(operation),
+            max_attempts: u32::try_from(attempts).unwrap_or(d.max_attempts),
+            initial_backoff: Duration::from_millis(initial),
+            max_backoff: Duration::from_millis(max_backoff),
+        };
+        if settings.operation_timeout < settings.attempt_timeout {
+            return Err(ConfigError {
+                variable: OPERATION_TIMEOUT_MS,
+                value: settings.operation_timeout.as_millis().to_string(),
+                reason: format!(
+                    "must be at least {ATTEMPT_TIMEOUT_MS} ({} ms): an operation is one or more attempts",
+                    settings.attempt_timeout.as_millis()
+                ),
+            });
+        }
+        if settings.max_backoff < settings.initial_backoff {
+            return Err(ConfigError {
+                variable: MAX_BACKOFF_MS,
+                value: settings.max_backoff.as_millis().to_string(),
+                reason: format!("must be at least {INITIAL_BACKOFF_MS}"),
+            });
+        }
+        Ok(settings)
+    }
+
+    /// The timeouts as the SDK takes them.
+    pub fn timeout_config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect_timeout)
+            .operation_attempt_timeout(self.attempt_timeout)
+            .operation_timeout(self.operation_timeout)
+            .build()
+    }
+
+    /// The SDK's standard retry mode (exponential backoff with jitter) with these bounds.
+    pub fn retry_config(&self) -> RetryConfig {
+        RetryConfig::standard()
+            .with_max_attempts(self.max_attempts)
+            .with_initial_backoff(self.initial_backoff)
+            .with_max_backoff(self.max_backoff)
+    }
+
+    /// The shared SDK configuration (region, credentials, endpoint from the environment as
+    /// usual) with these timeouts and retries: every client built from it has them.
+    pub async fn load(&self) -> SdkConfig {
+        self.apply(aws_config::defaults(BehaviorVersion::latest()))
+            .load()
+            .await
+    }
+
+    /// `loader` with these timeouts and retries (for callers that set more, e.g. local
+    /// credentials).
+    pub fn apply(&self, loader: ConfigLoader) -> ConfigLoader {
+        loader
+            .timeout_config(self.timeout_config())
+            .retry_config(self.retry_config())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<SdkSettings, ConfigError> {
+        SdkSettings::from_lookup(|k| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn unset_variables_give_the_defaults() {
+        assert_eq!(from(&[]).unwrap(), SdkSettings::default());
+    }
+
+    #[test]
+    fn each_variable_sets_its_bound() {
+        let s = from(&[
+            (CONNECT_TIMEOUT_MS, "250"),
+            (ATTEMPT_TIMEOUT_MS, "900"),
+            (OPERATION_TIMEOUT_MS, "4000"),
+            (MAX_ATTEMPTS, "2"),
+            (INITIAL_BACKOFF_MS, "20"),
+            (MAX_BACKOFF_MS, "400"),
+        ])
+        .unwrap();
+        assert_eq!(s.connect_timeout, Duration::from_millis(250));
+        assert_eq!(s.attempt_timeout, Duration::from_millis(900));
+        assert_eq!(s.operation_timeout, Duration::from_millis(4000));
+        assert_eq!(s.max_attempts, 2);
+        assert_eq!(s.initial_backoff, Duration::from_millis(20));
+        assert_eq!(s.max_backoff, Duration::from_millis(400));
+        let timeouts = s.timeout_config();
+        assert_eq!(
+            timeouts.operation_timeout(),
+            Some(Duration::from_millis(4000))
+        );
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(Duration::from_millis(900))
+        );
+        assert_eq!(s.retry_config().max_attempts(), 2);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = from(&[(MAX_ATTEMPTS, "0")]).unwrap_err();
+        assert_eq!(err.variable, MAX_ATTEMPTS);
+        let err = from(&[(ATTEMPT_TIMEOUT_MS, "soon")]).unwrap_err();
+        assert_eq!(err.variable, ATTEMPT_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn an_operation_shorter_than_one_attempt_is_refused() {
+        let err =
+            from(&[(ATTEMPT_TIMEOUT_MS, "5000"), (OPERATION_TIMEOUT_MS, "1000")]).unwrap_err();
+        assert_eq!(err.variable, OPERATION_TIMEOUT_MS);
+        let err = from(&[(INITIAL_BACKOFF_MS, "500"), (MAX_BACKOFF_MS, "100")]).unwrap_err();
+        assert_eq!(err.variable, MAX_BACKOFF_MS);
+    }
+}
