@@ -380,6 +380,7 @@ async fn the_pruner_deletes_offloaded_states_with_their_items_and_leaves_the_bac
     };
     let summary = handler(
         &store,
+        &snapshot_core::pruning::StartOver,
         &Registry::builtin(),
         &settings,
         serde_json::json!({}),

@@ -295,6 +295,7 @@ async fn the_handler_prunes_one_aggregate_from_the_sample_event() {
         serde_json::from_str(include_str!("../../events/pruner/single-aggregate.json")).unwrap();
     let summary = handler(
         &store,
+        &snapshot_core::pruning::StartOver,
         &Registry::builtin(),
         &settings,
         event,
@@ -309,4 +310,90 @@ async fn the_handler_prunes_one_aggregate_from_the_sample_event() {
         6,
         "others untouched"
     );
+}
+
+#[tokio::test]
+async fn a_table_too_large_for_one_run_is_pruned_over_runs_that_resume_from_a_saved_position() {
+    use snapshot_core::pruning::{prune_resuming, ScanPositions};
+    use snapshot_dynamo::DynamoScanPositions;
+
+    let tables = TestTables::create("prune-resume").await;
+    let store = tables.snapshot_store();
+    let positions = DynamoScanPositions::new(tables.client.clone(), &tables.snapshots_table);
+    let done = ids("done", 60);
+    let todo = ids("todo", 8);
+    seed(&store, current(&done, 6..=8)).await;
+    seed(&store, current(&todo, 1..=8)).await;
+    let keep = 3;
+    let mut runs = 0;
+    let mut saved_between_runs = 0;
+    loop {
+        runs += 1;
+        assert!(runs <= 40, "no convergence after 40 runs");
+        let mut request = PruneRequest::new(keep);
+        request.segments = 1;
+        request.page_size = 10;
+        request.buffer_keys = 10;
+        // About five page reads per run; the table holds 24 pages.
+        let checks = Arc::new(AtomicUsize::new(0));
+        request.deadline = Deadline::when(move || checks.fetch_add(1, Ordering::SeqCst) >= 5);
+        let summary = prune_resuming(&store, &positions, &Registry::builtin(), &request)
+            .await
+            .unwrap();
+        let mut converged = true;
+        let all = everything(&store).await;
+        for id in done.iter().chain(&todo) {
+            let left = all.get(id).cloned().unwrap_or_default();
+            assert!(
+                left.len() >= keep,
+                "run {runs}: {id} below keep-N: {left:?}"
+            );
+            assert_eq!(left.last(), Some(&8), "run {runs}: {id} lost its newest");
+            converged &= left.len() == keep;
+        }
+        if !summary.complete {
+            assert!(
+                positions.load(0, 1).await.unwrap().is_some(),
+                "run {runs} stopped early and saved where the next one starts"
+            );
+            saved_between_runs += 1;
+        }
+        if converged {
+            break;
+        }
+    }
+    assert!(runs >= 5, "the budget needs at least five runs ({runs})");
+    assert!(saved_between_runs >= 4);
+    // Read to its end, the segment starts over next time: the position is cleared.
+    let mut request = PruneRequest::new(keep);
+    request.segments = 1;
+    let last = prune_resuming(&store, &positions, &Registry::builtin(), &request)
+        .await
+        .unwrap();
+    assert!(last.complete);
+    assert_eq!(last.deleted, 0);
+    assert_eq!(positions.load(0, 1).await.unwrap(), None);
+    assert_eq!(positions.load(0, 4).await.unwrap(), None);
+}
+
+/// Every snapshot's version by aggregate, through one full scan (cheaper than a query each).
+async fn everything(store: &DynamoSnapshotStore) -> BTreeMap<String, Vec<u64>> {
+    let mut all: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut cursor = None;
+    loop {
+        let page = store.scan_summaries(0, 1, cursor, 1000).await.unwrap();
+        for summary in page.items {
+            all.entry(summary.key.aggregate_id)
+                .or_default()
+                .push(summary.key.version);
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    for versions in all.values_mut() {
+        versions.sort_unstable();
+    }
+    all
 }

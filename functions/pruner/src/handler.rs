@@ -3,7 +3,9 @@
 use lambda_runtime::{Context, Diagnostic};
 use serde_json::Value;
 use snapshot_core::ports::SnapshotStore;
-use snapshot_core::pruning::{prune, Deadline, PruneError, PruneRequest, PruneSummary};
+use snapshot_core::pruning::{
+    prune, prune_resuming, Deadline, PruneError, PruneRequest, PruneSummary, ScanPositions,
+};
 use snapshot_core::Registry;
 use tracing::{error, info};
 
@@ -53,9 +55,11 @@ impl From<PrunerError> for Diagnostic {
     }
 }
 
-/// Handles one scheduled (or manual) invocation.
-pub async fn handler<S: SnapshotStore + ?Sized>(
+/// Handles one scheduled (or manual) invocation. A run continues each scan segment from where
+/// the last one stopped (`positions`); a dry run reads from the beginning and moves nothing.
+pub async fn handler<S: SnapshotStore + ?Sized, P: ScanPositions + ?Sized>(
     store: &S,
+    positions: &P,
     registry: &Registry,
     settings: &PrunerSettings,
     payload: Value,
@@ -75,7 +79,12 @@ pub async fn handler<S: SnapshotStore + ?Sized>(
         segments = request.segments,
         "pruning"
     );
-    match prune(store, registry, &request).await {
+    let result = if request.dry_run {
+        prune(store, registry, &request).await
+    } else {
+        prune_resuming(store, positions, registry, &request).await
+    };
+    match result {
         Ok(summary) => {
             summary.metrics(FUNCTION).flush();
             Ok(summary)

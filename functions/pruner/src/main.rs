@@ -4,7 +4,9 @@ use pruner::{handler, Invocation, PrunerSettings};
 use serde_json::Value;
 use snapshot_core::AggregateRepository;
 use snapshot_core::{telemetry, Registry};
-use snapshot_dynamo::{DynamoEventStore, DynamoJobStore, DynamoSnapshotStore, SdkSettings};
+use snapshot_dynamo::{
+    DynamoEventStore, DynamoJobStore, DynamoScanPositions, DynamoSnapshotStore, SdkSettings,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -29,14 +31,23 @@ async fn main() -> anyhow::Result<()> {
         ),
         config.codec,
     );
+    let positions = DynamoScanPositions::new(client.clone(), &settings.snapshots_table);
     let jobs = DynamoJobStore::new(client, &settings.snapshots_table);
     let budget = config.backfill_read_budget;
     let (registry, settings, store) = (&Registry::builtin(), &settings, &store);
-    let (repository, jobs) = (&repository, &jobs);
+    let (repository, jobs, positions) = (&repository, &jobs, &positions);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let invocation = Invocation::from_context(&event.context, settings);
         let request_id = invocation.request_id.clone();
-        let summary = handler(store, registry, settings, event.payload, invocation).await?;
+        let summary = handler(
+            store,
+            positions,
+            registry,
+            settings,
+            event.payload,
+            invocation,
+        )
+        .await?;
         let deadline = event
             .context
             .deadline()

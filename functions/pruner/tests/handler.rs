@@ -72,7 +72,15 @@ async fn invoke(
         deadline: Deadline::none(),
         request_id: Some("req-1".to_owned()),
     };
-    handler(store, &Registry::builtin(), settings, payload, invocation).await
+    handler(
+        store,
+        &snapshot_core::pruning::StartOver,
+        &Registry::builtin(),
+        settings,
+        payload,
+        invocation,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -148,6 +156,7 @@ async fn a_deadline_already_within_the_margin_stops_before_reading() {
     };
     let summary = handler(
         &store,
+        &snapshot_core::pruning::StartOver,
         &Registry::builtin(),
         &settings(3),
         event(SCHEDULED),

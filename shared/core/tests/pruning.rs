@@ -12,7 +12,8 @@ use snapshot_core::error::StoreError;
 use snapshot_core::memory::InMemorySnapshotStore;
 use snapshot_core::ports::{Page, PutOutcome, SnapshotStore};
 use snapshot_core::pruning::{
-    prune, Deadline, PruneError, PruneRequest, Retention, SeenSnapshot, SnapshotRef,
+    prune, prune_resuming, Deadline, MemoryScanPositions, PruneError, PruneRequest, Retention,
+    ScanPositions, SeenSnapshot, SnapshotRef, StartOver,
 };
 use snapshot_core::snapshot::{
     build_snapshot, InvalidMark, SnapshotHeader, SnapshotKey, SnapshotMetadata, SnapshotRecord,
@@ -541,4 +542,88 @@ proptest! {
             }
         }
     }
+}
+
+/// Runs with a budget of `checks` deadline checks each (page reads and delete batches) until
+/// every aggregate keeps exactly `keep`; returns how many runs that took (`None`: not within
+/// `max_runs`). Every run is checked never to go below keep-N.
+async fn runs_to_converge<P: ScanPositions>(
+    positions: &P,
+    checks: usize,
+    max_runs: usize,
+) -> (Option<usize>, InMemorySnapshotStore) {
+    let store = InMemorySnapshotStore::new();
+    // 100 aggregates already pruned (three snapshots each) come first in key order, then 10
+    // with eight: a run that starts over spends its budget re-reading the first part.
+    let ids: Vec<String> = (0..110).map(|n| format!("item-{n:03}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        let first = if n < 100 { 6 } else { 1 };
+        seed(&store, id, &current(first..=8)).await;
+    }
+    let keep = 3;
+    for run in 1..=max_runs {
+        let mut req = request(keep);
+        req.segments = 1;
+        req.page_size = 10;
+        req.buffer_keys = 10;
+        req.deadline = after_checks(checks);
+        prune_resuming(&store, positions, &Registry::builtin(), &req)
+            .await
+            .unwrap();
+        let mut converged = true;
+        for id in &ids {
+            let left = versions_of(&store, id);
+            assert!(left.len() >= keep, "run {run}: {id} below keep-N: {left:?}");
+            assert!(left.contains(&8), "run {run}: {id} lost its newest");
+            converged &= left.len() == keep;
+        }
+        if converged {
+            return (Some(run), store);
+        }
+    }
+    (None, store)
+}
+
+#[tokio::test]
+async fn a_table_too_large_for_one_run_is_pruned_over_several_runs_that_resume() {
+    // About six page reads per run; the table holds 33 pages (the first 30 already pruned).
+    let budget = 6;
+    let (restarting, _) = runs_to_converge(&StartOver, budget, 30).await;
+    assert_eq!(
+        restarting, None,
+        "starting over every run never gets past the first part of the table"
+    );
+    let positions = MemoryScanPositions::new();
+    let (resuming, store) = runs_to_converge(&positions, budget, 30).await;
+    let runs = resuming.expect("resuming runs converge");
+    assert!(
+        runs >= 5,
+        "the budget is small enough to need at least five runs ({runs})"
+    );
+    assert_eq!(store.keys().len(), 110 * 3);
+    // A segment read to its end starts over next time.
+    let mut req = request(3);
+    req.segments = 1;
+    req.page_size = 10;
+    req.buffer_keys = 10;
+    let last = prune_resuming(&store, &positions, &Registry::builtin(), &req)
+        .await
+        .unwrap();
+    assert!(last.complete);
+    assert_eq!(last.deleted, 0);
+    assert_eq!(positions.load(0, 1).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_position_saved_for_another_segment_count_is_not_used() {
+    let positions = MemoryScanPositions::new();
+    let key = SnapshotKey {
+        aggregate_id: "item-009".into(),
+        version: 4,
+    };
+    positions.save(0, 2, Some(&key)).await.unwrap();
+    assert_eq!(positions.load(0, 2).await.unwrap(), Some(key));
+    assert_eq!(positions.load(0, 4).await.unwrap(), None);
+    positions.save(0, 2, None).await.unwrap();
+    assert_eq!(positions.load(0, 2).await.unwrap(), None);
 }

@@ -6,7 +6,7 @@
 //! objects, so a crash between the two writes leaves nothing behind for long.
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier, ServerSideEncryption, Tag, Tagging};
@@ -71,21 +71,7 @@ impl S3StateObjects {
     }
 }
 
-fn backend<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
-{
-    if let Some(service) = err.as_service_error() {
-        if let Some(code) = service.code() {
-            return StoreError::backend(
-                operation,
-                format!("{code}: {}", service.message().unwrap_or("")),
-            );
-        }
-    }
-    StoreError::backend(operation, DisplayErrorContext(err))
-}
+use snapshot_dynamo::sdk::store_error as backend;
 
 #[async_trait]
 impl StateObjectStore for S3StateObjects {

@@ -16,13 +16,18 @@
 //! The [`Deadline`] is checked before every page read and every delete batch. Once reached,
 //! nothing new starts: what is undecided or not yet deleted stays for the next run, and the
 //! summary says `complete: false`. Deleting is idempotent and the rule is monotone (a partial
-//! view deletes a subset of what the full view would, see [`Retention`]), so the next run
-//! simply starts over and converges, and no run deletes a snapshot the rule keeps — even if a
-//! store returned an aggregate's items out of order.
+//! view deletes a subset of what the full view would, see [`Retention`]), so no run deletes a
+//! snapshot the rule keeps — even if a store returned an aggregate's items out of order.
+//!
+//! With [`prune_resuming`], each segment saves where its next run must start
+//! ([`ScanPositions`]): the page that first showed the earliest aggregate left undecided, so
+//! that aggregate is read whole again. A table whose scan outlasts one run is pruned part by
+//! part; a segment read to its end starts over next time.
 
 mod deadline;
 mod deleter;
 mod plan;
+mod positions;
 mod sweep;
 
 use std::time::Instant;
@@ -32,6 +37,7 @@ use tracing::info;
 
 pub use deadline::Deadline;
 pub use plan::{Retention, SeenSnapshot};
+pub use positions::{MemoryScanPositions, ScanPositions, StartOver};
 
 use crate::domain::check_aggregate_id;
 use crate::error::StoreError;
@@ -210,9 +216,21 @@ pub enum PruneError {
     },
 }
 
-/// Prunes the snapshot table (or one aggregate) as `request` says.
+/// Prunes the snapshot table (or one aggregate) as `request` says, every segment from the
+/// beginning.
 pub async fn prune<S: SnapshotStore + ?Sized>(
     store: &S,
+    registry: &Registry,
+    request: &PruneRequest,
+) -> Result<PruneSummary, PruneError> {
+    prune_resuming(store, &StartOver, registry, request).await
+}
+
+/// Like [`prune`], each segment continuing from where the last run stopped (`positions`),
+/// so a table too large for one run's deadline is pruned over several runs.
+pub async fn prune_resuming<S: SnapshotStore + ?Sized, P: ScanPositions + ?Sized>(
+    store: &S,
+    positions: &P,
     registry: &Registry,
     request: &PruneRequest,
 ) -> Result<PruneSummary, PruneError> {
@@ -220,7 +238,7 @@ pub async fn prune<S: SnapshotStore + ?Sized>(
     let started = Instant::now();
     let result = match &request.aggregate_id {
         Some(id) => sweep::one_aggregate(store, registry, request, id).await,
-        None => sweep::all_segments(store, registry, request).await,
+        None => sweep::all_segments(store, positions, registry, request).await,
     };
     let (tally, failure) = match result {
         Ok(tally) => (tally, None),

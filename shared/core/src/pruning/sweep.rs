@@ -7,6 +7,7 @@ use futures::future::join_all;
 use tracing::{debug, info, warn};
 
 use super::deleter::Deleter;
+use super::positions::ScanPositions;
 use super::{PruneRequest, PruneSummary, Retention, SeenSnapshot, SnapshotRef};
 use crate::error::StoreError;
 use crate::ports::SnapshotStore;
@@ -170,14 +171,15 @@ impl<'a, S: SnapshotStore + ?Sized> Sweep<'a, S> {
     }
 }
 
-/// Every segment concurrently; their tallies merged.
-pub(super) async fn all_segments<S: SnapshotStore + ?Sized>(
+/// Every segment concurrently, each from its saved position; their tallies merged.
+pub(super) async fn all_segments<S: SnapshotStore + ?Sized, P: ScanPositions + ?Sized>(
     store: &S,
+    positions: &P,
     registry: &Registry,
     request: &PruneRequest,
 ) -> Result<Tally, Failed> {
-    let segments =
-        (0..request.segments).map(|segment| scan_segment(store, registry, request, segment));
+    let segments = (0..request.segments)
+        .map(|segment| scan_segment(store, positions, registry, request, segment));
     let mut total = Tally::default();
     let mut first_failure = None;
     for result in join_all(segments).await {
@@ -201,30 +203,59 @@ pub(super) async fn all_segments<S: SnapshotStore + ?Sized>(
     }
 }
 
-async fn scan_segment<S: SnapshotStore + ?Sized>(
+async fn scan_segment<S: SnapshotStore + ?Sized, P: ScanPositions + ?Sized>(
     store: &S,
+    positions: &P,
     registry: &Registry,
     request: &PruneRequest,
     segment: u32,
 ) -> Result<Tally, Failed> {
     let mut sweep = Sweep::new(store, registry, request);
-    match scan_segment_into(&mut sweep, store, segment).await {
-        Ok(()) => sweep.finish().await,
-        Err(source) => Err(sweep.fail(source)),
+    let start = match positions.load(segment, request.segments).await {
+        Ok(start) => start,
+        Err(source) => return Err(sweep.fail(source)),
+    };
+    if let Some(key) = &start {
+        info!(segment, aggregate_id = %key.aggregate_id, version = key.version,
+            "resuming the scan where the last run stopped");
+    }
+    let resume = match scan_segment_into(&mut sweep, store, segment, start).await {
+        Ok(resume) => resume,
+        Err(source) => return Err(sweep.fail(source)),
+    };
+    let tally = sweep.finish().await?;
+    // Saved only once this run's decided deletes are all sent: a run that fails starts again
+    // from the last saved position (deleting is idempotent).
+    let next = if tally.incomplete { resume } else { None };
+    let saved = positions
+        .save(segment, request.segments, next.as_ref())
+        .await;
+    match saved {
+        Ok(()) => Ok(tally),
+        Err(source) => Err(Failed { tally, source }),
     }
 }
 
+/// Reads a segment from `start`; returns where the next run must start to see every
+/// aggregate this one left undecided (meaningful when the run stopped early).
 async fn scan_segment_into<S: SnapshotStore + ?Sized>(
     sweep: &mut Sweep<'_, S>,
     store: &S,
     segment: u32,
-) -> Result<(), StoreError> {
+    start: Option<SnapshotKey>,
+) -> Result<Option<SnapshotKey>, StoreError> {
     let request = sweep.request;
     let mut groups: HashMap<String, Group> = HashMap::new();
+    // For each undecided aggregate, the key read just before its first item (an exclusive
+    // start key): the next run resumes there, so an aggregate cut off by a deadline is read
+    // whole again, and everything before it is not read again.
+    let mut first_seen: HashMap<String, Option<SnapshotKey>> = HashMap::new();
     let mut buffered = 0usize;
     // The aggregate of the last item read: its snapshots may continue on the next page.
     let mut current: Option<String> = None;
-    let mut cursor = None;
+    // Everything before this position is decided and its deletes sent.
+    let mut resume = start.clone();
+    let mut cursor = start;
     loop {
         if request.deadline.reached() {
             // Nothing new starts: what is undecided stays for the next run.
@@ -234,11 +265,18 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
                 "deadline reached: stopping"
             );
             sweep.tally.incomplete = true;
-            return Ok(());
+            return Ok(resume);
         }
+        let page_start = cursor.take();
         let page = store
-            .scan_summaries(segment, request.segments, cursor.take(), request.page_size)
+            .scan_summaries(
+                segment,
+                request.segments,
+                page_start.clone(),
+                request.page_size,
+            )
             .await?;
+        let mut previous = page_start;
         sweep.tally.scanned += page.items.len() as u64;
         buffered += page.items.len();
         for summary in page.items {
@@ -247,7 +285,9 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
                 schema_version: summary.schema_version,
                 invalid: summary.invalid,
             };
+            let before = previous.replace(summary.key.clone());
             let id = summary.key.aggregate_id;
+            first_seen.entry(id.clone()).or_insert(before);
             match groups.get_mut(&id) {
                 Some(group) => group.add(&summary.aggregate_type, snapshot),
                 None => {
@@ -261,7 +301,8 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
             }
         }
         let Some(next) = page.next else {
-            return sweep.settle_all(groups).await;
+            sweep.settle_all(groups).await?;
+            return Ok(None);
         };
         cursor = Some(next);
         if buffered >= request.buffer_keys {
@@ -269,13 +310,27 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
             let open = current.as_ref().and_then(|id| groups.remove_entry(id));
             let settled = std::mem::take(&mut groups);
             buffered = 0;
+            let open_since = open
+                .as_ref()
+                .and_then(|(id, _)| first_seen.get(id).cloned());
+            first_seen.clear();
             if let Some((id, group)) = open {
                 buffered = group.snapshots.len();
+                if let Some(since) = open_since.clone() {
+                    first_seen.insert(id.clone(), since);
+                }
                 groups.insert(id, group);
             }
             sweep.settle_all(settled).await?;
             // Send the decided deletes now rather than let a deadline strand a partial batch.
             sweep.deleter.flush().await?;
+            if !sweep.deleter.stopped {
+                // All decided and sent up to the aggregate still open (or the next page).
+                resume = match open_since {
+                    Some(since) => since,
+                    None => cursor.clone(),
+                };
+            }
         }
     }
 }
