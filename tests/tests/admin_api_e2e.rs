@@ -32,8 +32,11 @@ impl Server {
             _ => None,
         })
         .unwrap();
-        let repo =
-            AggregateRepository::new(tables.event_store(), tables.snapshot_store(), config.codec);
+        let repo = AggregateRepository::new(
+            tables.event_store(),
+            tables.snapshot_store(),
+            config.codec.clone(),
+        );
         let state = dynamo_state(&integration_tests::sdk_config().await, config);
         let authenticator = Authenticator::local(AccessPolicy::default())
             .with_dev_token(DevToken::new(TOKEN).unwrap());

@@ -133,7 +133,7 @@ async fn a_multi_megabyte_warehouse_is_offloaded_to_s3_and_loads_back() {
     let setup = Setup::new("offload").await;
     let events = setup.tables.event_store();
     let version = multi_megabyte_warehouse(&events, "wh-mega").await;
-    let repo = AggregateRepository::new(events, setup.store().await, setup.config.codec);
+    let repo = AggregateRepository::new(events, setup.store().await, setup.config.codec.clone());
     let kind = Registry::builtin().get("WAREHOUSE").unwrap().clone();
 
     let (record, outcome) = repo

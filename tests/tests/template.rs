@@ -876,6 +876,21 @@ fn scalar_text(value: &Value) -> String {
     }
 }
 
+/// Parameters deliberately without a default (given at deploy time), each with why, and a value
+/// of the right shape standing in for them here.
+const DEPLOY_TIME_PARAMETERS: &[(&str, &str, &str)] = &[
+    (
+        "SnapshotMacKmsKeyArn",
+        "the KMS key of the snapshot MAC data keys, made at set-up (docs/security.md)",
+        "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000",
+    ),
+    (
+        "SnapshotMacKeys",
+        "encrypted MAC data keys: no key may ship in the template",
+        "k1=AQIDBA==",
+    ),
+];
+
 /// The function's environment with parameters at their defaults; resource names and other
 /// computed values become a placeholder name.
 fn default_environment(t: &Template, f: &Function<'_>) -> BTreeMap<String, String> {
@@ -885,7 +900,20 @@ fn default_environment(t: &Template, f: &Function<'_>) -> BTreeMap<String, Strin
             let text = match intrinsic(value) {
                 Some(Intrinsic::Ref(param)) if at(t.root(), &["Parameters", param]).is_some() => {
                     t.parameter_default(param).map_or_else(
-                        || panic!("{}: {name} = !Ref {param}, which has no default", f.id),
+                        || {
+                            DEPLOY_TIME_PARAMETERS
+                                .iter()
+                                .find(|(p, _, _)| *p == param)
+                                .map_or_else(
+                                    || {
+                                        panic!(
+                                            "{}: {name} = !Ref {param}, which has no default",
+                                            f.id
+                                        )
+                                    },
+                                    |(_, _, example)| (*example).to_owned(),
+                                )
+                        },
                         scalar_text,
                     )
                 }

@@ -67,7 +67,7 @@ pub fn dynamo_state(
         sdk,
         &config,
     );
-    let repository = AggregateRepository::new(events, snapshots, config.codec)
+    let repository = AggregateRepository::new(events, snapshots, config.codec.clone())
         .with_policies(config.policies.clone());
     AppState::new(repository, Registry::builtin(), config).with_jobs(jobs)
 }

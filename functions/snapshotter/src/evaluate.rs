@@ -168,7 +168,7 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
         let rebuilt = Rebuilder::new(
             self.events,
             self.snapshots,
-            self.config.codec,
+            self.config.codec.clone(),
             batch,
             kind.as_ref(),
         )

@@ -6,8 +6,11 @@ use snapshotter::{Settings, Snapshotter};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     snapshot_core::telemetry::init();
-    let settings = Settings::from_env()?;
+    let mut settings = Settings::from_env()?;
     let sdk = SdkSettings::from_env()?.load().await;
+    // The snapshot MAC key: one KMS Decrypt per container, here, never per snapshot.
+    let keys = snapshot_kms::keys_from_env(&aws_sdk_kms::Client::new(&sdk)).await?;
+    settings.config.codec = settings.config.codec.with_keys(keys);
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let events = DynamoEventStore::new(client.clone(), &settings.config.events_table);
     let snapshots = snapshot_s3::with_state_objects(

@@ -2,16 +2,24 @@
 //! uncompressed bytes, verified before any state is used. A state too large for one item even
 //! compressed is offloaded to an object store (claim check): `s3+json` / `s3+json+zstd` name the
 //! same bytes as `json` / `json+zstd`, kept in an object the item points to.
+//!
+//! The codec also carries the
+//! [`SnapshotAuthenticator`] that signs what it builds and verifies what it opens
+//! (docs/security.md#snapshot-authentication).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::mac::{SnapshotAuthenticator, SnapshotKeys};
+
 /// DynamoDB's item size limit (attribute names and values together).
 pub const DYNAMODB_ITEM_LIMIT: usize = 400 * 1024;
-/// Upper bound for a decompressed state: a corrupted `sizeBytes` must not make us allocate more.
-pub const MAX_STATE_BYTES: usize = 256 * 1024 * 1024;
+/// Default upper bound for a decoded state (`SNAPSHOT_MAX_STATE_BYTES`): what a 512 MB
+/// function can hold next to the parsed state. A larger declared `sizeBytes` is refused before
+/// anything is allocated, and decompression never writes past the declared size.
+pub const MAX_STATE_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 /// Encoding.
@@ -198,13 +206,37 @@ pub enum CodecError {
     },
 }
 
+/// Decompresses a zstd body into `declared` bytes. The frame must state its content size and
+/// agree with the item before anything is allocated, so neither a lying `sizeBytes` nor a
+/// lying frame header makes us reserve more than the declared (already capped) size; the
+/// decoder then refuses to write past it.
+fn decompress_bounded(bytes: &[u8], declared: usize) -> Result<Vec<u8>, CodecError> {
+    let framed = zstd::zstd_safe::get_frame_content_size(bytes)
+        .map_err(|_| CodecError::Zstd("not a zstd frame".to_owned()))?;
+    match framed {
+        Some(size) if size == declared as u64 => {}
+        Some(size) => {
+            return Err(CodecError::SizeMismatch {
+                declared: declared as u64,
+                actual: usize::try_from(size).unwrap_or(usize::MAX),
+            })
+        }
+        None => {
+            return Err(CodecError::Zstd(
+                "frame does not state its content size".to_owned(),
+            ))
+        }
+    }
+    zstd::bulk::decompress(bytes, declared).map_err(|e| CodecError::Zstd(e.to_string()))
+}
+
 /// Sha256 hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Encodes and decodes snapshot states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Encodes and decodes snapshot states; signs and verifies snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotCodec {
     /// States larger than this many bytes are compressed.
     pub compress_above: usize,
@@ -213,6 +245,11 @@ pub struct SnapshotCodec {
     /// States that do not fit one item even compressed go to the state object store
     /// (`SNAPSHOT_BUCKET` set); without one they cannot be snapshotted.
     pub offload: bool,
+    /// Largest decoded state accepted (declared or real).
+    pub max_state_bytes: usize,
+    /// Signs built snapshots, verifies opened ones. The default is
+    /// [`SnapshotAuthenticator::process_local`]: functions wire their KMS data key instead.
+    pub authenticator: SnapshotAuthenticator,
 }
 
 impl Default for SnapshotCodec {
@@ -221,6 +258,8 @@ impl Default for SnapshotCodec {
             compress_above: 8 * 1024,
             zstd_level: 3,
             offload: false,
+            max_state_bytes: MAX_STATE_BYTES,
+            authenticator: SnapshotAuthenticator::process_local(),
         }
     }
 }
@@ -232,6 +271,21 @@ impl SnapshotCodec {
             compress_above,
             ..Self::default()
         }
+    }
+
+    /// The same codec signing and verifying with `authenticator`.
+    #[must_use]
+    pub fn with_authenticator(mut self, authenticator: SnapshotAuthenticator) -> Self {
+        self.authenticator = authenticator;
+        self
+    }
+
+    /// The same codec signing and verifying with `keys`, keeping its policy for unsigned
+    /// snapshots (`SNAPSHOT_MAC_GRACE_UNTIL`).
+    #[must_use]
+    pub fn with_keys(self, keys: SnapshotKeys) -> Self {
+        let unsigned = self.authenticator.unsigned_policy();
+        self.with_authenticator(SnapshotAuthenticator::new(keys).with_unsigned(unsigned))
     }
 
     /// Encodes a JSON state; compresses it when it is above the threshold.
@@ -273,17 +327,24 @@ impl SnapshotCodec {
             (Encoding::S3Json | Encoding::S3JsonZstd, body) if body.is_empty() => {
                 return Err(CodecError::ObjectNotRead(encoding))
             }
-            (Encoding::S3Json, StateBody::Binary(bytes)) => bytes.clone(),
+            (Encoding::S3Json, StateBody::Binary(bytes)) => {
+                if bytes.len() > self.max_state_bytes {
+                    return Err(CodecError::DeclaredSizeTooLarge {
+                        declared: bytes.len() as u64,
+                        limit: self.max_state_bytes,
+                    });
+                }
+                bytes.clone()
+            }
             (Encoding::JsonZstd | Encoding::S3JsonZstd, StateBody::Binary(bytes)) => {
-                let capacity = usize::try_from(size_bytes)
+                let declared = usize::try_from(size_bytes)
                     .ok()
-                    .filter(|n| *n <= MAX_STATE_BYTES)
+                    .filter(|n| *n <= self.max_state_bytes)
                     .ok_or(CodecError::DeclaredSizeTooLarge {
                         declared: size_bytes,
-                        limit: MAX_STATE_BYTES,
+                        limit: self.max_state_bytes,
                     })?;
-                zstd::bulk::decompress(bytes, capacity)
-                    .map_err(|e| CodecError::Zstd(e.to_string()))?
+                decompress_bounded(bytes, declared)?
             }
             (encoding, StateBody::Text(_)) => {
                 return Err(CodecError::BodyMismatch {

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::codec::SnapshotCodec;
+use crate::codec::{SnapshotCodec, MAX_STATE_BYTES};
+use crate::mac::UnsignedPolicy;
 use crate::policy::{PolicyOverride, PolicySet, SnapshotPolicy, Strategy};
 
 const MAX_THRESHOLD: u64 = 1_000_000;
@@ -136,8 +137,17 @@ impl Config {
         if let Some(bucket) = &state_bucket {
             check_bucket_name(bucket)?;
         }
+        let max_state_bytes = env.number(
+            "SNAPSHOT_MAX_STATE_BYTES",
+            MAX_STATE_BYTES as u64,
+            1024 * 1024,
+            1024 * 1024 * 1024,
+        )?;
         let mut codec = SnapshotCodec::new(compress_above as usize);
         codec.offload = state_bucket.is_some();
+        codec.max_state_bytes = usize::try_from(max_state_bytes).unwrap_or(MAX_STATE_BYTES);
+        let unsigned = unsigned_policy(&env)?;
+        codec.authenticator = codec.authenticator.with_unsigned(unsigned);
         Ok(Self {
             events_table: env.string("EVENTS_TABLE", "inventory_events")?,
             snapshots_table: env.string("SNAPSHOTS_TABLE", "inventory_snapshots")?,
@@ -182,6 +192,24 @@ fn check_bucket_name(bucket: &str) -> Result<(), ConfigError> {
             "must be an S3 bucket name: 3-63 lower-case letters, digits, dots or hyphens",
         ))
     }
+}
+
+/// `SNAPSHOT_MAC_GRACE_UNTIL` (RFC 3339): until then, snapshots without a MAC (written before
+/// snapshots were signed) are still used; unset, they never are.
+fn unsigned_policy<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<UnsignedPolicy, ConfigError> {
+    let Some(raw) = env.optional("SNAPSHOT_MAC_GRACE_UNTIL") else {
+        return Ok(UnsignedPolicy::Refuse);
+    };
+    let until = chrono::DateTime::parse_from_rfc3339(raw.trim()).map_err(|e| {
+        error(
+            "SNAPSHOT_MAC_GRACE_UNTIL",
+            &raw,
+            &format!("must be an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}"),
+        )
+    })?;
+    Ok(UnsignedPolicy::AcceptUntil(until.timestamp_millis()))
 }
 
 fn hours_to_millis(hours: u64) -> i64 {

@@ -16,6 +16,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod load_metrics;
+pub mod mac;
 pub mod memory;
 pub mod metrics;
 pub mod offload;

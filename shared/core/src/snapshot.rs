@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_millis;
 use crate::codec::{CodecError, Encoding, SnapshotCodec, StateBody, DYNAMODB_ITEM_LIMIT};
+use crate::mac::{MacError, MacFields, SnapshotMac};
 
 /// Who made a snapshot and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -68,12 +70,27 @@ pub struct SnapshotHeader {
     pub invalid: Option<InvalidMark>,
     /// Set for offloaded states (`encoding` `s3+…`) once the object is written.
     pub state_ref: Option<StateRef>,
+    /// HMAC over the fields of [`SnapshotHeader::mac_fields`] (docs/security.md#snapshot-authentication);
+    /// `None`: written before snapshots were signed (or planted).
+    pub mac: Option<SnapshotMac>,
 }
 
 impl SnapshotHeader {
     /// True when the state lives in an object (`s3+json`, `s3+json+zstd`).
     pub fn is_offloaded(&self) -> bool {
         Encoding::parse(&self.encoding).is_ok_and(Encoding::is_offloaded)
+    }
+
+    /// What the MAC covers.
+    pub fn mac_fields(&self) -> MacFields<'_> {
+        MacFields {
+            aggregate_id: &self.aggregate_id,
+            aggregate_type: &self.aggregate_type,
+            version: self.version,
+            schema_version: self.schema_version,
+            checksum: &self.checksum,
+            last_event_id: self.last_event_id.as_deref(),
+        }
     }
 }
 
@@ -198,7 +215,7 @@ pub fn build_snapshot(
             version: subject.version,
             source,
         })?;
-    let record = SnapshotRecord {
+    let mut record = SnapshotRecord {
         header: SnapshotHeader {
             aggregate_id: subject.aggregate_id.to_owned(),
             version: subject.version,
@@ -215,9 +232,11 @@ pub fn build_snapshot(
             last_event_id: subject.last_event_id.map(str::to_owned),
             invalid: None,
             state_ref: None,
+            mac: None,
         },
         state: encoded.body,
     };
+    record.header.mac = Some(codec.authenticator.sign(&record.header.mac_fields()));
     let item_bytes = record.estimated_item_bytes();
     if item_bytes > DYNAMODB_ITEM_LIMIT && codec.offload {
         let mut record = record;
@@ -277,6 +296,13 @@ impl SnapshotRecord {
             (
                 "lastEventId",
                 h.last_event_id.as_ref().map_or(0, String::len),
+            ),
+            // keyId, value (64 hex digits) and the map's own name.
+            (
+                "mac",
+                h.mac.as_ref().map_or(0, |m| {
+                    "keyId".len() + m.key_id.len() + "value".len() + m.value.len()
+                }),
             ),
         ];
         let numbers = [
@@ -359,6 +385,9 @@ pub enum InvalidSnapshot {
     #[error("{0}")]
     /// Unreadable.
     Unreadable(String),
+    /// The MAC is missing, wrong or made with a key this reader does not accept.
+    #[error("{0}")]
+    Mac(#[from] MacError),
 }
 
 impl InvalidSnapshot {
@@ -369,6 +398,9 @@ impl InvalidSnapshot {
         match self {
             Self::SchemaVersion { .. } | Self::Marked { .. } => false,
             Self::Codec(CodecError::UnknownEncoding(_)) => false,
+            // A key this reader does not know may be a newer deployment's (mid-rotation).
+            Self::Mac(MacError::UnknownKey(_)) => false,
+            Self::Mac(MacError::Missing | MacError::Mismatch(_)) => true,
             Self::WrongAggregate { .. }
             | Self::SequenceMismatch { .. }
             | Self::Codec(_)
@@ -380,7 +412,8 @@ impl InvalidSnapshot {
     }
 }
 
-/// Checks a record's identity, schema and checksum; returns the uncompressed JSON state.
+/// Checks a record's MAC, identity, schema and checksum; returns the uncompressed JSON state.
+/// The MAC comes first: nothing of a planted item (not even its compressed body) is decoded.
 pub fn open_snapshot(
     codec: &SnapshotCodec,
     record: &SnapshotRecord,
@@ -396,6 +429,9 @@ pub fn open_snapshot(
             by: mark.by.clone(),
         });
     }
+    codec
+        .authenticator
+        .verify(&h.mac_fields(), h.mac.as_ref(), now_millis())?;
     if h.aggregate_id != aggregate_id || h.aggregate_type != aggregate_type {
         return Err(InvalidSnapshot::WrongAggregate {
             found_id: h.aggregate_id.clone(),

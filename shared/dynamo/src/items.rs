@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use snapshot_core::codec::StateBody;
 use snapshot_core::domain::EventEnvelope;
 use snapshot_core::error::{EventError, EventRef, StoreError};
+use snapshot_core::mac::SnapshotMac;
 use snapshot_core::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotMetadata, SnapshotRecord, SnapshotSummary,
     StateRef, Stored, UnreadableSnapshot,
@@ -79,10 +80,12 @@ pub(crate) struct SnapshotItem {
     /// Offloaded states only: where the object is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     state_ref: Option<StateRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mac: Option<SnapshotMac>,
 }
 
 /// Every attribute but `state`, for header-only reads.
-pub(crate) const HEADER_ATTRIBUTES: [&str; 15] = [
+pub(crate) const HEADER_ATTRIBUTES: [&str; 16] = [
     "aggregateId",
     "version",
     "aggregateType",
@@ -98,6 +101,7 @@ pub(crate) const HEADER_ATTRIBUTES: [&str; 15] = [
     "lastEventId",
     "invalid",
     "stateRef",
+    "mac",
 ];
 
 pub(crate) fn snapshot_to_item(record: &SnapshotRecord) -> Result<Item, StoreError> {
@@ -121,6 +125,7 @@ pub(crate) fn snapshot_to_item(record: &SnapshotRecord) -> Result<Item, StoreErr
         last_event_id: h.last_event_id,
         invalid: h.invalid,
         state_ref: h.state_ref,
+        mac: h.mac,
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::InvalidRequest {
         aggregate_id: record.header.aggregate_id.clone(),
@@ -164,6 +169,7 @@ fn split(item: Item) -> Result<(SnapshotHeader, Option<StateBody>), StoreError> 
         last_event_id: parsed.last_event_id,
         invalid: parsed.invalid,
         state_ref: parsed.state_ref,
+        mac: parsed.mac,
     };
     Ok((header, parsed.state))
 }

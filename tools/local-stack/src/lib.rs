@@ -44,6 +44,8 @@ pub enum StackError {
     },
     #[error("ADMIN_DEV_TOKEN must not be blank")]
     BlankToken,
+    #[error("setting up the snapshot MAC key in the emulator's KMS: {0}")]
+    MacKey(#[from] snapshot_kms::KeyLoadError),
 }
 
 /// Seed of the demo's dice: varies between runs.

@@ -29,6 +29,8 @@ use crate::{until_stopped, StackError, StackSettings};
 
 /// Audit actor of the scheduled pruning runs.
 pub const PRUNE_ACTOR: &str = "local-pruner";
+/// Id of the snapshot MAC key the local stack creates.
+pub const MAC_KEY_ID: &str = "local-1";
 /// How long shutdown waits for each task before aborting it.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -56,9 +58,15 @@ impl LocalStack {
     /// the pruning timer, the totals and (unless off) the demo traffic as tasks.
     pub async fn start(
         sdk: &aws_config::SdkConfig,
-        settings: StackSettings,
+        mut settings: StackSettings,
         reporter: Reporter,
     ) -> Result<Self, StackError> {
+        // As at set-up in AWS: a KMS key and a data key under it (in the emulator's KMS); the
+        // ring every component signs and verifies snapshots with is decrypted from it.
+        let kms = aws_sdk_kms::Client::new(sdk);
+        let (mac_kms_key, mac_key, mac_keys) = snapshot_kms::set_up_keys(&kms, MAC_KEY_ID).await?;
+        let codec = &mut settings.snapshotter.config.codec;
+        *codec = codec.clone().with_keys(mac_keys);
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
         let region = sdk
@@ -127,6 +135,9 @@ impl LocalStack {
             ("ADMIN_DEV_TOKEN", token.clone()),
             ("EVENTS_TABLE", events_table.clone()),
             ("SNAPSHOTS_TABLE", snapshots_table.clone()),
+            // What a function gets from the template: the encrypted data key and its KMS key.
+            (snapshot_kms::KEYS_VARIABLE, mac_key.to_entry()),
+            (snapshot_kms::KMS_KEY_VARIABLE, mac_kms_key),
         ];
         if let Some(item) = demo_aggregates.first() {
             entries.push(("DEMO_ITEM", item.clone()));
@@ -197,7 +208,7 @@ impl LocalStack {
                     sdk,
                     &config,
                 ),
-                config.codec,
+                config.codec.clone(),
             )
             .with_policies(config.policies.clone());
             let traffic = DemoTraffic::new(repository, demo, totals.clone(), reporter.clone());

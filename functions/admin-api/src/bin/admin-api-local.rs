@@ -10,7 +10,7 @@ use snapshot_dynamo::SdkSettings;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     snapshot_core::telemetry::init();
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     // No token verifier locally: JWT contexts are refused and the dev token stands in.
     let mut authenticator = Authenticator::local(AccessPolicy::from_env()?);
     match std::env::var("ADMIN_DEV_TOKEN")
@@ -26,6 +26,11 @@ async fn main() -> anyhow::Result<()> {
         std::env::var("ADMIN_API_PORT").ok(),
     )?;
     let sdk = SdkSettings::from_env()?.load().await;
+    // The snapshot MAC key from the emulator's KMS (local-stack writes SNAPSHOT_MAC_KEYS).
+    let keys = snapshot_kms::keys_from_env(&aws_sdk_kms::Client::new(&sdk))
+        .await
+        .context("loading the snapshot MAC keys")?;
+    config.codec = config.codec.with_keys(keys);
     let state = dynamo_state(&sdk, config);
     let listener = bind(port)
         .await

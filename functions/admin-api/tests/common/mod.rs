@@ -82,7 +82,7 @@ impl TestApp {
         let snapshots = Arc::new(InMemorySnapshotStore::new());
         let codec = SnapshotCodec::default();
         let state = AppState::new(
-            AggregateRepository::new(Arc::clone(&events), Arc::clone(&snapshots), codec),
+            AggregateRepository::new(Arc::clone(&events), Arc::clone(&snapshots), codec.clone()),
             Registry::builtin(),
             config,
         );
