@@ -44,8 +44,11 @@ async fn the_console_works_in_a_headless_browser() {
         _ => None,
     })
     .unwrap();
-    let repo =
-        AggregateRepository::new(tables.event_store(), tables.snapshot_store(), config.codec.clone());
+    let repo = AggregateRepository::new(
+        tables.event_store(),
+        tables.snapshot_store(),
+        config.codec.clone(),
+    );
     let registry = Registry::builtin();
 
     // An item with two snapshots (versions 5 and 8), then two more events.

@@ -176,7 +176,7 @@ fn audit_record(
         response
             .extensions()
             .get::<Problem>()
-            .map(|p| format!("{} {}: {}", status.as_u16(), p.kind(), p.detail()))
+            .map(|p| format!("{} {}: {}", status.as_u16(), p.kind(), p.log_detail()))
     });
     if let Some(detail) = detail {
         record = record.detail(detail);

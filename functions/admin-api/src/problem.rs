@@ -9,6 +9,11 @@ use serde_json::{Map, Value};
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The only detail a 500 response carries: what went wrong inside stays in the logs and the
+/// audit record, found by the `requestId` every problem carries.
+pub const INTERNAL_DETAIL: &str =
+    "the request failed on our side; quote its requestId to the operators";
+
 /// Prefix of our problem `type` URIs; the slug after it names the kind of problem.
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:inventory-snapshots:problem:";
 
@@ -32,6 +37,10 @@ pub struct Problem {
     /// Seconds a client should wait before retrying (`Retry-After`), for 503s.
     retry_after: Option<u16>,
 }
+
+/// Extension key holding what went wrong inside (500s only): logged and audited, never put in
+/// the body (kept among the extensions so a problem, the error of most results, stays small).
+const INTERNAL_KEY: &str = "\u{0}internal";
 
 impl Problem {
     /// A problem of kind `kind`.
@@ -124,14 +133,27 @@ impl Problem {
         Self::new(StatusCode::CONFLICT, kind, "Conflict", detail)
     }
 
-    /// 500; the detail must not reveal internals.
-    pub fn internal(kind: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(
+    /// A 500 problem: the body says only [`INTERNAL_DETAIL`] and the request id; `internal`,
+    /// the error text naming internals, goes to the log and the audit record.
+    pub fn internal(kind: &'static str, internal: impl Into<String>) -> Self {
+        let mut problem = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             kind,
             "Internal error",
-            detail,
-        )
+            INTERNAL_DETAIL,
+        );
+        problem
+            .extensions
+            .insert(INTERNAL_KEY.to_owned(), Value::String(internal.into()));
+        problem
+    }
+
+    /// What went wrong inside, for logs and audit records (500s); otherwise the detail.
+    pub fn log_detail(&self) -> &str {
+        self.extensions
+            .get(INTERNAL_KEY)
+            .and_then(Value::as_str)
+            .unwrap_or(&self.detail)
     }
 
     /// The problem `type` URI.
@@ -149,7 +171,7 @@ impl Problem {
         if let Some(instance) = &self.instance {
             body.insert("instance".into(), instance.clone().into());
         }
-        for (key, value) in &self.extensions {
+        for (key, value) in self.extensions.iter().filter(|(k, _)| *k != INTERNAL_KEY) {
             body.entry(key.clone()).or_insert_with(|| value.clone());
         }
         Value::Object(body)
@@ -166,7 +188,7 @@ impl Problem {
             ),
             StatusCode::PAYLOAD_TOO_LARGE => ("body-too-large", text.to_owned()),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", text.to_owned()),
-            s if s.is_server_error() => ("internal-error", "internal error".to_owned()),
+            s if s.is_server_error() => ("internal-error", INTERNAL_DETAIL.to_owned()),
             _ => ("invalid-request", text.to_owned()),
         };
         let detail = if detail.trim().is_empty() {

@@ -14,6 +14,54 @@ use snapshot_core::Registry;
 /// and warehouse states can grow to megabytes. Larger states are omitted with a reason.
 pub const STATE_RESPONSE_BUDGET: usize = 5 * 1024 * 1024;
 
+/// Lambda's limit on a function's response payload (6 MB). Through API Gateway the payload is
+/// the proxy envelope, whose `body` is the response JSON *escaped as a JSON string* (every `"`
+/// becomes `\"`), so a body can cost nearly twice its length.
+pub const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+/// Room left in the payload for the envelope: status, headers, `isBase64Encoded`.
+const ENVELOPE_HEADROOM: usize = 64 * 1024;
+
+/// The bytes `body` takes inside the Lambda response payload: its length once escaped as a
+/// JSON string (quotes and backslashes double, control characters become escapes).
+pub fn lambda_payload_bytes(body: &[u8]) -> usize {
+    2 + body
+        .iter()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+/// The JSON of `view` when its escaped size fits a Lambda response; otherwise why not (the
+/// measured size), so the caller can leave the state out.
+pub fn encode_within_limit<T: Serialize>(
+    view: &T,
+) -> Result<Result<Vec<u8>, String>, serde_json::Error> {
+    let body = serde_json::to_vec(view)?;
+    let payload = lambda_payload_bytes(&body);
+    if payload + ENVELOPE_HEADROOM > LAMBDA_RESPONSE_LIMIT {
+        return Ok(Err(format!(
+            "the response would be {payload} bytes once encoded, over the {LAMBDA_RESPONSE_LIMIT} byte Lambda response limit"
+        )));
+    }
+    Ok(Ok(body))
+}
+
+/// A `200 application/json` response of already encoded bytes.
+pub fn json_response(body: Vec<u8>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// Why a state is left out of a response, if it is.
 pub fn omitted_state(bytes: usize) -> Option<String> {
     (bytes > STATE_RESPONSE_BUDGET).then(|| {
@@ -285,8 +333,12 @@ pub struct VerifyView {
     pub aggregate_type: String,
     /// `match` or `mismatch`.
     pub result: &'static str,
-    /// JSON Pointers (RFC 6901) of the values that differ; `""` is the whole state.
+    /// JSON Pointers (RFC 6901) of the values that differ; `""` is the whole state. At most
+    /// 100 (`differencesOmitted` counts the rest).
     pub differences: Vec<String>,
+    /// Differences found but not listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub differences_omitted: usize,
     /// The aggregate version (of the snapshot, or loaded).
     pub version: u64,
     /// How the snapshot-based load was served (which snapshot, how many tail events).
@@ -300,6 +352,14 @@ pub struct VerifyView {
     /// On a mismatch: the state of the full replay.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replayed_state: Option<Value>,
+    /// Set when the states were left out to keep the response within its limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub states_omitted: Option<String>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Result of a delete.
@@ -314,4 +374,30 @@ pub struct DeletedView {
     pub deleted: bool,
     /// True when it was the aggregate's only snapshot (allowed by `force=true`).
     pub was_only_snapshot: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_bytes_count_the_escaping_of_the_body() {
+        assert_eq!(lambda_payload_bytes(b"abc"), 5);
+        // `{"a":"\n"}`: 10 bytes, of which 4 quotes and 1 backslash double.
+        assert_eq!(lambda_payload_bytes(br#"{"a":"\n"}"#), 2 + 10 + 5);
+        assert_eq!(lambda_payload_bytes(&[0x01]), 2 + 6);
+    }
+
+    #[test]
+    fn a_body_under_the_raw_budget_can_be_over_the_encoded_limit() {
+        // 3.5 MB of quotes: under the 5 MB raw budget, but each `"` is `\"` in the response
+        // JSON and `\\\"` once the envelope escapes it again.
+        let quotes = serde_json::json!({ "state": "\"".repeat(3_500_000) });
+        assert!(serde_json::to_vec(&quotes).unwrap().len() < 8_000_000);
+        assert!(omitted_state(3_500_000).is_none());
+        let refused = encode_within_limit(&quotes).unwrap().unwrap_err();
+        assert!(refused.contains("Lambda response limit"), "{refused}");
+        let plain = serde_json::json!({ "state": "a".repeat(3_500_000) });
+        assert!(encode_within_limit(&plain).unwrap().is_ok());
+    }
 }

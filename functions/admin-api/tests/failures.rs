@@ -183,3 +183,69 @@ async fn a_store_refusing_the_request_is_a_500_without_retry_after() {
         .unwrap()
         .contains("connection reset"));
 }
+
+#[tokio::test]
+async fn a_500_says_only_a_generic_detail_and_the_request_id() {
+    // A stored event whose payload does not fit its type: corrupt data, a 500. Its error text
+    // names internals (the field serde missed); the response must not.
+    let events = InMemoryEventStore::new();
+    for (sequence, event_type, payload) in [
+        (
+            1,
+            "ItemCreated",
+            serde_json::json!({"sku": "S", "name": "N", "reorderPoint": 0}),
+        ),
+        (
+            2,
+            "ItemReceived",
+            serde_json::json!({"quantityX": "secret-internal-shape"}),
+        ),
+    ] {
+        events.insert_raw(snapshot_core::EventEnvelope {
+            aggregate_id: "item-9".into(),
+            sequence,
+            aggregate_type: "INVENTORY_ITEM".into(),
+            event_type: event_type.into(),
+            payload,
+            event_id: format!("e-{sequence}"),
+            timestamp: 0,
+            metadata: None,
+        });
+    }
+    let repository = AggregateRepository::new(
+        Arc::new(events),
+        Arc::new(snapshot_core::memory::InMemorySnapshotStore::new()),
+        SnapshotCodec::default(),
+    );
+    let state = AppState::new(repository, Registry::builtin(), common::config());
+    let app = router(
+        state,
+        Authenticator::default().with_dev_token(DevToken::new(TOKEN).unwrap()),
+    );
+    let audit = AuditCapture::start();
+    let reply = send(
+        &app,
+        admin(Method::GET, "/admin/aggregates/INVENTORY_ITEM/item-9"),
+    )
+    .await;
+    assert_eq!(
+        reply.problem(StatusCode::INTERNAL_SERVER_ERROR),
+        "unusable-event"
+    );
+    assert_eq!(reply.body["detail"], admin_api::problem::INTERNAL_DETAIL);
+    let request_id = reply.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(reply.body["requestId"], request_id);
+    let text = reply.body.to_string();
+    for internal in [
+        "quantity",
+        "secret-internal-shape",
+        "missing field",
+        "sequence 2",
+    ] {
+        assert!(!text.contains(internal), "{internal} leaked: {text}");
+    }
+    // The audit record keeps what went wrong, for the operators.
+    let records = audit.records();
+    let detail = records[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("item-9"), "{detail}");
+}

@@ -145,3 +145,63 @@ fn hybrid_trips_on_either_count_first() {
     );
     assert_eq!(p.decide(None, 10, 0), Some(TripReason::Count));
 }
+
+mod decode_limits {
+    use snapshot_core::codec::{CodecError, Encoding, SnapshotCodec, StateBody};
+
+    fn compressed(json: &[u8]) -> (SnapshotCodec, Vec<u8>, String) {
+        let codec = SnapshotCodec::new(0);
+        let encoded = codec.encode(json.to_vec()).unwrap();
+        let StateBody::Binary(bytes) = encoded.body else {
+            panic!("compressed")
+        };
+        (codec, bytes, encoded.checksum)
+    }
+
+    #[test]
+    fn a_declared_size_over_the_cap_is_refused_before_decoding() {
+        let (codec, bytes, checksum) = compressed(br#"{"a":1}"#);
+        let body = StateBody::Binary(bytes);
+        let huge = 200 * 1024 * 1024 * 1024_u64;
+        assert_eq!(
+            codec.decode(Encoding::JsonZstd, &body, huge, &checksum),
+            Err(CodecError::DeclaredSizeTooLarge {
+                declared: huge,
+                limit: codec.max_state_bytes
+            })
+        );
+    }
+
+    #[test]
+    fn a_frame_whose_size_disagrees_with_the_item_is_refused() {
+        // The item claims 60 MB (under the cap); the frame says 7 bytes: refused before any
+        // buffer of the claimed size exists.
+        let (codec, bytes, checksum) = compressed(br#"{"a":1}"#);
+        let claimed = 60 * 1024 * 1024;
+        assert_eq!(
+            codec.decode(
+                Encoding::JsonZstd,
+                &StateBody::Binary(bytes),
+                claimed,
+                &checksum
+            ),
+            Err(CodecError::SizeMismatch {
+                declared: claimed,
+                actual: 7
+            })
+        );
+    }
+
+    #[test]
+    fn a_bomb_expanding_past_its_declared_size_is_refused() {
+        // 64 MB of zeros compress to a few KB; declared as 1 KB, decoding stops at the bound.
+        let zeros = vec![b' '; 64 * 1024 * 1024];
+        let bomb = zstd::bulk::compress(&zeros, 3).unwrap();
+        let codec = SnapshotCodec::new(0);
+        let result = codec.decode(Encoding::JsonZstd, &StateBody::Binary(bomb), 1024, "00");
+        assert!(
+            matches!(result, Err(CodecError::SizeMismatch { declared: 1024, .. })),
+            "{result:?}"
+        );
+    }
+}

@@ -1,14 +1,14 @@
 //! Current state of an aggregate through the repository.
 
 use axum::extract::State;
-use axum::Json;
+use axum::response::Response;
 use snapshot_core::ports::{EventStore, SnapshotStore};
 
 use crate::auth::Actor;
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::validation::{aggregate_id, aggregate_type, ValidPath};
-use crate::views::{omitted_state, AggregateView};
+use crate::views::{encode_within_limit, json_response, omitted_state, AggregateView};
 
 /// `GET /admin/aggregates/{aggregateType}/{aggregateId}`: the state as the application would
 /// load it, and how (snapshot version used, events replayed, invalid snapshots skipped).
@@ -16,7 +16,7 @@ pub async fn current<E: EventStore, S: SnapshotStore>(
     State(app): State<AppState<E, S>>,
     _actor: Actor,
     ValidPath((raw_type, raw_id)): ValidPath<(String, String)>,
-) -> Result<Json<AggregateView>, Problem> {
+) -> Result<Response, Problem> {
     let kind = aggregate_type(&app.registry, &raw_type)?;
     let id = aggregate_id(&raw_id)?;
     let loaded = app.repository.load_kind(kind.as_ref(), id).await?;
@@ -25,12 +25,22 @@ pub async fn current<E: EventStore, S: SnapshotStore>(
         Some(_) => None,
         None => Some(serde_json::from_slice(&loaded.state_json)?),
     };
-    Ok(Json(AggregateView {
+    let mut view = AggregateView {
         aggregate_id: loaded.aggregate_id,
         aggregate_type: loaded.aggregate_type.to_owned(),
         version: loaded.version,
         state,
         state_omitted,
         load: loaded.report,
-    }))
+    };
+    // Measured as Lambda counts it: the encoded body, escaped once more inside the envelope.
+    let body = match encode_within_limit(&view)? {
+        Ok(body) => body,
+        Err(reason) => {
+            view.state = None;
+            view.state_omitted = Some(reason);
+            serde_json::to_vec(&view)?
+        }
+    };
+    Ok(json_response(body))
 }

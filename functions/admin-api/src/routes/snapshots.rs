@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use snapshot_core::audit::Outcome;
 use snapshot_core::clock::now_millis;
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
@@ -23,8 +23,8 @@ use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::validation::{aggregate_id, aggregate_type, ValidPath, ValidQuery};
 use crate::views::{
-    CreateView, DeletedView, Listed, SnapshotPage, SnapshotView, SnapshotWithState,
-    STATE_RESPONSE_BUDGET,
+    encode_within_limit, json_response, CreateView, DeletedView, Listed, SnapshotPage,
+    SnapshotView, SnapshotWithState, STATE_RESPONSE_BUDGET,
 };
 
 /// `metadata.reason` of snapshots made through this API.
@@ -278,11 +278,25 @@ pub async fn latest<E: EventStore, S: SnapshotStore>(
     let skipped: Vec<Option<u64>> = walked.skipped.iter().map(|s| s.version).collect();
     if let Some((header, (state, bytes))) = walked.found {
         let opened = SnapshotWithState::valid(&header, state, bytes);
-        let mut body = serde_json::to_value(&opened)?;
-        if let Some(object) = body.as_object_mut() {
-            object.insert("skippedInvalid".into(), json!(skipped));
-        }
-        return Ok(Json(body).into_response());
+        let with_skipped = |opened: &SnapshotWithState| -> Result<Value, Problem> {
+            let mut body = serde_json::to_value(opened)?;
+            if let Some(object) = body.as_object_mut() {
+                object.insert("skippedInvalid".into(), json!(skipped));
+            }
+            Ok(body)
+        };
+        let body = with_skipped(&opened)?;
+        // Measured as Lambda counts it: the encoded body, escaped once more in the envelope.
+        let body = match encode_within_limit(&body)? {
+            Ok(bytes) => bytes,
+            Err(reason) => {
+                let mut opened = opened;
+                opened.state = None;
+                opened.state_omitted = Some(reason);
+                serde_json::to_vec(&with_skipped(&opened)?)?
+            }
+        };
+        return Ok(json_response(body));
     }
     let detail = if skipped.is_empty() {
         format!("aggregate `{id}` has no snapshots")

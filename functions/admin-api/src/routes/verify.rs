@@ -2,8 +2,7 @@
 //! replay of every event.
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use serde_json::Value;
 use snapshot_core::ports::{EventStore, SnapshotStore};
 use snapshot_core::repository::LoadedState;
@@ -15,7 +14,7 @@ use crate::observe::AuditNote;
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::validation::{aggregate_id, ValidPath};
-use crate::views::{omitted_state, VerifyView};
+use crate::views::{encode_within_limit, json_response, omitted_state, VerifyView};
 
 /// Loads compared per request; a concurrent append between the two loads is retried once.
 const ATTEMPTS: usize = 2;
@@ -70,21 +69,33 @@ pub async fn verify<E: EventStore, S: SnapshotStore>(
             "{result} at version {} (snapshot {:?})",
             loaded.version, loaded.report.snapshot_version
         );
-        let view = VerifyView {
+        let mut view = VerifyView {
             aggregate_id: id.to_owned(),
             aggregate_type: kind.type_name().to_owned(),
             result,
-            differences: diffs,
+            differences_omitted: diffs.omitted(),
+            differences: diffs.paths,
             version: loaded.version,
             snapshot_load: loaded.report,
             events_replayed: replayed.report.events_replayed,
             loaded_state: show.then_some(loaded_json),
             replayed_state: show.then_some(replayed_json),
+            states_omitted: None,
+        };
+        // Measured as Lambda counts it (the encoded, escaped body), not the raw state size.
+        let body = match encode_within_limit(&view)? {
+            Ok(body) => body,
+            Err(reason) => {
+                view.loaded_state = None;
+                view.replayed_state = None;
+                view.states_omitted = Some(reason);
+                serde_json::to_vec(&view)?
+            }
         };
         return Ok(AuditNote::default()
             .version(view.snapshot_load.snapshot_version)
             .detail(detail)
-            .attach(Json(view).into_response()));
+            .attach(json_response(body)));
     }
     Err(Problem::conflict(
         "concurrent-change",
