@@ -339,7 +339,7 @@ proptest! {
                 default: SnapshotPolicy { threshold, ..SnapshotPolicy::default() },
                 ..PolicySet::default()
             };
-            let repo = AggregateRepository::new(Arc::clone(&events), Arc::clone(&snapshots), codec)
+            let repo = AggregateRepository::new(Arc::clone(&events), Arc::clone(&snapshots), codec.clone())
                 .with_policies(policies);
             let mut root = AggregateRoot::<InventoryItem>::new("item-rt");
             root.create("SKU", "Thing", 0).unwrap();
