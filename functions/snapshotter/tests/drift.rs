@@ -13,18 +13,43 @@ use snapshotter::evaluate::sampled;
 use snapshotter::metrics::{DRIFT_CHECKS, SNAPSHOT_DRIFT};
 use support::{item_events, json_of, metric, Harness};
 
-/// Where the audit records go during the test.
-#[derive(Clone, Default)]
-struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+thread_local! {
+    static AUDIT_LINES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
-impl std::io::Write for Buffer {
+/// Where the audit records go: the current thread's buffer. One global subscriber (installed
+/// once) rather than a scoped one: scoped subscribers race with tracing's callsite-interest
+/// cache when tests run in parallel and drop records (as in functions/admin-api/tests/common).
+/// `#[tokio::test]` runs each test on its own thread, so the buffer is the test's own.
+#[derive(Clone, Copy, Default)]
+struct ThreadBuffer;
+
+impl std::io::Write for ThreadBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        AUDIT_LINES.with(|lines| lines.borrow_mut().extend_from_slice(buf));
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Starts capturing this thread's audit records (logs off; audit records always written).
+fn capture_audit() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = snapshot_core::telemetry::subscriber(
+            tracing_subscriber::EnvFilter::new("off"),
+            true,
+            || ThreadBuffer,
+        );
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    });
+    AUDIT_LINES.with(|lines| lines.borrow_mut().clear());
+}
+
+fn captured_audit() -> String {
+    AUDIT_LINES.with(|lines| String::from_utf8(lines.borrow().clone()).unwrap())
 }
 
 fn harness() -> Harness {
@@ -82,17 +107,9 @@ async fn a_drifted_snapshot_is_detected_counted_and_taken_out_of_use() {
     h.snapshots.put_if_absent(&base).await.unwrap();
 
     // The next snapshot (version 6) is built on it, inherits the error, and is caught.
-    let audit = Buffer::default();
-    let writer = audit.clone();
-    let subscriber = snapshot_core::telemetry::subscriber(
-        tracing_subscriber::EnvFilter::new("off"),
-        true,
-        move || writer.clone(),
-    );
-    let guard = tracing::subscriber::set_default(subscriber);
+    capture_audit();
     let report = h.deliver(&events[5..]).await;
-    drop(guard);
-    let records = String::from_utf8(audit.0.lock().unwrap().clone()).unwrap();
+    let records = captured_audit();
     let drift_record = records
         .lines()
         .find(|l| l.contains(snapshotter::evaluate::DRIFT_ACTION))
