@@ -288,27 +288,8 @@ async fn a_poison_record_blocks_only_until_its_attempts_are_spent_and_never_fail
 
     item(&repo, "item-ok-1", |r| r.create("SKU", "Fine", 0).unwrap()).await;
     item(&repo, "item-p", |r| r.create("SKU", "Poisoned", 0).unwrap()).await;
-    // An event type nobody knows, written by a misbehaving producer.
-    tables
-        .client
-        .put_item()
-        .table_name(&tables.events_table)
-        .item("aggregateId", AttributeValue::S("item-p".to_owned()))
-        .item("sequence", AttributeValue::N("2".to_owned()))
-        .item(
-            "aggregateType",
-            AttributeValue::S("INVENTORY_ITEM".to_owned()),
-        )
-        .item("eventType", AttributeValue::S("StockTeleported".to_owned()))
-        .item(
-            "payload",
-            AttributeValue::M(std::collections::HashMap::default()),
-        )
-        .item("eventId", AttributeValue::S("poison-1".to_owned()))
-        .item("timestamp", AttributeValue::N("1".to_owned()))
-        .send()
-        .await
-        .unwrap();
+    // A known event type without its payload's fields, written by a misbehaving producer.
+    put_raw_event(&tables, "item-p", 2, "StockReceived").await;
     item(&repo, "item-ok-2", |r| {
         r.create("SKU", "Fine too", 0).unwrap();
     })
@@ -346,6 +327,70 @@ async fn a_poison_record_blocks_only_until_its_attempts_are_spent_and_never_fail
     assert_eq!(runner.pending(), 0);
     assert_eq!(discarded, 2, "item-p#1 and item-p#2");
     assert!(snapshot_versions(&tables, "item-p").await.is_empty());
+}
+
+/// Writes an event item as another service would, with an empty payload.
+async fn put_raw_event(tables: &TestTables, id: &str, sequence: u64, event_type: &str) {
+    tables
+        .client
+        .put_item()
+        .table_name(&tables.events_table)
+        .item("aggregateId", AttributeValue::S(id.to_owned()))
+        .item("sequence", AttributeValue::N(sequence.to_string()))
+        .item(
+            "aggregateType",
+            AttributeValue::S("INVENTORY_ITEM".to_owned()),
+        )
+        .item("eventType", AttributeValue::S(event_type.to_owned()))
+        .item(
+            "payload",
+            AttributeValue::M(std::collections::HashMap::default()),
+        )
+        .item("eventId", AttributeValue::S(format!("raw-{id}-{sequence}")))
+        .item("timestamp", AttributeValue::N("1".to_owned()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_event_type_this_version_does_not_know_is_skipped_and_never_holds_back_the_stream() {
+    let tables = TestTables::create("runner_unknown_type").await;
+    let repo = repository(&tables);
+    let snapshotter = snapshotter(&tables, 1);
+    let s = &snapshotter;
+    let handler =
+        move |event: Event| async move { Ok::<_, Infallible>(s.handle(event, None).await) };
+
+    item(&repo, "item-new-type", |r| {
+        r.create("SKU", "Newer", 0).unwrap()
+    })
+    .await;
+    // The writing service deployed an event type before this function knows it.
+    put_raw_event(&tables, "item-new-type", 2, "StockTeleported").await;
+    item(&repo, "item-other", |r| {
+        r.create("SKU", "Other", 0).unwrap()
+    })
+    .await;
+
+    let mut runner = runner(
+        &tables,
+        RunnerSettings {
+            batch_size: 100,
+            max_attempts: Some(2),
+            ..RunnerSettings::default()
+        },
+    )
+    .await;
+    let first = runner.poll_once(&handler).await.unwrap();
+    assert_eq!(
+        (first.fetched, first.acknowledged, first.failed_batches),
+        (3, 3, 0),
+        "acknowledged at once, nothing redelivered"
+    );
+    assert_eq!(runner.pending(), 0);
+    assert_eq!(snapshot_versions(&tables, "item-other").await, vec![1]);
+    assert!(snapshot_versions(&tables, "item-new-type").await.is_empty());
 }
 
 #[tokio::test]

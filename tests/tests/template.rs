@@ -1079,23 +1079,36 @@ fn large_state_bucket_is_encrypted_tls_only_and_expires_orphans() {
 }
 
 #[test]
-fn drift_has_an_alarm_and_the_dashboard_shows_what_the_code_emits() {
+fn drift_and_unknown_event_types_have_alarms_and_the_dashboard_shows_what_the_code_emits() {
     let t = template();
-    let drift = t.resource("SnapshotterDriftAlarm");
-    let p = at(drift, &["Properties"]).unwrap();
-    assert_eq!(
-        at(p, &["Namespace"]).and_then(Value::as_str),
-        Some(snapshot_core::metrics::NAMESPACE)
-    );
-    assert_eq!(
-        at(p, &["MetricName"]).and_then(Value::as_str),
-        Some(snapshotter::metrics::SNAPSHOT_DRIFT)
-    );
-    assert_eq!(at(p, &["Threshold"]).and_then(Value::as_u64), Some(0));
-    assert_eq!(
-        at(p, &["ComparisonOperator"]).and_then(Value::as_str),
-        Some("GreaterThanThreshold")
-    );
+    for (alarm, metric) in [
+        (
+            "SnapshotterDriftAlarm",
+            snapshotter::metrics::SNAPSHOT_DRIFT,
+        ),
+        (
+            "SnapshotterUnknownEventTypesAlarm",
+            snapshotter::metrics::UNKNOWN_EVENT_TYPES,
+        ),
+    ] {
+        let p = at(t.resource(alarm), &["Properties"]).unwrap();
+        assert_eq!(
+            at(p, &["Namespace"]).and_then(Value::as_str),
+            Some(snapshot_core::metrics::NAMESPACE)
+        );
+        assert_eq!(at(p, &["MetricName"]).and_then(Value::as_str), Some(metric));
+        let dimension = at(p, &["Dimensions"])
+            .and_then(Value::as_sequence)
+            .and_then(|d| d.first())
+            .and_then(|d| at(d, &["Value"]))
+            .and_then(Value::as_str);
+        assert_eq!(dimension, Some(snapshotter::metrics::FUNCTION), "{alarm}");
+        assert_eq!(at(p, &["Threshold"]).and_then(Value::as_u64), Some(0));
+        assert_eq!(
+            at(p, &["ComparisonOperator"]).and_then(Value::as_str),
+            Some("GreaterThanThreshold")
+        );
+    }
 
     // The body is JSON once CloudFormation substitutes its `${...}` names.
     let dashboards = t.resources_of_type("AWS::CloudWatch::Dashboard");
@@ -1116,6 +1129,7 @@ fn drift_has_an_alarm_and_the_dashboard_shows_what_the_code_emits() {
         snapshotter::metrics::SNAPSHOTS_CREATED,
         snapshotter::metrics::FAILURES,
         snapshotter::metrics::SNAPSHOT_DRIFT,
+        snapshotter::metrics::UNKNOWN_EVENT_TYPES,
         "IteratorAge",
         snapshot_core::load_metrics::LOAD_EVENTS_FOLDED,
         snapshot_core::load_metrics::LOAD_SNAPSHOT_AGE_MAX,

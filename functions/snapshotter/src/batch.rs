@@ -1,11 +1,12 @@
 //! Turns a stream batch into per-aggregate work: INSERT images decoded into events, other
-//! records and unregistered types set aside, poison records attributed to their aggregate.
+//! records and unregistered types set aside, poison records attributed to their aggregate,
+//! events of a type this version does not know yet noted for their aggregate.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
-use snapshot_core::{EventEnvelope, Registry};
+use snapshot_core::{EventEnvelope, EventError, Registry};
 use tracing::{error, info, warn};
 
 use crate::records::{compare_sequence_numbers, number_attr, string_attr, INSERT};
@@ -21,6 +22,15 @@ pub struct PoisonRecord {
     pub reason: String,
 }
 
+/// An event whose `eventType` this version does not know (the writing service deployed a new
+/// type first). Not a poison record: the aggregate is skipped, and snapshotted again once the
+/// code knows the type (`crate::evaluate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownEvent {
+    pub sequence: u64,
+    pub event_type: String,
+}
+
 /// The records of one aggregate in a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggregateBatch {
@@ -29,6 +39,8 @@ pub struct AggregateBatch {
     /// Decoded events, ascending by sequence, without duplicates.
     pub events: Vec<EventEnvelope>,
     pub poison: Vec<PoisonRecord>,
+    /// Events of a type this version does not know, ascending by sequence.
+    pub unknown: Vec<UnknownEvent>,
     /// Lowest stream sequence number among its records (`None`: a record had none).
     first_stream_sequence: Option<String>,
     unsequenced: bool,
@@ -41,6 +53,7 @@ impl AggregateBatch {
             aggregate_type,
             events: Vec::new(),
             poison: Vec::new(),
+            unknown: Vec::new(),
             first_stream_sequence: None,
             unsequenced: false,
         }
@@ -93,7 +106,23 @@ impl Batch {
 enum Classified {
     Ignored,
     Event(EventEnvelope),
+    /// A well-formed event of an `eventType` this version does not know.
+    UnknownType(EventEnvelope),
     Poison(PoisonRecord),
+}
+
+/// A decoded event, or one of a type this version does not know.
+enum Decoded {
+    Known(EventEnvelope),
+    Unknown(EventEnvelope),
+}
+
+impl Decoded {
+    fn envelope(&self) -> &EventEnvelope {
+        match self {
+            Self::Known(event) | Self::Unknown(event) => event,
+        }
+    }
 }
 
 /// Sorts the records of a batch by aggregate.
@@ -110,7 +139,12 @@ pub fn coalesce(event: Event, registry: &Registry) -> Batch {
             Classified::Event(event) => (
                 event.aggregate_id.clone(),
                 event.aggregate_type.clone(),
-                Ok(event),
+                Ok(Decoded::Known(event)),
+            ),
+            Classified::UnknownType(event) => (
+                event.aggregate_id.clone(),
+                event.aggregate_type.clone(),
+                Ok(Decoded::Unknown(event)),
             ),
             Classified::Poison(poison) => match poison.aggregate_id.clone() {
                 Some(id) => (id, String::new(), Err(poison)),
@@ -131,12 +165,21 @@ pub fn coalesce(event: Event, registry: &Registry) -> Batch {
         };
         aggregate.saw(stream_sequence.as_deref());
         match classified {
-            Ok(event) if aggregate.aggregate_type.is_empty() => {
+            Ok(decoded)
+                if aggregate.aggregate_type.is_empty()
+                    || aggregate.aggregate_type == aggregate_type =>
+            {
                 aggregate.aggregate_type = aggregate_type;
-                aggregate.events.push(event);
+                match decoded {
+                    Decoded::Known(event) => aggregate.events.push(event),
+                    Decoded::Unknown(event) => aggregate.unknown.push(UnknownEvent {
+                        sequence: event.sequence,
+                        event_type: event.event_type,
+                    }),
+                }
             }
-            Ok(event) if aggregate.aggregate_type == aggregate_type => aggregate.events.push(event),
-            Ok(event) => {
+            Ok(decoded) => {
+                let event = decoded.envelope();
                 let poison = PoisonRecord {
                     aggregate_id: Some(event.aggregate_id.clone()),
                     sequence: Some(event.sequence),
@@ -154,6 +197,8 @@ pub fn coalesce(event: Event, registry: &Registry) -> Batch {
     }
     for aggregate in &mut batch.aggregates {
         sort_and_dedupe(&mut aggregate.events);
+        aggregate.unknown.sort_by_key(|u| u.sequence);
+        aggregate.unknown.dedup_by_key(|u| u.sequence);
     }
     batch
 }
@@ -207,6 +252,15 @@ fn classify(record: EventRecord, registry: &Registry) -> Classified {
     }
     match kind.check_event(&event) {
         Ok(()) => Classified::Event(event),
+        Err(EventError::UnknownEventType { .. }) => {
+            warn!(
+                aggregate_id = %event.aggregate_id,
+                sequence = event.sequence,
+                event_type = %event.event_type,
+                "event type not known to this version; its aggregate is skipped"
+            );
+            Classified::UnknownType(event)
+        }
         Err(e) => poison(e.to_string()),
     }
 }

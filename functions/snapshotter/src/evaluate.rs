@@ -20,7 +20,7 @@ use snapshot_core::walk::mark_invalid;
 use tracing::{info, warn};
 
 use snapshot_core::config::Config;
-use snapshot_core::Registry;
+use snapshot_core::{EventError, Registry};
 
 use crate::batch::AggregateBatch;
 use crate::error::SnapshotterError;
@@ -111,6 +111,19 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
                     format!("state is {item_bytes} bytes compressed, over the item limit"),
                 );
             }
+            Ok(Action::UnknownEventType {
+                sequence,
+                event_type,
+            }) => {
+                warn!(aggregate_id = %batch.aggregate_id, sequence = ?sequence, event_type = %event_type, "aggregate skipped: event type not known to this version");
+                audit(
+                    Outcome::Rejected,
+                    format!(
+                        "eventType `{event_type}` at sequence {} is not known to this version; aggregate skipped until it is",
+                        sequence.map_or_else(|| "?".to_owned(), |s| s.to_string())
+                    ),
+                );
+            }
             Ok(Action::NotDue | Action::UpToDate { .. }) => {}
             Err(e) => audit(Outcome::Failure, e.to_string()),
         }
@@ -134,6 +147,12 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
                 aggregate_id: id.to_owned(),
                 count: batch.poison.len(),
                 first: first.reason.clone(),
+            });
+        }
+        if let Some(unknown) = batch.unknown.first() {
+            return Ok(Action::UnknownEventType {
+                sequence: Some(unknown.sequence),
+                event_type: unknown.event_type.clone(),
             });
         }
         let kind = self.registry.get(&batch.aggregate_type).ok_or_else(|| {
@@ -165,7 +184,7 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             return Ok(Action::NotDue);
         };
 
-        let rebuilt = Rebuilder::new(
+        let rebuilt = match Rebuilder::new(
             self.events,
             self.snapshots,
             self.config.codec.clone(),
@@ -173,7 +192,20 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             kind.as_ref(),
         )
         .rebuild(newest, counts)
-        .await?;
+        .await
+        {
+            Ok(rebuilt) => rebuilt,
+            // A skipped event of the event table, still unknown to this version.
+            Err(SnapshotterError::Event(EventError::UnknownEventType {
+                at, event_type, ..
+            })) => {
+                return Ok(Action::UnknownEventType {
+                    sequence: at.sequence,
+                    event_type,
+                })
+            }
+            Err(e) => return Err(e),
+        };
         let metadata = SnapshotMetadata {
             created_by: ACTOR.to_owned(),
             reason: reason.as_str().to_owned(),

@@ -87,6 +87,7 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
             failures = t.failures,
             ignored = t.records_ignored,
             poison = t.poison_records,
+            unknown_event_types = t.unknown_event_types,
             "batch processed"
         );
         report.response
@@ -137,6 +138,7 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
                 }
                 Ok(Action::AlreadyPresent { .. }) => tally.snapshots_already_present += 1,
                 Ok(Action::TooLarge { .. }) => tally.snapshots_too_large += 1,
+                Ok(Action::UnknownEventType { .. }) => tally.unknown_event_types += 1,
                 Ok(Action::NotDue | Action::UpToDate { .. }) => {}
                 Err(e) => {
                     tally.failures += 1;

@@ -21,6 +21,9 @@ pub const DRIFT_CHECKS: &str = "DriftChecks";
 /// Sampled snapshots that differed from a full replay (the template alarms on it).
 pub const SNAPSHOT_DRIFT: &str = "SnapshotDrift";
 pub const SNAPSHOTS_TOO_LARGE: &str = "SnapshotsTooLarge";
+/// Aggregates skipped because one of their events has a type this version does not know (the
+/// template alarms on it: deploy the code that knows it).
+pub const UNKNOWN_EVENT_TYPES: &str = "UnknownEventTypes";
 
 /// Counters of one batch; every one is emitted, zeros included, so dashboards see no gaps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,6 +48,8 @@ pub struct Tally {
     pub drift_checks: u64,
     /// Checked snapshots that differed (each marked invalid and audited).
     pub snapshot_drift: u64,
+    /// Aggregates skipped for an event type this version does not know.
+    pub unknown_event_types: u64,
 }
 
 impl Tally {
@@ -63,6 +68,7 @@ impl Tally {
         set.count(SNAPSHOTS_INVALID, self.snapshots_invalid);
         set.count(DRIFT_CHECKS, self.drift_checks);
         set.count(SNAPSHOT_DRIFT, self.snapshot_drift);
+        set.count(UNKNOWN_EVENT_TYPES, self.unknown_event_types);
         set.add(
             DURATION,
             duration.as_secs_f64() * 1000.0,
@@ -102,6 +108,8 @@ mod tests {
             RECORDS_IGNORED,
             POISON_RECORDS,
             SNAPSHOTS_INVALID,
+            SNAPSHOT_DRIFT,
+            UNKNOWN_EVENT_TYPES,
         ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }

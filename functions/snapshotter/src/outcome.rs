@@ -23,6 +23,17 @@ pub enum Action {
     /// would fail the same way and hold back every other aggregate of the shard; loads keep
     /// working from the previous snapshot and the tail.
     TooLarge { version: u64, item_bytes: usize },
+    /// An event of the aggregate (in the batch, or read from the event table to rebuild) has an
+    /// `eventType` this version does not know: the writing service deployed it first. Skipped,
+    /// not a batch failure: snapshots are derived data, a retry would fail the same way until
+    /// this function is redeployed, and the shard must not stall meanwhile. Counted
+    /// (`UnknownEventTypes`, alarmed) and audited; once the code knows the type, the
+    /// aggregate's next events rebuild it from its latest valid snapshot and the event table,
+    /// the skipped events included.
+    UnknownEventType {
+        sequence: Option<u64>,
+        event_type: String,
+    },
 }
 
 /// Work counted for one aggregate.

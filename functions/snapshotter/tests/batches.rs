@@ -119,7 +119,9 @@ async fn a_poison_record_fails_only_its_own_aggregate_at_its_lowest_record() {
         .unwrap();
     let message = failed.result().as_ref().unwrap_err().to_string();
     assert!(
-        message.contains("item-2002") && message.contains("StockTeleported"),
+        message.contains("item-2002")
+            && message.contains("StockReceived")
+            && message.contains("sequence=2"),
         "{message}"
     );
 }

@@ -1,6 +1,6 @@
 //! The backfill job record, kept in the snapshot table under a reserved key (aggregate id
 //! [`JOB_AGGREGATE_ID`], version 0, aggregate type [`JOB_TYPE`]): no extra table, and the
-//! pruner and the backfill itself pass over it (no registered type).
+//! pruner and the backfill itself pass over it (the snapshot scan leaves it out).
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;

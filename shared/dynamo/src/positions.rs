@@ -1,7 +1,7 @@
 //! The pruner's scan positions ([`ScanPositions`]), kept in the snapshot table under a reserved
 //! key (aggregate id [`POSITIONS_AGGREGATE_ID`], version = segment, aggregate type
-//! [`POSITION_TYPE`]): no extra table, and the pruner passes over these items like any of a
-//! type it does not know.
+//! [`POSITION_TYPE`]): no extra table, and the snapshot scan (`crate::snapshots`) leaves these
+//! items out.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -14,6 +14,8 @@ use crate::items::{
     header_from_item, key_from_item, key_item, record_from_item, snapshot_to_item, stored,
     summary_from_item, Item, HEADER_ATTRIBUTES,
 };
+use crate::jobs::JOB_AGGREGATE_ID;
+use crate::positions::POSITIONS_AGGREGATE_ID;
 use snapshot_core::error::{BackendFailure, StoreError};
 use snapshot_core::ports::{Page, PutOutcome, SnapshotStore};
 use snapshot_core::snapshot::{
@@ -293,6 +295,7 @@ impl SnapshotStore for DynamoSnapshotStore {
             .items
             .unwrap_or_default()
             .iter()
+            .filter(|item| !is_reserved(item))
             .map(summary_from_item)
             .collect::<Result<Vec<_>, _>>()?;
         let next = match page.last_evaluated_key {
@@ -345,6 +348,16 @@ impl SnapshotStore for DynamoSnapshotStore {
         }
         Ok(keys.len())
     }
+}
+
+/// The records this crate keeps in the snapshot table beside the snapshots (the backfill job,
+/// `crate::jobs`; the pruner's scan positions, `crate::positions`): not snapshots, so a scan
+/// passes over them instead of reporting them as snapshots of an unknown type.
+fn is_reserved(item: &HashMap<String, AttributeValue>) -> bool {
+    matches!(
+        item.get("aggregateId"),
+        Some(AttributeValue::S(id)) if id == JOB_AGGREGATE_ID || id == POSITIONS_AGGREGATE_ID
+    )
 }
 
 #[cfg(test)]
