@@ -363,13 +363,13 @@ async fn an_event_type_this_version_does_not_know_is_skipped_and_never_holds_bac
         move |event: Event| async move { Ok::<_, Infallible>(s.handle(event, None).await) };
 
     item(&repo, "item-new-type", |r| {
-        r.create("SKU", "Newer", 0).unwrap()
+        r.create("SKU", "Newer", 0).unwrap();
     })
     .await;
     // The writing service deployed an event type before this function knows it.
     put_raw_event(&tables, "item-new-type", 2, "StockTeleported").await;
     item(&repo, "item-other", |r| {
-        r.create("SKU", "Other", 0).unwrap()
+        r.create("SKU", "Other", 0).unwrap();
     })
     .await;
 
