@@ -1,5 +1,5 @@
 # Developer entry points. `make test` is the full check that CI runs (.ci/run).
-.PHONY: test run build venv moto-start moto-stop fmt lint template-check deny
+.PHONY: test run build bench venv moto-start moto-stop fmt lint template-check deny
 
 ## Full test command: fmt check, clippy, cargo test against a local moto server.
 ## Extra cargo test args: make test ARGS='-p snapshot-core -- --nocapture'
@@ -15,6 +15,11 @@ run:
 ## for AWS's arm64: make build ARGS=--arm64
 build:
 	scripts/build.sh $(ARGS)
+
+## Performance figures written to docs/bench/ (release build, local emulator, cqrs-es +
+## dynamo-es in the same run); not part of `make test`. make bench BENCH_RUNS=5
+bench:
+	@BENCH_RUNS=$(BENCH_RUNS) BENCH_SIZES=$(BENCH_SIZES) scripts/bench.sh
 
 ## Offline checks of template.yaml (cfn-lint, sam validate), as in `make test`.
 template-check:

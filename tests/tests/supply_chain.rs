@@ -105,6 +105,7 @@ fn cargo_builds_in_the_scripts_use_the_committed_lock_file() {
         "scripts/test.sh",
         "scripts/run.sh",
         "scripts/build.sh",
+        "scripts/bench.sh",
         "Makefile",
     ] {
         for line in read(script).lines().map(str::trim) {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `make bench`: the performance figures of README's Performance section, written to docs/bench/
+# (README.md with the tables, SVG plots). Not part of `make test` (it takes minutes); its code
+# is compiled and linted there.
+#
+#   1. release build of the three functions (scripts/build.sh): their bootstraps are measured
+#      (size, cold start through a local Lambda Runtime API);
+#   2. the local emulator (moto, through tools/moto/launcher.py);
+#   3. cargo run --release -p bench (tools/bench): loads at 1k/10k/50k events for this product
+#      and cqrs-es + dynamo-es in the same run, fold, codec, snapshotter, pruner, binaries.
+#
+# Env: BENCH_RUNS (default 5), BENCH_SIZES (default 1000,10000,50000), BENCH_OUT (docs/bench).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+started=$SECONDS
+
+step "release build of the functions (scripts/build.sh)"
+scripts/build.sh
+
+step "python venv (.venv) for the local AWS emulator"
+scripts/venv.sh
+
+# shellcheck source=scripts/lib/moto-session.sh
+source scripts/lib/moto-session.sh
+step "local AWS emulator (moto)"
+moto_session
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+
+step "cargo run --locked --release -p bench"
+cargo run --locked --release -p bench
+
+step "bench done in $((SECONDS - started)) s: docs/bench/README.md"

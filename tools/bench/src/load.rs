@@ -1,0 +1,243 @@
+//! Aggregate loads at several history sizes, this product and the peer in the same run:
+//! full replay and snapshot + tail, with a snapshot 50 events before the end.
+
+use std::time::Instant;
+
+use anyhow::{ensure, Context as _, Result};
+use aws_sdk_dynamodb::Client;
+use snapshot_core::codec::SnapshotCodec;
+use snapshot_core::domain::{fold, Aggregate, EventEnvelope, InventoryItem};
+use snapshot_core::ports::SnapshotStore;
+use snapshot_core::snapshot::{build_snapshot, SnapshotMetadata, SnapshotSubject};
+use snapshot_core::AggregateRepository;
+use snapshot_dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
+
+use crate::history::item_events;
+use crate::peer::Peer;
+use crate::seed::write_all;
+use crate::stats::Figure;
+use crate::wire::{Cost, Wire};
+
+/// Events between the snapshot and the end of the history.
+pub const TAIL: usize = 50;
+
+#[derive(Debug, Clone)]
+pub struct LoadRow {
+    pub events: usize,
+    pub store: &'static str,
+    pub load: &'static str,
+    pub wall_ms: Figure,
+    pub requests: Figure,
+    pub round_trips: Figure,
+    pub items: Figure,
+    pub kib: Figure,
+    pub capacity: Figure,
+    /// What the product's `LoadReport` said: sequential round trips, and requests.
+    pub reported_round_trips: Option<Figure>,
+    pub reported_requests: Option<Figure>,
+}
+
+pub const PRODUCT: &str = "this product";
+pub const PEER: &str = "cqrs-es + dynamo-es";
+pub const REPLAY: &str = "full replay";
+pub const SNAPSHOT: &str = "snapshot + tail";
+
+struct Samples {
+    wall: Vec<f64>,
+    costs: Vec<Cost>,
+    reported: Vec<f64>,
+    reported_requests: Vec<f64>,
+}
+
+impl Samples {
+    fn new() -> Self {
+        Self {
+            wall: Vec::new(),
+            costs: Vec::new(),
+            reported: Vec::new(),
+            reported_requests: Vec::new(),
+        }
+    }
+
+    fn row(self, events: usize, store: &'static str, load: &'static str) -> LoadRow {
+        let of = |f: fn(&Cost) -> f64| Figure::of(self.costs.iter().map(f).collect());
+        LoadRow {
+            events,
+            store,
+            load,
+            wall_ms: Figure::of(self.wall),
+            requests: of(|c| c.requests as f64),
+            round_trips: of(|c| c.round_trips as f64),
+            items: of(|c| c.items as f64),
+            kib: of(|c| c.bytes as f64 / 1024.0),
+            capacity: of(|c| c.capacity),
+            reported_round_trips: (!self.reported.is_empty()).then(|| Figure::of(self.reported)),
+            reported_requests: (!self.reported_requests.is_empty())
+                .then(|| Figure::of(self.reported_requests)),
+        }
+    }
+}
+
+pub struct Tables {
+    pub events: String,
+    pub snapshots: String,
+    /// Never written: loads through it are full replays.
+    pub no_snapshots: String,
+}
+
+pub async fn run(
+    plain: &Client,
+    counted: &Client,
+    wire: &Wire,
+    suffix: &str,
+    sizes: &[usize],
+    runs: usize,
+) -> Result<Vec<LoadRow>> {
+    let tables = Tables {
+        events: format!("bench_events_{suffix}"),
+        snapshots: format!("bench_snapshots_{suffix}"),
+        no_snapshots: format!("bench_no_snapshots_{suffix}"),
+    };
+    schema::create_events_table(plain, &tables.events).await?;
+    schema::create_snapshots_table(plain, &tables.snapshots).await?;
+    schema::create_snapshots_table(plain, &tables.no_snapshots).await?;
+    let peer = Peer::create(plain.clone(), suffix).await?;
+    let codec = SnapshotCodec::default();
+    let with_snapshots = AggregateRepository::new(
+        DynamoEventStore::new(counted.clone(), &tables.events),
+        DynamoSnapshotStore::new(counted.clone(), &tables.snapshots),
+        codec.clone(),
+    );
+    let without_snapshots = AggregateRepository::new(
+        DynamoEventStore::new(counted.clone(), &tables.events),
+        DynamoSnapshotStore::new(counted.clone(), &tables.no_snapshots),
+        codec.clone(),
+    );
+
+    let mut rows = Vec::new();
+    for &n in sizes {
+        let id = format!("item-{n}");
+        let started = Instant::now();
+        let events = item_events(n);
+        let expected = fold(InventoryItem::initial(&id), &events);
+        seed_product(plain, &tables, &codec, &id, &events).await?;
+        peer.seed(&id, &events, n - TAIL).await?;
+        eprintln!(
+            "bench: load: {n} events seeded in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+
+        let mut samples: Vec<Samples> = (0..4).map(|_| Samples::new()).collect();
+        for run in 0..runs {
+            for k in 0..4 {
+                // Rotate the order so no load always runs first (warm caches on the emulator).
+                let which = (k + run) % 4;
+                wire.reset();
+                let t = Instant::now();
+                let (state, version, reported) = match which {
+                    0 => {
+                        let (root, report) = without_snapshots.load::<InventoryItem>(&id).await?;
+                        ensure!(report.snapshot_version.is_none(), "expected a full replay");
+                        (root.state().clone(), root.version() as usize, Some(report))
+                    }
+                    1 => {
+                        let (root, report) = with_snapshots.load::<InventoryItem>(&id).await?;
+                        ensure!(
+                            report.snapshot_version == Some((n - TAIL) as u64),
+                            "expected the snapshot at {}: {report:?}",
+                            n - TAIL
+                        );
+                        (root.state().clone(), root.version() as usize, Some(report))
+                    }
+                    2 => {
+                        let (state, version) = peer.load_replay(counted, &id).await?;
+                        (state, version, None)
+                    }
+                    _ => {
+                        let (state, version) = peer.load_snapshot(counted, &id).await?;
+                        (state, version, None)
+                    }
+                };
+                let wall = t.elapsed().as_secs_f64() * 1000.0;
+                let cost = wire.take();
+                ensure!(
+                    state == expected && version == n,
+                    "load {which} of {id} gave version {version} and a different state"
+                );
+                let sample = &mut samples[which];
+                sample.wall.push(wall);
+                sample.costs.push(cost);
+                if let Some(report) = reported {
+                    sample.reported.push(f64::from(report.round_trips));
+                    sample.reported_requests.push(f64::from(report.requests));
+                }
+            }
+        }
+        let mut it = samples.into_iter();
+        let mut next = || it.next().context("samples");
+        rows.push(next()?.row(n, PRODUCT, REPLAY));
+        rows.push(next()?.row(n, PRODUCT, SNAPSHOT));
+        rows.push(next()?.row(n, PEER, REPLAY));
+        rows.push(next()?.row(n, PEER, SNAPSHOT));
+        for row in &rows[rows.len() - 4..] {
+            eprintln!(
+                "bench: load {n:>6} {:<20} {:<16} {:>10} ms, {} requests, {} round trips",
+                row.store, row.load, row.wall_ms, row.requests, row.round_trips
+            );
+        }
+    }
+    for table in [
+        &tables.events,
+        &tables.snapshots,
+        &tables.no_snapshots,
+        &peer.events_table,
+        &peer.snapshots_table,
+    ] {
+        let _ = plain.delete_table().table_name(table).send().await;
+    }
+    Ok(rows)
+}
+
+async fn seed_product(
+    client: &Client,
+    tables: &Tables,
+    codec: &SnapshotCodec,
+    id: &str,
+    events: &[<InventoryItem as Aggregate>::Event],
+) -> Result<()> {
+    let envelopes: Vec<EventEnvelope> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| EventEnvelope::wrap::<InventoryItem>(id, i as u64 + 1, e, 0, None))
+        .collect();
+    let items = envelopes
+        .iter()
+        .map(serde_dynamo::to_item)
+        .collect::<Result<Vec<_>, _>>()?;
+    write_all(client, &tables.events, items).await?;
+    let at = events.len() - TAIL;
+    let state = fold(InventoryItem::initial(id), &events[..at]);
+    let boundary = envelopes.get(at - 1).context("snapshot boundary event")?;
+    let record = build_snapshot(
+        codec,
+        SnapshotSubject {
+            aggregate_id: id,
+            aggregate_type: InventoryItem::TYPE,
+            schema_version: InventoryItem::SCHEMA_VERSION,
+            version: at as u64,
+            last_event_id: Some(&boundary.event_id),
+        },
+        serde_json::to_vec(&state)?,
+        SnapshotMetadata {
+            created_by: "bench".to_owned(),
+            reason: "manual".to_owned(),
+            request_id: None,
+        },
+        0,
+        None,
+    )?;
+    DynamoSnapshotStore::new(client.clone(), &tables.snapshots)
+        .put_if_absent(&record)
+        .await?;
+    Ok(())
+}

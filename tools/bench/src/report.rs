@@ -1,0 +1,543 @@
+//! docs/bench/: the Markdown report and its plots (SVG, drawn here with plotters).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+
+use crate::binaries::BinaryRow;
+use crate::inmem::{CodecRow, FoldRow};
+use crate::load::{LoadRow, PEER, PRODUCT, REPLAY, SNAPSHOT};
+use crate::prune::PruneRow;
+use crate::stream::StreamRow;
+
+pub struct Results {
+    pub runs: usize,
+    pub machine: String,
+    pub took_s: f64,
+    pub loads: Vec<LoadRow>,
+    pub folds: Vec<FoldRow>,
+    pub codec: Vec<CodecRow>,
+    pub stream: Vec<StreamRow>,
+    pub prune: Option<PruneRow>,
+    pub binaries: Vec<BinaryRow>,
+    /// The stream trigger's ParallelizationFactor in template.yaml.
+    pub parallelization_factor: u32,
+    pub notes: Vec<String>,
+}
+
+fn load_of<'a>(rows: &'a [LoadRow], n: usize, store: &str, load: &str) -> Option<&'a LoadRow> {
+    rows.iter()
+        .find(|r| r.events == n && r.store == store && r.load == load)
+}
+
+/// Plot: load wall time against history size, median with min–max bars, log scale.
+pub fn plot_loads(rows: &[LoadRow], path: &Path) -> Result<()> {
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let sizes: Vec<usize> = {
+        let mut s: Vec<usize> = rows.iter().map(|r| r.events).collect();
+        s.dedup();
+        s
+    };
+    let (x_min, x_max) = (
+        *sizes.first().unwrap_or(&1) as f64 * 0.8,
+        *sizes.last().unwrap_or(&1) as f64 * 1.25,
+    );
+    let y_max = rows.iter().map(|r| r.wall_ms.max).fold(1.0, f64::max) * 2.0;
+    let y_min = rows
+        .iter()
+        .map(|r| r.wall_ms.min)
+        .fold(f64::MAX, f64::min)
+        .max(0.1)
+        / 2.0;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Aggregate load, wall time on the local emulator (median, min–max)",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((x_min..x_max).log_scale(), (y_min..y_max).log_scale())
+        .map_err(|e| anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("events in the history")
+        .y_desc("ms")
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    let series = [
+        (PRODUCT, SNAPSHOT, RGBColor(0, 114, 178)),
+        (PRODUCT, REPLAY, RGBColor(86, 180, 233)),
+        (PEER, SNAPSHOT, RGBColor(213, 94, 0)),
+        (PEER, REPLAY, RGBColor(230, 159, 0)),
+    ];
+    for (store, load, color) in series {
+        let points: Vec<&LoadRow> = sizes
+            .iter()
+            .filter_map(|n| load_of(rows, *n, store, load))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|r| (r.events as f64, r.wall_ms.median)),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("{e}"))?
+            .label(format!("{store}: {load}"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(points.iter().map(|r| {
+                ErrorBar::new_vertical(
+                    r.events as f64,
+                    r.wall_ms.min,
+                    r.wall_ms.median,
+                    r.wall_ms.max,
+                    color.filled(),
+                    8,
+                )
+            }))
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// Plot: fold throughput per source, horizontal bars (median) with min–max whiskers.
+pub fn plot_folds(rows: &[FoldRow], path: &Path) -> Result<()> {
+    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let max = rows.iter().map(|r| r.meps.max).fold(1.0, f64::max) * 1.1;
+    let n = rows.len() as i32;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Fold throughput, million events/s (median, min–max)",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(20)
+        .build_cartesian_2d(0.0..max, 0..n)
+        .map_err(|e| anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .disable_y_axis()
+        .x_desc("M events/s")
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    for (i, row) in rows.iter().enumerate() {
+        let y = n - 1 - i as i32;
+        let color = if row.aggregate == "INVENTORY_ITEM" {
+            RGBColor(0, 114, 178)
+        } else {
+            RGBColor(0, 158, 115)
+        };
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(0.0, y), (row.meps.median, y + 1)],
+                color.mix(0.6).filled(),
+            )))
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!(
+                    "{} from {}: {:.1}",
+                    row.aggregate, row.from, row.meps.median
+                ),
+                (max * 0.01, y),
+                ("sans-serif", 14),
+            )))
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(row.meps.min, y), (row.meps.max, y)],
+                BLACK.stroke_width(2),
+            )))
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.2} MiB", bytes as f64 / 1024.0 / 1024.0)
+}
+
+/// One target of the issue, as measured.
+pub struct Target {
+    pub name: String,
+    pub goal: String,
+    pub measured: String,
+    /// `None`: met; otherwise by how much it was missed.
+    pub missed_by: Option<String>,
+}
+
+fn verdict(t: &Target) -> String {
+    t.missed_by
+        .as_ref()
+        .map_or_else(|| "met".to_owned(), |by| format!("**missed** by {by}"))
+}
+
+/// Every target of the issue, checked against this run's medians.
+pub fn targets(r: &Results) -> Vec<Target> {
+    let mut out = Vec::new();
+    let largest = r.loads.iter().map(|l| l.events).max().unwrap_or(0);
+    let wall = |n, s, l| load_of(&r.loads, n, s, l).map(|x| x.wall_ms.median);
+    if let (Some(replay), Some(snap)) = (
+        wall(largest, PRODUCT, REPLAY),
+        wall(largest, PRODUCT, SNAPSHOT),
+    ) {
+        let ratio = replay / snap;
+        out.push(Target {
+            name: format!("snapshot load of {largest} events vs full replay"),
+            goal: "≥ 50× faster".to_owned(),
+            measured: format!("{ratio:.0}× ({snap:.1} ms vs {replay:.1} ms)"),
+            missed_by: (ratio < 50.0).then(|| format!("{:.0}×", 50.0 - ratio)),
+        });
+    }
+    let snapshot_rows: Vec<&LoadRow> = r
+        .loads
+        .iter()
+        .filter(|l| l.store == PRODUCT && l.load == SNAPSHOT)
+        .collect();
+    if !snapshot_rows.is_empty() {
+        let worst = snapshot_rows
+            .iter()
+            .map(|l| l.round_trips.max)
+            .fold(0.0, f64::max);
+        let reported = snapshot_rows
+            .iter()
+            .filter_map(|l| l.reported_round_trips.map(|f| f.max))
+            .fold(0.0, f64::max);
+        out.push(Target {
+            name: format!(
+                "round trips of a load whose tail ({} events) is under the policy threshold",
+                crate::load::TAIL
+            ),
+            goal: "1".to_owned(),
+            measured: format!(
+                "{worst:.0} on the wire, {reported:.0} in LoadReport.roundTrips (worst of every run and size)"
+            ),
+            missed_by: (worst > 1.0 || reported > 1.0)
+                .then(|| format!("{:.0} round trip(s)", worst.max(reported) - 1.0)),
+        });
+    }
+    let mut sizes: Vec<usize> = r.loads.iter().map(|l| l.events).collect();
+    sizes.dedup();
+    for n in &sizes {
+        for load in [SNAPSHOT, REPLAY] {
+            let (Some(ours), Some(peer)) = (
+                load_of(&r.loads, *n, PRODUCT, load),
+                load_of(&r.loads, *n, PEER, load),
+            ) else {
+                continue;
+            };
+            let fewer = ours.round_trips.median < peer.round_trips.median;
+            let no_worse = ours.wall_ms.median <= peer.wall_ms.median;
+            let mut missed = Vec::new();
+            if !fewer {
+                missed.push(format!(
+                    "{:.0} round trip(s)",
+                    ours.round_trips.median - peer.round_trips.median + 1.0
+                ));
+            }
+            if !no_worse {
+                missed.push(format!(
+                    "{:.1} ms",
+                    ours.wall_ms.median - peer.wall_ms.median
+                ));
+            }
+            out.push(Target {
+                name: format!("{load}, {n} events: this product vs cqrs-es + dynamo-es"),
+                goal: "fewer sequential round trips, wall no worse".to_owned(),
+                measured: format!(
+                    "{:.0} vs {:.0} round trips; {:.1} ms vs {:.1} ms",
+                    ours.round_trips.median,
+                    peer.round_trips.median,
+                    ours.wall_ms.median,
+                    peer.wall_ms.median
+                ),
+                missed_by: (!missed.is_empty()).then(|| missed.join(" and ")),
+            });
+        }
+    }
+    for row in r
+        .folds
+        .iter()
+        .filter(|f| f.from == crate::inmem::FROM_ITEMS)
+    {
+        out.push(Target {
+            name: format!("fold of {} from stored items", row.aggregate),
+            goal: "≥ 20 M events/s".to_owned(),
+            measured: format!("{:.1} M events/s", row.meps.median),
+            missed_by: (row.meps.median < 20.0)
+                .then(|| format!("{:.1} M events/s", 20.0 - row.meps.median)),
+        });
+    }
+    if let Some(row) = r.codec.iter().find(|c| c.label == "1 MB") {
+        out.push(Target {
+            name: "decode + verify of a 1 MB state".to_owned(),
+            goal: "< 2 ms".to_owned(),
+            measured: format!("{:.3} ms", row.decode_ms.median),
+            missed_by: (row.decode_ms.median >= 2.0)
+                .then(|| format!("{:.3} ms", row.decode_ms.median - 2.0)),
+        });
+    }
+    for row in &r.binaries {
+        out.push(Target {
+            name: format!("{} release binary", row.function),
+            goal: "< 10 MB (10,000,000 bytes)".to_owned(),
+            measured: format!("{} bytes ({})", row.bytes, mib(row.bytes)),
+            missed_by: (row.bytes >= BINARY_LIMIT)
+                .then(|| format!("{:.2} MB", (row.bytes - BINARY_LIMIT) as f64 / 1_000_000.0)),
+        });
+    }
+    for row in &r.binaries {
+        out.push(Target {
+            name: format!("{} cold start", row.function),
+            goal: "< 50 ms".to_owned(),
+            measured: format!("{:.1} ms", row.cold_start_ms.median),
+            missed_by: (row.cold_start_ms.median >= 50.0)
+                .then(|| format!("{:.1} ms", row.cold_start_ms.median - 50.0)),
+        });
+    }
+    out
+}
+
+const BINARY_LIMIT: u64 = 10_000_000;
+
+pub fn markdown(r: &Results) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Written by `make bench` ({} runs per figure: median, with min–max in brackets; {}; \
+         whole run {:.0} s). Release build, against the local emulator (moto, through \
+         `tools/moto/launcher.py`).\n",
+        r.runs, r.machine, r.took_s
+    );
+    for note in &r.notes {
+        let _ = writeln!(md, "- {note}");
+    }
+
+    let _ = writeln!(md, "\n## Targets\n");
+    let _ = writeln!(
+        md,
+        "| target | goal | measured (median) | verdict |\n|---|---|---|---|"
+    );
+    for t in targets(r) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            t.name,
+            t.goal,
+            t.measured,
+            verdict(&t)
+        );
+    }
+
+    let _ = writeln!(
+        md,
+        "\n## Aggregate load: this product and cqrs-es + dynamo-es, same emulator, same run\n"
+    );
+    let _ = writeln!(
+        md,
+        "A history of INVENTORY_ITEM events with a snapshot {} events before the end. \
+         Full replay of this product: the same repository over a snapshot table with no \
+         snapshot.\n",
+        crate::load::TAIL
+    );
+    let _ = writeln!(md, "![load wall time](load_wall.svg)\n");
+    let _ = writeln!(
+        md,
+        "| events | store | load | wall ms | requests | sequential round trips | LoadReport roundTrips / requests | items read | KiB read | capacity units |\n|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for row in &r.loads {
+        let reported = match (row.reported_round_trips, row.reported_requests) {
+            (Some(rt), Some(rq)) => format!("{} / {}", rt.show(0), rq.show(0)),
+            _ => "-".to_owned(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.events,
+            row.store,
+            row.load,
+            row.wall_ms.show(1),
+            row.requests.show(0),
+            row.round_trips.show(0),
+            reported,
+            row.items.show(0),
+            row.kib.show(0),
+            row.capacity.show(1),
+        );
+    }
+    let _ = writeln!(md, "\nRatios (medians):\n");
+    let mut sizes: Vec<usize> = r.loads.iter().map(|l| l.events).collect();
+    sizes.dedup();
+    for n in sizes {
+        let get = |s, l| load_of(&r.loads, n, s, l).map(|x| x.wall_ms.median);
+        if let (Some(replay), Some(snap), Some(peer_snap), Some(peer_replay)) = (
+            get(PRODUCT, REPLAY),
+            get(PRODUCT, SNAPSHOT),
+            get(PEER, SNAPSHOT),
+            get(PEER, REPLAY),
+        ) {
+            let _ = writeln!(
+                md,
+                "- {n} events: snapshot + tail is {:.0}× faster than our full replay and {:.0}× faster than the peer's paginated replay; the peer's snapshot load takes {:.2}× our time.",
+                replay / snap,
+                peer_replay / snap,
+                peer_snap / snap
+            );
+        }
+    }
+
+    let _ = writeln!(md, "\n## Fold from stored items\n");
+    let _ = writeln!(
+        md,
+        "{} events per run folded into the state from each source. *{}* is what a load does \
+         with a Query's items (attribute maps → typed events → state); the typed fold is the \
+         reference.\n",
+        crate::inmem::FOLD_EVENTS,
+        crate::inmem::FROM_ITEMS
+    );
+    let _ = writeln!(md, "![fold throughput](fold.svg)\n");
+    let _ = writeln!(md, "| aggregate | from | M events/s |\n|---|---|---:|");
+    for row in &r.folds {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            row.aggregate,
+            row.from,
+            row.meps.show(1)
+        );
+    }
+
+    let _ = writeln!(md, "\n## Snapshot codec (WAREHOUSE states)\n");
+    let _ = writeln!(
+        md,
+        "Encode: `build_snapshot` (checksum, zstd above 8 KiB, MAC). Decode + verify: \
+         `open_snapshot` (MAC, identity, decompression into the declared size, SHA-256 \
+         checksum), what every reader does before it uses a snapshot.\n"
+    );
+    let _ = writeln!(md, "| state | JSON bytes | stored bytes | compression ratio | encode ms | decode + verify ms |\n|---|---:|---:|---:|---:|---:|");
+    for row in &r.codec {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.1}× | {} | {} |",
+            row.label,
+            row.json_bytes,
+            row.stored_bytes,
+            row.json_bytes as f64 / row.stored_bytes.max(1) as f64,
+            row.encode_ms.show(3),
+            row.decode_ms.show(3)
+        );
+    }
+
+    let _ = writeln!(
+        md,
+        "\n## Snapshotter (one stream batch of {} records over {} aggregates per scenario)\n",
+        crate::stream::AGGREGATES,
+        crate::stream::AGGREGATES
+    );
+    let _ = writeln!(md, "| scenario | snapshots per batch | DynamoDB requests per snapshot | requests per batch by operation | wall ms | records/s (one shard) |\n|---|---:|---:|---|---:|---:|");
+    for row in &r.stream {
+        let ops: Vec<String> = row
+            .by_operation
+            .iter()
+            .map(|(op, n)| format!("{op} {n}"))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            row.scenario,
+            row.snapshots,
+            row.requests_per_snapshot
+                .map_or("-".to_owned(), |v| format!("{v:.2}")),
+            if ops.is_empty() {
+                "-".to_owned()
+            } else {
+                ops.join(", ")
+            },
+            row.wall_ms.show(1),
+            row.records_per_second.show(0)
+        );
+    }
+    if let Some(slowest) = r
+        .stream
+        .iter()
+        .filter(|s| s.snapshots > 0)
+        .map(|s| s.records_per_second.median)
+        .reduce(f64::min)
+    {
+        let factor = r.parallelization_factor;
+        let _ = writeln!(
+            md,
+            "\nCapacity: one shard sustains about {slowest:.0} records/s when every record \
+             makes a snapshot (the slowest scenario above, batches of 100 aggregates, 16 at a \
+             time), more when few do. The template's stream trigger has ParallelizationFactor \
+             {factor}{}: {} batch(es) of a shard in flight, so about {:.0} records/s per shard; \
+             Lambda allows up to 10, for up to about {:.0} records/s per shard. Measured on \
+             the emulator, whose requests are slower than DynamoDB's.",
+            if factor == 1 {
+                " (not set: Lambda's default)"
+            } else {
+                ""
+            },
+            factor,
+            slowest * f64::from(factor),
+            slowest * 10.0
+        );
+    }
+    let _ = writeln!(md, "\n## Pruner\n");
+    if let Some(p) = &r.prune {
+        let _ = writeln!(
+            md,
+            "{} snapshots ({} per aggregate, keep {}), {} scan segments, a fresh table per run: \
+             {} items scanned/s (dry run: the whole table read and decided, nothing deleted), \
+             {} items deleted/s (the real run, end to end).",
+            p.snapshots,
+            crate::prune::PER_AGGREGATE,
+            crate::prune::KEEP,
+            p.segments,
+            p.scanned_per_second.show(0),
+            p.deleted_per_second.show(0)
+        );
+    }
+    let _ = writeln!(md, "\n## Functions: release binary and cold start\n");
+    let _ = writeln!(
+        md,
+        "Each function's `bootstrap` from `make build` (x86_64), started {} times with the \
+         environment the template gives it, pointed at the emulator, under a local Lambda \
+         Runtime API serving one sample event of `events/`: cold start is process start to \
+         the function's answer to that first invocation (its init, including the KMS Decrypt \
+         of the snapshot MAC key, and the handling of the event).\n",
+        r.runs
+    );
+    let _ = writeln!(md, "| function | bootstrap | cold start ms | sample event | first answer |\n|---|---:|---:|---|---|");
+    for row in &r.binaries {
+        let _ = writeln!(
+            md,
+            "| {} | {} bytes ({}) | {} | `{}` | {} |",
+            row.function,
+            row.bytes,
+            mib(row.bytes),
+            row.cold_start_ms.show(1),
+            row.event,
+            row.outcome
+        );
+    }
+    md
+}
