@@ -34,6 +34,12 @@ pub fn lambda_payload_bytes(body: &[u8]) -> usize {
         .sum::<usize>()
 }
 
+/// Whether a body of `payload` bytes (as [`lambda_payload_bytes`] counts them) fits a Lambda
+/// response with room left for the envelope.
+pub fn fits_lambda_response(payload: usize) -> bool {
+    payload.saturating_add(ENVELOPE_HEADROOM) <= LAMBDA_RESPONSE_LIMIT
+}
+
 /// The JSON of `view` when its escaped size fits a Lambda response; otherwise why not (the
 /// measured size), so the caller can leave the state out.
 pub fn encode_within_limit<T: Serialize>(
@@ -41,7 +47,7 @@ pub fn encode_within_limit<T: Serialize>(
 ) -> Result<Result<Vec<u8>, String>, serde_json::Error> {
     let body = serde_json::to_vec(view)?;
     let payload = lambda_payload_bytes(&body);
-    if payload + ENVELOPE_HEADROOM > LAMBDA_RESPONSE_LIMIT {
+    if !fits_lambda_response(payload) {
         return Ok(Err(format!(
             "the response would be {payload} bytes once encoded, over the {LAMBDA_RESPONSE_LIMIT} byte Lambda response limit"
         )));
@@ -240,15 +246,6 @@ impl SnapshotWithState {
                 invalid_reason: Some(reason),
                 state_omitted: None,
             },
-        }
-    }
-
-    /// Bytes of state this item adds to a response.
-    pub fn state_bytes(&self) -> u64 {
-        if self.state.is_some() {
-            self.snapshot.size_bytes
-        } else {
-            0
         }
     }
 }

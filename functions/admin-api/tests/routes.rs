@@ -751,9 +751,9 @@ async fn snapshot_warehouse(app: &TestApp, id: &str) -> u64 {
 async fn states_are_kept_within_the_lambda_response_budget() {
     let app = TestApp::new();
     app.seed_warehouse("wh-big").await;
-    grow_warehouse(&app, "wh-big", 2_700).await;
-    let small = snapshot_warehouse(&app, "wh-big").await;
     grow_warehouse(&app, "wh-big", 3_000).await;
+    let small = snapshot_warehouse(&app, "wh-big").await;
+    grow_warehouse(&app, "wh-big", 3_400).await;
     let medium = snapshot_warehouse(&app, "wh-big").await;
     grow_warehouse(&app, "wh-big", 5_400).await;
     let huge = snapshot_warehouse(&app, "wh-big").await;
@@ -766,7 +766,8 @@ async fn states_are_kept_within_the_lambda_response_budget() {
         .await;
     assert_eq!(page.status, StatusCode::OK);
     let items = page.body["items"].as_array().unwrap();
-    // ~5.4 MB: valid but omitted; ~3 MB: included; ~2.7 MB more would pass 5 MiB: next page.
+    // ~5.4 MB: valid but omitted (over the 5 MiB state budget); ~3.4 MB: included; ~3 MB more
+    // would pass the 6 MB Lambda response limit: next page.
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["version"], huge);
     assert_eq!(items[0]["valid"], true);
@@ -778,7 +779,7 @@ async fn states_are_kept_within_the_lambda_response_budget() {
     assert_eq!(items[1]["version"], medium);
     assert_eq!(
         items[1]["state"]["locations"].as_object().unwrap().len(),
-        3_000
+        3_400
     );
     assert_eq!(page.body["nextCursor"], medium.to_string());
 
@@ -798,6 +799,47 @@ async fn states_are_kept_within_the_lambda_response_budget() {
     assert!(current.body.get("state").is_none());
     assert!(current.body["stateOmitted"].is_string());
     assert_eq!(current.body["load"]["snapshotVersion"], huge);
+}
+
+#[tokio::test]
+async fn a_listed_state_under_the_raw_budget_but_over_the_limit_once_encoded_is_left_out() {
+    use admin_api::views::{lambda_payload_bytes, LAMBDA_RESPONSE_LIMIT, STATE_RESPONSE_BUDGET};
+    use snapshot_core::domain::Warehouse;
+    let app = TestApp::new();
+    app.seed_warehouse("wh-quotes").await;
+    // Location names of quotes: each is `\"` in the state, `\\\"` in the response envelope.
+    let (mut root, _) = app.repo.load::<Warehouse>("wh-quotes").await.unwrap();
+    while root.state().locations.len() < 1_800 {
+        let have = root.state().locations.len();
+        for n in have..1_800.min(have + snapshot_core::ports::MAX_EVENTS_PER_APPEND) {
+            root.add_location(&format!("{n:05}{}", "\"".repeat(995)))
+                .unwrap();
+        }
+        app.repo.save(&mut root, None).await.unwrap();
+    }
+    let version = snapshot_warehouse(&app, "wh-quotes").await;
+
+    let page = app
+        .send(admin(
+            Method::GET,
+            "/admin/snapshots/wh-quotes?includeState=true",
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let items = page.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["version"], version);
+    assert_eq!(items[0]["valid"], true);
+    let raw = items[0]["sizeBytes"].as_u64().unwrap();
+    assert!(
+        raw < STATE_RESPONSE_BUDGET as u64,
+        "{raw} bytes: under the raw budget"
+    );
+    assert!(items[0].get("state").is_none());
+    let reason = items[0]["stateOmitted"].as_str().unwrap();
+    assert!(reason.contains("Lambda response limit"), "{reason}");
+    let payload = lambda_payload_bytes(&serde_json::to_vec(&page.body).unwrap());
+    assert!(payload < LAMBDA_RESPONSE_LIMIT, "{payload} bytes");
 }
 
 #[tokio::test]

@@ -23,8 +23,8 @@ use crate::request_id::RequestId;
 use crate::state::AppState;
 use crate::validation::{aggregate_id, aggregate_type, ValidPath, ValidQuery};
 use crate::views::{
-    encode_within_limit, json_response, CreateView, DeletedView, Listed, SnapshotPage,
-    SnapshotView, SnapshotWithState, STATE_RESPONSE_BUDGET,
+    encode_within_limit, fits_lambda_response, json_response, lambda_payload_bytes, CreateView,
+    DeletedView, Listed, SnapshotPage, SnapshotView, SnapshotWithState, LAMBDA_RESPONSE_LIMIT,
 };
 
 /// `metadata.reason` of snapshots made through this API.
@@ -32,6 +32,8 @@ pub const MANUAL_REASON: &str = "manual";
 /// Page size of a listing when `limit` is not given, and its bounds.
 pub const DEFAULT_PAGE: usize = 20;
 pub const MAX_PAGE: usize = 100;
+/// What a listing adds around its items (`aggregateId`, `nextCursor`, brackets), escaped.
+const PAGE_OVERHEAD: usize = 1024;
 
 /// `POST /admin/snapshots/create/{aggregateType}/{aggregateId}`: 201 with the new snapshot's
 /// metadata, or 200 with the stored one when a snapshot at that version already exists.
@@ -173,20 +175,33 @@ pub async fn list<E: EventStore, S: SnapshotStore>(
         let codec = app.repository.codec();
         let mut items: Vec<Listed<SnapshotWithState>> = Vec::with_capacity(page.items.len());
         let mut next = page.next;
-        let mut state_bytes: u64 = 0;
+        // Measured as Lambda counts it (each item encoded, then escaped in the envelope), so
+        // a page of states with many quotes never passes the 6 MB response limit.
+        let mut payload = PAGE_OVERHEAD;
         let mut last_version = None;
         for stored in &page.items {
-            let item = Listed::of(stored, |record| {
+            let mut item = Listed::of(stored, |record| {
                 SnapshotWithState::open(&app.registry, codec, id, record)
             });
-            if let Listed::Snapshot(snapshot) = &item {
-                state_bytes = state_bytes.saturating_add(snapshot.state_bytes());
+            let mut cost = lambda_payload_bytes(&serde_json::to_vec(&item)?);
+            if !fits_lambda_response(payload.saturating_add(cost)) {
+                if last_version.is_some() {
+                    // Cut the page short; the next one starts below the last included version.
+                    next = last_version;
+                    break;
+                }
+                // Over the limit on its own: listed without its state, saying why.
+                if let Listed::Snapshot(snapshot) = &mut item {
+                    if snapshot.state.take().is_some() {
+                        snapshot.state_omitted = Some(format!(
+                            "the state would make the response {} bytes once encoded, over the {LAMBDA_RESPONSE_LIMIT} byte Lambda response limit",
+                            payload.saturating_add(cost)
+                        ));
+                    }
+                }
+                cost = lambda_payload_bytes(&serde_json::to_vec(&item)?);
             }
-            if state_bytes > STATE_RESPONSE_BUDGET as u64 && last_version.is_some() {
-                // Cut the page short; the next one starts below the last included version.
-                next = last_version;
-                break;
-            }
+            payload = payload.saturating_add(cost);
             let version = match stored {
                 Ok(record) => Some(record.header.version),
                 Err(unreadable) => unreadable.version,
