@@ -1,9 +1,12 @@
 //! A seeded fault injector on the SDK's HTTP client: it wraps the real client (so requests
 //! still reach the emulator) and, at a configurable rate, answers a request itself with
 //! throttling or a 500, fails it with a timeout, or lets it through and then loses the reply
-//! ("committed but reply lost"). The SDK sees exactly what a flaky network and a busy
-//! DynamoDB produce, and its own retries run as in production.
+//! ("committed but reply lost"). A BatchWriteItem can also be served halfway: the first half
+//! of its requests reaches the emulator, the rest comes back as `UnprocessedItems`, as DynamoDB
+//! does when it sheds load. The SDK sees exactly what a flaky network and a busy DynamoDB
+//! produce, and its own retries run as in production.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,14 +32,21 @@ pub enum Fault {
     Timeout,
     /// The request is sent and served; its reply is lost on the way back.
     ReplyLost,
+    /// BatchWriteItem only: the first half of the requests is served, the rest is returned
+    /// as `UnprocessedItems` (any other operation gets [`Fault::ServerError`] instead).
+    Unprocessed,
 }
 
+/// The faults every request can meet ([`Fault::Unprocessed`] is opted into with
+/// [`FaultPlan::kinds`]).
 const ALL: [Fault; 4] = [
     Fault::Throttle,
     Fault::ServerError,
     Fault::Timeout,
     Fault::ReplyLost,
 ];
+
+const BATCH_WRITE: &str = "DynamoDB_20120810.BatchWriteItem";
 
 /// Which requests get a fault and which: a seeded generator (SplitMix64), a rate in
 /// per-mille, the fault kinds in play, and an optional filter on the operation (the
@@ -48,6 +58,7 @@ pub struct FaultPlan {
     kinds: Vec<Fault>,
     only: Option<Vec<&'static str>>,
     injected: Arc<AtomicU64>,
+    by_kind: Arc<Mutex<HashMap<Fault, u64>>>,
     enabled: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -70,6 +81,7 @@ impl FaultPlan {
             kinds: ALL.to_vec(),
             only: None,
             injected: Arc::default(),
+            by_kind: Arc::default(),
             enabled: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
@@ -89,6 +101,16 @@ impl FaultPlan {
     /// Faults injected so far.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Relaxed)
+    }
+
+    /// Faults of this kind injected so far.
+    pub fn injected_of(&self, kind: Fault) -> u64 {
+        self.by_kind
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&kind)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Turns injection on or off (e.g. off for the final checks of a test).
@@ -112,8 +134,8 @@ impl FaultPlan {
         if !self.enabled.load(Ordering::Relaxed) || self.kinds.is_empty() {
             return None;
         }
+        let target = request.headers().get("x-amz-target").unwrap_or_default();
         if let Some(only) = &self.only {
-            let target = request.headers().get("x-amz-target").unwrap_or_default();
             if !only.iter().any(|op| target.ends_with(&format!(".{op}"))) {
                 return None;
             }
@@ -123,7 +145,17 @@ impl FaultPlan {
             return None;
         }
         self.injected.fetch_add(1, Ordering::Relaxed);
-        Some(self.kinds[((roll / 1000) % self.kinds.len() as u64) as usize])
+        let fault = match self.kinds[((roll / 1000) % self.kinds.len() as u64) as usize] {
+            Fault::Unprocessed if target != BATCH_WRITE => Fault::ServerError,
+            fault => fault,
+        };
+        *self
+            .by_kind
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(fault)
+            .or_default() += 1;
+        Some(fault)
     }
 
     /// Wraps an SDK HTTP client.
@@ -200,26 +232,88 @@ impl HttpConnector for FaultyConnector {
                     ))
                 })
             }
+            Some(Fault::Unprocessed) => self.serve_halfway(request),
         }
     }
 }
 
-/// A DynamoDB client for the local endpoint whose HTTP client injects `plan`'s faults, with
-/// the SDK's standard retries (`attempts` in total per call).
-pub async fn faulty_dynamodb(plan: &FaultPlan, attempts: u32) -> aws_sdk_dynamodb::Client {
+impl FaultyConnector {
+    /// Sends the first half of a BatchWriteItem's requests (per table) and answers with the
+    /// rest as `UnprocessedItems`. A body it cannot read passes through untouched.
+    fn serve_halfway(&self, mut request: HttpRequest) -> HttpConnectorFuture {
+        let parsed: Option<serde_json::Value> = request
+            .body()
+            .bytes()
+            .and_then(|bytes| serde_json::from_slice(bytes).ok());
+        let Some(mut body) = parsed else {
+            return self.inner.call(request);
+        };
+        let Some(tables) = body
+            .get_mut("RequestItems")
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            return self.inner.call(request);
+        };
+        let mut unprocessed = serde_json::Map::new();
+        for (table, writes) in tables.iter_mut() {
+            if let Some(list) = writes.as_array_mut() {
+                let rest = list.split_off(list.len() / 2);
+                unprocessed.insert(table.clone(), serde_json::Value::Array(rest));
+            }
+        }
+        tables.retain(|_, writes| writes.as_array().is_some_and(|w| !w.is_empty()));
+        let sent = if tables.is_empty() {
+            None
+        } else {
+            let bytes = body.to_string().into_bytes();
+            request
+                .headers_mut()
+                .insert("content-length", bytes.len().to_string());
+            *request.body_mut() = SdkBody::from(bytes);
+            Some(self.inner.call(request))
+        };
+        HttpConnectorFuture::new(async move {
+            if let Some(sent) = sent {
+                let response = sent.await?;
+                if !response.status().is_success() {
+                    return Ok(response);
+                }
+            }
+            let answer = serde_json::json!({ "UnprocessedItems": unprocessed });
+            let mut response = HttpResponse::new(
+                StatusCode::try_from(200).unwrap_or_else(|_| unreachable!()),
+                SdkBody::from(answer.to_string()),
+            );
+            response
+                .headers_mut()
+                .insert("content-type", "application/x-amz-json-1.0");
+            Ok(response)
+        })
+    }
+}
+
+/// An SDK config for the local endpoint whose HTTP client injects `plan`'s faults, with the
+/// SDK's standard retries (`attempts` in total per call, short backoff): every client built
+/// from it (DynamoDB, DynamoDB Streams, …) meets the faults.
+pub async fn faulty_sdk_config(plan: &FaultPlan, attempts: u32) -> aws_config::SdkConfig {
     let sdk = crate::sdk_config().await;
     // The emulator speaks plain HTTP; the SDK's own client, built the default way.
     let inner = sdk
         .http_client()
         .unwrap_or_else(|| aws_smithy_http_client::Builder::new().build_http());
-    let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+    sdk.to_builder()
         .http_client(plan.wrap(inner))
         .retry_config(
-            aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+            aws_config::retry::RetryConfig::standard()
                 .with_max_attempts(attempts)
                 .with_initial_backoff(std::time::Duration::from_millis(5))
                 .with_max_backoff(std::time::Duration::from_millis(50)),
         )
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+        .build()
+}
+
+/// A DynamoDB client for the local endpoint whose HTTP client injects `plan`'s faults, with
+/// the SDK's standard retries (`attempts` in total per call).
+pub async fn faulty_dynamodb(plan: &FaultPlan, attempts: u32) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&faulty_sdk_config(plan, attempts).await)
 }

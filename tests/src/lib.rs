@@ -7,6 +7,7 @@
 pub mod contract;
 pub mod env_reads;
 pub mod faults;
+pub mod mock_dynamo;
 pub mod template;
 pub mod workspace;
 

@@ -403,3 +403,82 @@ async fn everything(store: &DynamoSnapshotStore) -> BTreeMap<String, Vec<u64>> {
     }
     all
 }
+
+/// The pruner under faults: its BatchWriteItem deletes fail with 500s and timeouts or lose
+/// their reply after the deletes were done (no SDK retry), so runs stop with an error part way;
+/// in the runs between, deletes are served halfway (the rest comes back as `UnprocessedItems`).
+/// No run leaves an aggregate with fewer than keep-N snapshots or without one the rule keeps;
+/// rerun, the pruner converges to exactly keep-N.
+#[tokio::test]
+async fn the_pruner_under_faults_never_goes_below_keep_n_and_converges_on_rerun() {
+    use integration_tests::faults::{faulty_dynamodb, Fault, FaultPlan};
+    use snapshot_core::pruning::{prune_resuming, PruneError};
+    use snapshot_dynamo::DynamoScanPositions;
+
+    let tables = TestTables::create("prune-faults").await;
+    let clean = tables.snapshot_store();
+    let aggregates = ids("fault", 60);
+    seed(&clean, current(&aggregates, 1..=8)).await;
+    let failing = FaultPlan::new(17, 500)
+        .kinds(&[Fault::ServerError, Fault::Timeout, Fault::ReplyLost])
+        .only(&["BatchWriteItem"]);
+    let halfway = FaultPlan::new(18, 500)
+        .kinds(&[Fault::Unprocessed])
+        .only(&["BatchWriteItem"]);
+    let mut stores = Vec::new();
+    for plan in [&failing, &halfway] {
+        let client = faulty_dynamodb(plan, 1).await;
+        stores.push((
+            DynamoSnapshotStore::new(client.clone(), &tables.snapshots_table),
+            DynamoScanPositions::new(client, &tables.snapshots_table),
+        ));
+    }
+    let keep = 3;
+    let (mut runs, mut failed_runs) = (0, 0);
+    loop {
+        runs += 1;
+        assert!(runs <= 40, "no convergence after 40 runs");
+        let (store, positions) = &stores[runs % 2];
+        let mut request = PruneRequest::new(keep);
+        request.segments = 1;
+        request.page_size = 40;
+        request.buffer_keys = 40;
+        let result = prune_resuming(store, positions, &Registry::builtin(), &request).await;
+        let all = everything(&clean).await;
+        for id in &aggregates {
+            let left = all.get(id).cloned().unwrap_or_default();
+            for kept in 6..=8 {
+                assert!(
+                    left.contains(&kept),
+                    "run {runs}: {id} lost version {kept}: {left:?}"
+                );
+            }
+        }
+        let converged = aggregates
+            .iter()
+            .all(|id| all.get(id).is_some_and(|left| *left == vec![6, 7, 8]));
+        match result {
+            Err(PruneError::Store { source, partial }) => {
+                failed_runs += 1;
+                assert!(source.is_retryable(), "run {runs}: {source}");
+                assert!(!partial.complete);
+            }
+            Err(other) => panic!("run {runs}: {other}"),
+            Ok(summary) if summary.complete && converged => break,
+            Ok(_) => {}
+        }
+    }
+    assert!(
+        failed_runs >= 1,
+        "deletes failed part way in some run: {failing:?}"
+    );
+    assert!(
+        halfway.injected_of(Fault::Unprocessed) >= 1,
+        "some deletes came back unprocessed: {halfway:?}"
+    );
+    // Converged: a clean run finds nothing more to delete.
+    let last = prune(&clean, &Registry::builtin(), &PruneRequest::new(keep))
+        .await
+        .unwrap();
+    assert_eq!(last.deleted, 0);
+}

@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 
 use crate::items::{event_from_item, event_to_item};
 use snapshot_core::domain::EventEnvelope;
-use snapshot_core::error::StoreError;
+use snapshot_core::error::{BackendFailure, StoreError};
 use snapshot_core::ports::{already_appended, validate_append, EventStore, Page};
 
 /// Appends are conditional on the sequence being free, so two writers at the same expected
@@ -121,13 +121,19 @@ impl DynamoEventStore {
         match request.send().await {
             Ok(_) => Ok(Attempt::Done),
             Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancel))
-                    if cancel
+                Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
+                    let reasons: Vec<String> = cancel
                         .cancellation_reasons()
                         .iter()
-                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    Ok(Attempt::ConditionFailed)
+                        .map(|r| r.code().unwrap_or("None").to_owned())
+                        .collect();
+                    if reasons.iter().any(|code| code == "ConditionalCheckFailed") {
+                        Ok(Attempt::ConditionFailed)
+                    } else {
+                        // Cancelled for another reason (a conflicting transaction, throttling):
+                        // nothing was written, and trying again can succeed.
+                        Ok(Attempt::Unknown(cancelled(reasons, e)))
+                    }
                 }
                 // The same token with other parameters: never ours to retry blindly.
                 Some(TransactWriteItemsError::IdempotentParameterMismatchException(_)) => {
@@ -160,6 +166,37 @@ enum Attempt {
     /// No verdict (timeout, connection lost, throttled past the retries): it may have
     /// committed.
     Unknown(StoreError),
+}
+
+/// A transaction cancelled for no failed condition of ours, with its reasons.
+#[derive(Debug, thiserror::Error)]
+#[error("TransactionCanceledException: cancellation reasons [{}]", .reasons.join(", "))]
+struct Cancelled<E: std::error::Error + 'static> {
+    reasons: Vec<String>,
+    #[source]
+    source: E,
+}
+
+/// How a cancellation without a failed condition failed: DynamoDB cancels for capacity
+/// (throttled: retry after a pause) or for a concurrent transaction on the same items (retry);
+/// only a cancellation for the request itself (validation, item collection size) is final.
+fn cancelled<E: std::error::Error + Send + Sync + 'static>(
+    reasons: Vec<String>,
+    source: E,
+) -> StoreError {
+    let has = |codes: &[&str]| reasons.iter().any(|r| codes.contains(&r.as_str()));
+    let failure = if has(&[
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+    ]) {
+        BackendFailure::Throttled
+    } else if has(&["TransactionConflict"]) {
+        BackendFailure::Unavailable
+    } else {
+        BackendFailure::Rejected
+    };
+    StoreError::backend_failure_of("TransactWriteItems", failure, Cancelled { reasons, source })
 }
 
 /// A ClientRequestToken (at most 36 characters) naming these events: the same append retried
