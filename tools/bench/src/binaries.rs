@@ -29,7 +29,8 @@ pub struct BinaryRow {
     /// The sample event of its first invocation.
     pub event: &'static str,
     pub bytes: u64,
-    pub cold_start_ms: Figure,
+    /// `None` when the function did not answer (see `outcome`).
+    pub cold_start_ms: Option<Figure>,
     /// What the first invocation answered with (`response` or `error`).
     pub outcome: String,
 }
@@ -115,12 +116,19 @@ async fn cold_start(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", bootstrap.display()))?;
-    let answer = tokio::time::timeout(Duration::from_secs(30), answers.recv()).await;
+    // A process that exits before answering (a failed start) is reported at once.
+    let answer = tokio::select! {
+        answer = tokio::time::timeout(Duration::from_secs(30), answers.recv()) => answer.ok().flatten(),
+        status = child.wait() => {
+            server.abort();
+            bail!("{} exited before answering: {status:?}", bootstrap.display());
+        }
+    };
     let _ = child.kill().await;
     server.abort();
     match answer {
-        Ok(Some((at, kind))) => Ok((at.duration_since(started), kind)),
-        _ => bail!(
+        Some((at, kind)) => Ok((at.duration_since(started), kind)),
+        None => bail!(
             "{} did not answer its first invocation",
             bootstrap.display()
         ),
@@ -138,15 +146,25 @@ pub async fn run(root: &Path, env: &[(String, String)], runs: usize) -> Result<V
         let mut times = Vec::new();
         let mut outcome = String::new();
         for _ in 0..runs {
-            let (took, kind) = cold_start(&bootstrap, body.clone(), env).await?;
-            times.push(took.as_secs_f64() * 1000.0);
-            outcome = kind;
+            match cold_start(&bootstrap, body.clone(), env).await {
+                Ok((took, kind)) => {
+                    times.push(took.as_secs_f64() * 1000.0);
+                    outcome = kind;
+                }
+                // Reported in the table (no cold start figure) rather than losing the run.
+                Err(e) => {
+                    eprintln!("bench: {function}: {e:#}");
+                    outcome = format!("failed: {e:#}");
+                    times.clear();
+                    break;
+                }
+            }
         }
         rows.push(BinaryRow {
             function,
             event,
             bytes,
-            cold_start_ms: Figure::of(times),
+            cold_start_ms: (!times.is_empty()).then(|| Figure::of(times)),
             outcome,
         });
     }

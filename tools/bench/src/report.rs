@@ -307,9 +307,14 @@ pub fn targets(r: &Results) -> Vec<Target> {
         out.push(Target {
             name: format!("{} cold start", row.function),
             goal: "< 50 ms".to_owned(),
-            measured: format!("{:.1} ms", row.cold_start_ms.median),
-            missed_by: (row.cold_start_ms.median >= 50.0)
-                .then(|| format!("{:.1} ms", row.cold_start_ms.median - 50.0)),
+            measured: row
+                .cold_start_ms
+                .map_or_else(|| row.outcome.clone(), |f| format!("{:.1} ms", f.median)),
+            missed_by: match row.cold_start_ms {
+                Some(f) if f.median < 50.0 => None,
+                Some(f) => Some(format!("{:.1} ms", f.median - 50.0)),
+                None => Some("no answer".to_owned()),
+            },
         });
     }
     out
@@ -534,7 +539,8 @@ pub fn markdown(r: &Results) -> String {
             row.function,
             row.bytes,
             mib(row.bytes),
-            row.cold_start_ms.show(1),
+            row.cold_start_ms
+                .map_or_else(|| "-".to_owned(), |f| f.show(1)),
             row.event,
             row.outcome
         );
