@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let policy = AccessPolicy::from_env()?;
     // Bearer tokens are verified here too (the issuer's keys are fetched on first use).
     let verifier = TokenVerifier::new(IssuerSettings::from_env()?)?;
-    let sdk = SdkSettings::from_env()?.load().await;
+    let sdk = SdkSettings::from_env()?.function_config()?;
     // The snapshot MAC key: one KMS Decrypt per container, here, never per request.
     let keys = snapshot_kms::keys_from_env(&aws_sdk_kms::Client::new(&sdk)).await?;
     config.codec = config.codec.with_keys(keys);

@@ -12,7 +12,7 @@ use snapshot_dynamo::{
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
     let settings = PrunerSettings::from_env()?;
-    let sdk = SdkSettings::from_env()?.load().await;
+    let sdk = SdkSettings::from_env()?.function_config()?;
     // Offloaded states are deleted with their items (SNAPSHOT_BUCKET).
     let config = snapshot_core::config::Config::from_env()?;
     let client = aws_sdk_dynamodb::Client::new(&sdk);

@@ -7,7 +7,7 @@ use snapshotter::{Settings, Snapshotter};
 async fn main() -> Result<(), Error> {
     snapshot_core::telemetry::init();
     let mut settings = Settings::from_env()?;
-    let sdk = SdkSettings::from_env()?.load().await;
+    let sdk = SdkSettings::from_env()?.function_config()?;
     // The snapshot MAC key: one KMS Decrypt per container, here, never per snapshot.
     let keys = snapshot_kms::keys_from_env(&aws_sdk_kms::Client::new(&sdk)).await?;
     settings.config.codec = settings.config.codec.with_keys(keys);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::domain::{Aggregate, EventEnvelope, InventoryItem, Warehouse};
+use crate::domain::{Aggregate, EventEnvelope, InventoryItem, StoredEvent, Warehouse};
 use crate::error::EventError;
 
 /// Why a fold failed: the base state (from a snapshot) or one of the events.
@@ -105,34 +105,58 @@ pub fn fold_envelopes<A: Aggregate>(
     base: Option<&[u8]>,
     events: &[EventEnvelope],
 ) -> Result<A, FoldError> {
-    let mut state = match base {
+    let state = match base {
         Some(bytes) => decode_state::<A>(aggregate_id, bytes)?,
         None => A::initial(aggregate_id),
     };
-    for (expected, envelope) in (base_version + 1..).zip(events) {
-        check_envelope::<A>(aggregate_id, expected, envelope)?;
-        state.apply(&envelope.decode::<A>()?);
+    Ok(fold_stored(
+        aggregate_id,
+        base_version,
+        state,
+        events.iter().map(Ok),
+    )?)
+}
+
+/// Folds stored events of any representation ([`StoredEvent`]) onto `state`, the state at
+/// `base_version`: each must belong to `aggregate_id` and `A`, carry the next sequence (no
+/// gap, no repeat) and decode as a known event of `A`. `events` yields a store's own reading
+/// errors too (e.g. a malformed item), which end the fold.
+pub fn fold_stored<A, S, I>(
+    aggregate_id: &str,
+    base_version: u64,
+    mut state: A,
+    events: I,
+) -> Result<A, EventError>
+where
+    A: Aggregate,
+    S: StoredEvent,
+    I: IntoIterator<Item = Result<S, EventError>>,
+{
+    for (expected, stored) in (base_version + 1..).zip(events) {
+        let stored = stored?;
+        check_stored::<A, S>(aggregate_id, expected, &stored)?;
+        state.apply(&stored.decode::<A>()?);
     }
     Ok(state)
 }
 
-fn check_envelope<A: Aggregate>(
+fn check_stored<A: Aggregate, S: StoredEvent>(
     aggregate_id: &str,
     expected: u64,
-    envelope: &EventEnvelope,
+    stored: &S,
 ) -> Result<(), EventError> {
-    if envelope.aggregate_id != aggregate_id || envelope.aggregate_type != A::TYPE {
+    if stored.aggregate_id() != aggregate_id || stored.aggregate_type() != A::TYPE {
         return Err(EventError::WrongAggregate {
-            at: envelope.at(),
+            at: stored.at(),
             expected: format!("{}/{aggregate_id}", A::TYPE),
-            found: format!("{}/{}", envelope.aggregate_type, envelope.aggregate_id),
+            found: format!("{}/{}", stored.aggregate_type(), stored.aggregate_id()),
         });
     }
-    if envelope.sequence != expected {
+    if stored.sequence() != expected {
         return Err(EventError::SequenceGap {
             aggregate_id: aggregate_id.to_owned(),
             expected,
-            found: envelope.sequence,
+            found: stored.sequence(),
         });
     }
     Ok(())

@@ -300,7 +300,7 @@ impl EventStore for DynamoEventStore {
             }
             let page = query.send().await.map_err(|e| super::backend("Query", e))?;
             for item in page.items.unwrap_or_default() {
-                events.push(event_from_item(item, aggregate_id)?);
+                events.push(event_from_item(&item, aggregate_id)?);
             }
             // Every page is followed: a silently truncated stream would give a wrong state.
             match page.last_evaluated_key {
@@ -338,7 +338,7 @@ impl EventStore for DynamoEventStore {
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(|item| event_from_item(item, aggregate_id))
+            .map(|item| event_from_item(&item, aggregate_id))
             .collect::<Result<Vec<_>, _>>()?;
         // A last-evaluated key means older events may exist (DynamoDB sets it when the limit
         // or the 1 MB page ends the read, even if nothing older is left).

@@ -6,16 +6,16 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use crate::stored::Item;
+use crate::stored::ItemEvent;
 use snapshot_core::codec::StateBody;
 use snapshot_core::domain::EventEnvelope;
-use snapshot_core::error::{EventError, EventRef, StoreError};
+use snapshot_core::error::{EventError, StoreError};
 use snapshot_core::mac::SnapshotMac;
 use snapshot_core::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotMetadata, SnapshotRecord, SnapshotSummary,
     StateRef, Stored, UnreadableSnapshot,
 };
-
-pub(crate) type Item = HashMap<String, AttributeValue>;
 
 fn string_attr(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
@@ -34,23 +34,13 @@ pub(crate) fn event_to_item(event: &EventEnvelope) -> Result<Item, StoreError> {
     })
 }
 
-pub(crate) fn event_from_item(item: Item, aggregate_id: &str) -> Result<EventEnvelope, EventError> {
-    let at = EventRef {
-        aggregate_id: string_attr(&item, "aggregateId").unwrap_or_else(|| aggregate_id.to_owned()),
-        sequence: number_attr(&item, "sequence"),
-    };
-    let event: EventEnvelope =
-        serde_dynamo::from_item(item).map_err(|e| EventError::Malformed {
-            at: at.clone(),
-            reason: e.to_string(),
-        })?;
-    if !event.payload.is_object() {
-        return Err(EventError::Malformed {
-            at,
-            reason: "payload must be a map".to_owned(),
-        });
-    }
-    Ok(event)
+/// An event item as the ports carry it ([`ItemEvent::read`]'s checks, then the payload as a
+/// JSON value).
+pub(crate) fn event_from_item(
+    item: &Item,
+    aggregate_id: &str,
+) -> Result<EventEnvelope, EventError> {
+    ItemEvent::read(item, aggregate_id)?.to_envelope()
 }
 
 /// The snapshot item as stored (docs/data-model.md#snapshot-table).

@@ -1,5 +1,6 @@
 //! DynamoDB adapters of the ports (aws-sdk-dynamodb + serde_dynamo) and the table definitions.
 
+mod attr;
 mod events;
 mod items;
 mod jobs;
@@ -7,11 +8,13 @@ mod positions;
 pub mod schema;
 pub mod sdk;
 mod snapshots;
+mod stored;
 
 pub use events::DynamoEventStore;
 pub use jobs::{DynamoJobStore, JOB_AGGREGATE_ID};
 pub use positions::{DynamoScanPositions, POSITIONS_AGGREGATE_ID, POSITION_TYPE};
 pub use sdk::SdkSettings;
 pub use snapshots::DynamoSnapshotStore;
+pub use stored::{fold_items, Item, ItemEvent};
 
 pub(crate) use sdk::store_error as backend;

@@ -10,9 +10,11 @@
 
 use std::time::Duration;
 
+use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use snapshot_core::config::{ConfigError, Env};
 use snapshot_core::error::{BackendFailure, StoreError};
@@ -135,6 +137,47 @@ impl SdkSettings {
             .await
     }
 
+    /// The SDK configuration of a Lambda function, from the variables Lambda sets: region
+    /// (`AWS_REGION`, else `AWS_DEFAULT_REGION`), credentials (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, read when a request is signed) and
+    /// `AWS_ENDPOINT_URL` when set (the local emulator), with these timeouts and retries.
+    ///
+    /// Unlike [`SdkSettings::load`] there is no provider chain: no profile files read, no
+    /// instance-metadata probe, no STS or web-identity client. That is a shorter cold start,
+    /// and code a function never runs stays out of its binary. A missing region fails the
+    /// cold start naming the variable.
+    pub fn function_config(&self) -> Result<SdkConfig, ConfigError> {
+        self.function_config_from(|k| std::env::var(k).ok())
+    }
+
+    /// [`SdkSettings::function_config`] with the variables read through `lookup`.
+    pub fn function_config_from(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<SdkConfig, ConfigError> {
+        let env = Env(&lookup);
+        let region = env
+            .optional("AWS_REGION")
+            .or_else(|| env.optional("AWS_DEFAULT_REGION"))
+            .ok_or_else(|| ConfigError {
+                variable: "AWS_REGION",
+                value: String::new(),
+                reason: "must be set (Lambda sets it): the region of the tables".to_owned(),
+            })?;
+        let credentials =
+            SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new());
+        let mut builder = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region))
+            .credentials_provider(credentials)
+            .timeout_config(self.timeout_config())
+            .retry_config(self.retry_config());
+        if let Some(url) = env.optional("AWS_ENDPOINT_URL") {
+            builder = builder.endpoint_url(url);
+        }
+        Ok(builder.build())
+    }
+
     /// `loader` with these timeouts and retries (for callers that set more, e.g. local
     /// credentials).
     pub fn apply(&self, loader: ConfigLoader) -> ConfigLoader {
@@ -255,6 +298,43 @@ mod tests {
             Some(Duration::from_millis(900))
         );
         assert_eq!(s.retry_config().max_attempts(), 2);
+    }
+
+    #[test]
+    fn a_function_config_comes_from_lambda_variables_alone() {
+        let settings = from(&[(ATTEMPT_TIMEOUT_MS, "900")]).unwrap();
+        let vars = [
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ];
+        let lookup = |k: &str| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let config = settings.function_config_from(lookup).unwrap();
+        assert_eq!(config.region().map(AsRef::as_ref), Some("eu-west-1"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+        assert!(config.credentials_provider().is_some());
+        assert_eq!(
+            config
+                .timeout_config()
+                .and_then(TimeoutConfig::operation_attempt_timeout),
+            Some(Duration::from_millis(900))
+        );
+        assert_eq!(
+            config.retry_config().map(RetryConfig::max_attempts),
+            Some(4)
+        );
+
+        let config = settings
+            .function_config_from(|k| (k == "AWS_REGION").then(|| "us-east-2".to_owned()))
+            .unwrap();
+        assert_eq!(config.region().map(AsRef::as_ref), Some("us-east-2"));
+        assert_eq!(config.endpoint_url(), None);
+
+        let err = settings.function_config_from(|_| None).unwrap_err();
+        assert_eq!(err.variable, "AWS_REGION");
     }
 
     #[test]

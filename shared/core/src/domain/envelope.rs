@@ -70,32 +70,104 @@ impl EventEnvelope {
 
     /// Which event (aggregate and sequence).
     pub fn at(&self) -> EventRef {
-        EventRef {
-            aggregate_id: self.aggregate_id.clone(),
-            sequence: Some(self.sequence),
-        }
+        StoredEvent::at(self)
     }
 
     /// Decodes the typed event of aggregate `A`, checking the aggregate type.
     pub fn decode<A: Aggregate>(&self) -> Result<A::Event, EventError> {
-        if self.aggregate_type != A::TYPE {
+        StoredEvent::decode::<A>(self)
+    }
+}
+
+/// An event as a store holds it, read in place: what a fold checks (aggregate, type,
+/// sequence) and the payload it decodes. [`EventEnvelope`] is one; a store adapter folds its
+/// own items through it without building envelopes (`snapshot_dynamo::fold_items` decodes
+/// DynamoDB attribute maps straight into typed events).
+pub trait StoredEvent {
+    /// The aggregate the item belongs to.
+    fn aggregate_id(&self) -> &str;
+    /// Sequence number of the event within its aggregate.
+    fn sequence(&self) -> u64;
+    /// The stored `aggregateType`.
+    fn aggregate_type(&self) -> &str;
+    /// The stored `eventType`.
+    fn event_type(&self) -> &str;
+    /// The payload decoded as `E` (see [`DomainEvent::from_payload`]).
+    fn decode_payload<E: DomainEvent>(&self) -> Result<E, EventDecodeError>;
+
+    /// Which event (aggregate and sequence).
+    fn at(&self) -> EventRef {
+        EventRef {
+            aggregate_id: self.aggregate_id().to_owned(),
+            sequence: Some(self.sequence()),
+        }
+    }
+
+    /// Decodes the typed event of aggregate `A`, checking the aggregate type; errors name
+    /// the aggregate and sequence.
+    fn decode<A: Aggregate>(&self) -> Result<A::Event, EventError> {
+        if self.aggregate_type() != A::TYPE {
             return Err(EventError::WrongAggregate {
                 at: self.at(),
-                expected: format!("{}/{}", A::TYPE, self.aggregate_id),
-                found: format!("{}/{}", self.aggregate_type, self.aggregate_id),
+                expected: format!("{}/{}", A::TYPE, self.aggregate_id()),
+                found: format!("{}/{}", self.aggregate_type(), self.aggregate_id()),
             });
         }
-        A::Event::from_parts(&self.event_type, &self.payload).map_err(|e| match e {
+        self.decode_payload::<A::Event>().map_err(|e| match e {
             EventDecodeError::UnknownEventType => EventError::UnknownEventType {
                 at: self.at(),
-                aggregate_type: self.aggregate_type.clone(),
-                event_type: self.event_type.clone(),
+                aggregate_type: self.aggregate_type().to_owned(),
+                event_type: self.event_type().to_owned(),
             },
             EventDecodeError::InvalidPayload(reason) => EventError::InvalidPayload {
                 at: self.at(),
-                event_type: self.event_type.clone(),
+                event_type: self.event_type().to_owned(),
                 reason,
             },
         })
+    }
+}
+
+impl StoredEvent for EventEnvelope {
+    fn aggregate_id(&self) -> &str {
+        &self.aggregate_id
+    }
+
+    fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    fn aggregate_type(&self) -> &str {
+        &self.aggregate_type
+    }
+
+    fn event_type(&self) -> &str {
+        &self.event_type
+    }
+
+    fn decode_payload<E: DomainEvent>(&self) -> Result<E, EventDecodeError> {
+        E::from_parts(&self.event_type, &self.payload)
+    }
+}
+
+impl<T: StoredEvent + ?Sized> StoredEvent for &T {
+    fn aggregate_id(&self) -> &str {
+        (**self).aggregate_id()
+    }
+
+    fn sequence(&self) -> u64 {
+        (**self).sequence()
+    }
+
+    fn aggregate_type(&self) -> &str {
+        (**self).aggregate_type()
+    }
+
+    fn event_type(&self) -> &str {
+        (**self).event_type()
+    }
+
+    fn decode_payload<E: DomainEvent>(&self) -> Result<E, EventDecodeError> {
+        (**self).decode_payload()
     }
 }

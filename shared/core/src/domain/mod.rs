@@ -11,7 +11,7 @@ use std::fmt::Debug;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-pub use envelope::EventEnvelope;
+pub use envelope::{EventEnvelope, StoredEvent};
 pub use inventory_item::InventoryItem;
 pub use warehouse::Warehouse;
 
@@ -51,6 +51,23 @@ pub trait DomainEvent: Clone + Debug + PartialEq + Send + Sync + 'static {
     fn to_payload(&self) -> serde_json::Value;
     /// Built from parts.
     fn from_parts(event_type: &str, payload: &serde_json::Value) -> Result<Self, EventDecodeError>;
+
+    /// Built from the stored `eventType` and the payload in any serde representation (e.g. a
+    /// DynamoDB attribute map read in place), without an untyped value in between. The event
+    /// type is looked at first: an unknown one is [`EventDecodeError::UnknownEventType`]
+    /// whatever its payload. The default goes through a JSON value; [`domain_events!`]
+    /// decodes straight into the payload struct.
+    fn from_payload<'de, D: serde::Deserializer<'de>>(
+        event_type: &str,
+        payload: D,
+    ) -> Result<Self, EventDecodeError>
+    where
+        Self: Sized,
+    {
+        let value = <serde_json::Value as serde::Deserialize>::deserialize(payload)
+            .map_err(|e| EventDecodeError::InvalidPayload(e.to_string()))?;
+        Self::from_parts(event_type, &value)
+    }
 }
 
 /// Declares an event enum whose variants are named after the stored `eventType` and hold the
@@ -98,6 +115,18 @@ macro_rules! domain_events {
             fn from_parts(
                 event_type: &str,
                 payload: &$crate::__private::serde_json::Value,
+            ) -> Result<Self, $crate::domain::EventDecodeError> {
+                match event_type {
+                    $(stringify!($variant) => <$payload as $crate::__private::serde::Deserialize>::deserialize(payload)
+                        .map(Self::$variant)
+                        .map_err(|e| $crate::domain::EventDecodeError::InvalidPayload(e.to_string())),)+
+                    _ => Err($crate::domain::EventDecodeError::UnknownEventType),
+                }
+            }
+
+            fn from_payload<'de, D: $crate::__private::serde::Deserializer<'de>>(
+                event_type: &str,
+                payload: D,
             ) -> Result<Self, $crate::domain::EventDecodeError> {
                 match event_type {
                     $(stringify!($variant) => <$payload as $crate::__private::serde::Deserialize>::deserialize(payload)
