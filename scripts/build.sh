@@ -40,7 +40,9 @@ for f in "${FUNCTIONS[@]}"; do
 done
 
 echo "build.sh: $(cargo lambda --version)" >&2
-cargo lambda build --release --locked "${bins[@]}" "$@"
+# --disable-optimizations: cargo-lambda would otherwise build with panic = "abort"; the functions
+# keep unwinding (docs/binaries.md#panics-unwinding-stays-on), as the workspace profile says.
+cargo lambda build --release --disable-optimizations --locked "${bins[@]}" "$@"
 
 echo "build.sh: built" >&2
 for f in "${FUNCTIONS[@]}"; do
