@@ -34,9 +34,12 @@ for arg in "$@"; do
   fi
 done
 
+# Packages selected with -p, not only their binaries: features then resolve over the three
+# functions alone, not the whole workspace (the bench's peer turns on the SDK's default
+# features, which add a second HTTP/TLS stack; about 2.4 MB per binary, docs/binaries.md).
 bins=()
 for f in "${FUNCTIONS[@]}"; do
-  bins+=(--bin "$f")
+  bins+=(-p "$f" --bin "$f")
 done
 
 echo "build.sh: $(cargo lambda --version)" >&2
