@@ -32,7 +32,12 @@ response through a generic, model-driven serializer that walks the botocore shap
 attribute of every item: about a millisecond per returned event, so a full replay of a
 50,000-event aggregate took a minute. The rest of the response (status, headers, Count,
 LastEvaluatedKey, ConsumedCapacity) still goes through moto's serializer; the items get the
-same JSON it writes (binary values base64-encoded).
+same JSON it writes (binary values base64-encoded). On the fast Query path (a Query answered
+to a client, no filter, no projection) each item is turned into that JSON in one walk under
+the table lock, a walk that also gives moto's ``Item.size()`` for the 1 MB page: moto
+deep-copies every returned item, measures it in another walk and converts it twice more
+(plain values, then JSON), work DynamoDB does not do per item. tools/moto/test_launcher.py
+compares the launcher's answers with moto's own server's.
 
 Fourth patch: TransactWriteItems without copying tables. moto deep-copies every table a
 transaction touches before it starts (to put the copies back if it is cancelled), so each
@@ -50,10 +55,12 @@ once the socket is listening and exits 0 on SIGTERM/SIGINT.
 from __future__ import annotations
 
 import argparse
+import base64
 import logging
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 EXPECTED_MOTO_VERSION = "5.2.5"
@@ -265,12 +272,119 @@ class _Partition(dict):  # type: ignore[type-arg]
         return self._keys, self._values
 
 
+# Set while moto's Query handler runs on this thread: the Query's items may then be written
+# to their JSON form as they are read (the fast Query path), under the table lock.
+_writing = threading.local()
+
+
+class _Written:
+    """An item already in the form the response serializer gives it (plain JSON values)."""
+
+    __slots__ = ("document",)
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+    @property
+    def attrs(self) -> _Written:
+        # moto's handler takes ``item.attrs`` and its ``dynamo_to_dict`` passes anything it
+        # does not know through untouched: the document reaches the response writer as is.
+        return self
+
+
+def _bytesize(value: Any) -> int:
+    # moto's ``bytesize``: UTF-8 bytes of text (an ASCII string's length, without encoding it).
+    if isinstance(value, bytes):
+        return len(value)
+    return len(value) if value.isascii() else len(value.encode("utf-8"))
+
+
+def _b64(value: Any) -> str:
+    # moto keeps B values as received (base64 text) or as bytes; its response is the base64
+    # of the decoded bytes (``dynamo_to_dict`` decodes, the serializer encodes).
+    import base64
+
+    raw = value if isinstance(value, bytes) else base64.b64decode(value)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _written_value(value: Any) -> tuple[Any, int]:
+    """One attribute value: its response JSON and moto's ``DynamoType.size()``, in one walk."""
+    kind = value.type
+    inner = value.value
+    if kind == "S":
+        return {"S": inner}, _bytesize(inner)
+    if kind == "N":
+        return {"N": inner}, len(str(inner))
+    if kind == "M":
+        document = {}
+        size = 0
+        for key, member in inner.items():
+            member_document, member_size = _written_value(member)
+            document[key] = member_document
+            size += _bytesize(key) + member_size
+        return {"M": document}, size
+    if kind == "L":
+        members = [_written_value(member) for member in inner]
+        return {"L": [d for d, _ in members]}, sum(s for _, s in members)
+    if kind == "B":
+        return {"B": _b64(inner)}, _bytesize(inner)
+    if kind == "BOOL" and isinstance(inner, bool):
+        return {"BOOL": inner}, 1
+    if kind == "NULL" and isinstance(inner, bool):
+        return {"NULL": inner}, 1
+    if kind == "SS":
+        return {"SS": list(inner)}, sum(_bytesize(v) for v in inner)
+    if kind == "NS":
+        return {"NS": list(inner)}, sum(len(str(v)) for v in inner)
+    if kind == "BS":
+        return {"BS": [_b64(v) for v in inner]}, sum(_bytesize(v) for v in inner)
+    # Anything else: moto's own conversion and size.
+    from moto.dynamodb.models.utilities import dynamo_to_dict
+
+    return _encode(dynamo_to_dict(value)), value.size()
+
+
+def _written_item(item: Any) -> tuple[dict[str, Any], int]:
+    """An item's response JSON and moto's ``Item.size()`` (the 1 MB page limit), in one walk."""
+    document = {}
+    size = 0
+    for key, value in item.attrs.items():
+        kind = value.type
+        if kind == "S":  # the common scalars inline: this runs for every item returned
+            text = value.value
+            document[key] = {"S": text}
+            value_size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        elif kind == "N":
+            document[key] = {"N": value.value}
+            value_size = len(str(value.value))
+        else:
+            document[key], value_size = _written_value(value)
+        size += (len(key) if key.isascii() else len(key.encode("utf-8"))) + value_size
+    return document, size
+
+
+def _encode(value: Any) -> Any:
+    """The model-driven serializer's output for an AttributeValue: binaries (B, BS) as base64
+    text, everything else (strings, numbers as strings, booleans) as is."""
+    if isinstance(value, _Written):
+        return value.document
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {key: _encode(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_encode(inner) for inner in value]
+    return value
+
+
 def install_fast_query() -> None:
     """Queries on a table's key read only the items they return (see the module docstring)."""
     import bisect
     import copy
     from collections import defaultdict
 
+    from moto.dynamodb.comparisons import OpDefault
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import RESULT_SIZE_LIMIT, Table
 
@@ -349,16 +463,32 @@ def install_fast_query() -> None:
             else:
                 low = max(low, bisect.bisect_right(values, start))
         positions = range(low, high) if scan_index_forward is not False else range(high - 1, low - 1, -1)
+        # Written straight to the response (see _written_item): only a Query answered to a
+        # client, with nothing that reads the items afterwards (filter, projection).
+        written = (
+            getattr(_writing, "on", False)
+            and (filter_expression is None or type(filter_expression) is OpDefault)
+            and not projection_expressions
+        )
         results: list[Any] = []
+        documents: list[Any] = []
         result_size = 0
         last_evaluated_key = None
         for position in positions:
             item = partition[keys[position]]
-            size = item.size()
-            if len(results) == limit or result_size + size > RESULT_SIZE_LIMIT:
+            if len(results) == limit:
+                last_evaluated_key = self._get_last_evaluated_key(results[-1], None)
+                break
+            if written:
+                document, size = _written_item(item)
+            else:
+                size = item.size()
+            if result_size + size > RESULT_SIZE_LIMIT:
                 last_evaluated_key = self._get_last_evaluated_key(results[-1], None)
                 break
             results.append(item)
+            if written:
+                documents.append(_Written(document))
             result_size += size
         else:
             # As moto's own walk: a full page gets a LastEvaluatedKey while the partition goes
@@ -367,6 +497,8 @@ def install_fast_query() -> None:
             if results and len(results) == limit and beyond:
                 last_evaluated_key = self._get_last_evaluated_key(results[-1], None)
         scanned_count = len(results)
+        if written:
+            return documents, scanned_count, last_evaluated_key
         results = copy.deepcopy(results)
         if filter_expression is not None:
             results = [item for item in results if filter_expression.expr(item)]
@@ -380,22 +512,10 @@ def install_fast_query() -> None:
 
 def install_fast_query_responses() -> None:
     """Query responses: the items written to JSON directly (see the module docstring)."""
-    import base64
     import json
 
     from moto.core.responses import ActionResult
     from moto.dynamodb import responses as dynamodb_responses
-
-    def encode(value: Any) -> Any:
-        # The model-driven serializer's output for an AttributeValue: binaries (B, BS) as
-        # base64 text, everything else (strings, numbers as strings, booleans) as is.
-        if isinstance(value, bytes):
-            return base64.b64encode(value).decode("ascii")
-        if isinstance(value, dict):
-            return {key: encode(inner) for key, inner in value.items()}
-        if isinstance(value, list):
-            return [encode(inner) for inner in value]
-        return value
 
     class ItemsWrittenDirectly(ActionResult):
         def execute_result(self, context: Any) -> Any:
@@ -407,13 +527,18 @@ def install_fast_query_responses() -> None:
             if items is None or status != 200:
                 return status, headers, body
             document = json.loads(body)
-            document["Items"] = encode(items)
+            document["Items"] = _encode(items)
             return status, headers, json.dumps(document)
 
     original_query = dynamodb_responses.DynamoHandler.query
 
     def query(self: Any) -> Any:
-        return ItemsWrittenDirectly(original_query(self).result)
+        _writing.on = True
+        try:
+            result = original_query(self)
+        finally:
+            _writing.on = False
+        return ItemsWrittenDirectly(result.result)
 
     dynamodb_responses.DynamoHandler.query = query  # type: ignore[method-assign]
 

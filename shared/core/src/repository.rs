@@ -315,7 +315,9 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             };
             return Ok((state, head, report));
         }
-        let events = reads.events_from(&self.events, aggregate_id, 1).await?;
+        let events = reads
+            .take_events_from(&self.events, aggregate_id, 1)
+            .await?;
         let Some(last) = events.last() else {
             return Err(RepositoryError::NotFound {
                 aggregate_id: aggregate_id.to_owned(),

@@ -151,14 +151,13 @@ impl Reads {
         self.round_trips += 1;
     }
 
-    /// Events from `from` on, when what was read covers them.
-    fn covering(&self, from: u64) -> Option<Vec<EventEnvelope>> {
+    /// Where the events from `from` on start in what was read, when it covers them.
+    fn covered_start(&self, from: u64) -> Option<usize> {
         let (oldest, newest) = (self.newest.first()?.sequence, self.newest.last()?.sequence);
         if from > newest || (from < oldest && !self.complete) {
             return None;
         }
-        let start = self.newest.partition_point(|e| e.sequence < from);
-        Some(self.newest[start..].to_vec())
+        Some(self.newest.partition_point(|e| e.sequence < from))
     }
 
     /// Every event from `from` on: from the events already read when they reach back that
@@ -171,8 +170,50 @@ impl Reads {
         aggregate_id: &str,
         from: u64,
     ) -> Result<Vec<EventEnvelope>, StoreError> {
-        if let Some(covered) = self.covering(from) {
-            return Ok(covered);
+        if let Some(read) = self.fill(events, aggregate_id, from).await? {
+            return Ok(read);
+        }
+        Ok(self
+            .covered_start(from)
+            .map(|start| self.newest[start..].to_vec())
+            .unwrap_or_default())
+    }
+
+    /// [`Self::events_from`] for the last use of what was read (a full replay): the events
+    /// are moved out, not copied, and nothing is kept.
+    pub async fn take_events_from<E: EventStore + ?Sized>(
+        &mut self,
+        events: &E,
+        aggregate_id: &str,
+        from: u64,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        if let Some(read) = self.fill(events, aggregate_id, from).await? {
+            return Ok(read);
+        }
+        let start = self.covered_start(from);
+        let mut taken = std::mem::take(&mut self.newest);
+        self.complete = false;
+        match start {
+            Some(start) => {
+                taken.drain(..start);
+                Ok(taken)
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Reads what is missing for the events from `from` on: `None` when what was read now
+    /// covers them (nothing was missing, or the missing older events were read and kept);
+    /// the events read when nothing was read before, or the snapshot is newer than the
+    /// newest event read (those are not kept).
+    async fn fill<E: EventStore + ?Sized>(
+        &mut self,
+        events: &E,
+        aggregate_id: &str,
+        from: u64,
+    ) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
+        if self.covered_start(from).is_some() {
+            return Ok(None);
         }
         let oldest = self.newest.first().map(|e| e.sequence);
         let newest = self.newest.last().map(|e| e.sequence);
@@ -184,13 +225,13 @@ impl Reads {
         self.requests += pages;
         self.round_trips += pages;
         if to.is_none() {
-            return Ok(read);
+            return Ok(Some(read));
         }
         let mut older = read;
         older.append(&mut self.newest);
         self.newest = older;
         self.complete |= from <= 1;
-        Ok(self.covering(from).unwrap_or_default())
+        Ok(None)
     }
 }
 

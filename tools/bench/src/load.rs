@@ -32,6 +32,12 @@ pub struct LoadRow {
     pub items: Figure,
     pub kib: Figure,
     pub capacity: Figure,
+    /// Milliseconds with a request in flight (sent, not yet deserialised by the SDK).
+    pub in_flight_ms: Figure,
+    /// Milliseconds the SDK spent reading and deserialising responses.
+    pub deserialize_ms: Figure,
+    /// Milliseconds of the load outside the SDK's calls (item conversion, fold, checks).
+    pub outside_ms: Figure,
     /// What the product's `LoadReport` said: sequential round trips, and requests.
     pub reported_round_trips: Option<Figure>,
     pub reported_requests: Option<Figure>,
@@ -65,12 +71,21 @@ impl Samples {
             events,
             store,
             load,
-            wall_ms: Figure::of(self.wall),
+            wall_ms: Figure::of(self.wall.clone()),
             requests: of(|c| c.requests as f64),
             round_trips: of(|c| c.round_trips as f64),
             items: of(|c| c.items as f64),
             kib: of(|c| c.bytes as f64 / 1024.0),
             capacity: of(|c| c.capacity),
+            in_flight_ms: of(|c| c.in_flight_ms),
+            deserialize_ms: of(|c| c.deserialize_ms),
+            outside_ms: Figure::of(
+                self.wall
+                    .iter()
+                    .zip(&self.costs)
+                    .map(|(wall, c)| wall - c.in_flight_ms)
+                    .collect(),
+            ),
             reported_round_trips: (!self.reported.is_empty()).then(|| Figure::of(self.reported)),
             reported_requests: (!self.reported_requests.is_empty())
                 .then(|| Figure::of(self.reported_requests)),
@@ -181,8 +196,19 @@ pub async fn run(
         rows.push(next()?.row(n, PEER, SNAPSHOT));
         for row in &rows[rows.len() - 4..] {
             eprintln!(
-                "bench: load {n:>6} {:<20} {:<16} {:>10} ms, {} requests, {} round trips",
-                row.store, row.load, row.wall_ms, row.requests, row.round_trips
+                "bench: load {n:>6} {:<20} {:<16} {:>10} ms, {} requests, {} round trips, \
+                 {} items, {} KiB; in flight {} ms (SDK read + deserialise {} ms), \
+                 outside requests {} ms",
+                row.store,
+                row.load,
+                row.wall_ms,
+                row.requests,
+                row.round_trips,
+                row.items,
+                row.kib,
+                row.in_flight_ms,
+                row.deserialize_ms,
+                row.outside_ms
             );
         }
     }

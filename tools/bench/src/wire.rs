@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use aws_sdk_dynamodb::config::interceptors::{
-    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
-    BeforeTransmitInterceptorContextRef,
+    AfterDeserializationInterceptorContextRef, BeforeDeserializationInterceptorContextRef,
+    BeforeTransmitInterceptorContextMut, BeforeTransmitInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
@@ -29,6 +29,9 @@ impl Storable for ExchangeId {
 pub struct Exchange {
     pub operation: String,
     pub sent: Instant,
+    /// The response's head arrived (the emulator writes a response once it is complete).
+    pub received: Option<Instant>,
+    /// The response was deserialised by the SDK.
     pub answered: Option<Instant>,
     pub bytes: u64,
     pub items: u64,
@@ -44,6 +47,10 @@ pub struct Cost {
     pub items: u64,
     pub bytes: u64,
     pub capacity: f64,
+    /// Milliseconds with at least one request in flight (sent, not yet deserialised).
+    pub in_flight_ms: f64,
+    /// Milliseconds the SDK spent reading and deserialising responses (summed).
+    pub deserialize_ms: f64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -66,9 +73,13 @@ impl Wire {
         let mut cost = Cost {
             requests: exchanges.len() as u64,
             round_trips: round_trips(&exchanges),
+            in_flight_ms: in_flight_ms(&exchanges),
             ..Cost::default()
         };
         for e in &exchanges {
+            if let (Some(received), Some(answered)) = (e.received, e.answered) {
+                cost.deserialize_ms += answered.duration_since(received).as_secs_f64() * 1000.0;
+            }
             *cost.by_operation.entry(e.operation.clone()).or_default() += 1;
             cost.items += e.items;
             cost.bytes += e.bytes;
@@ -94,6 +105,32 @@ fn round_trips(exchanges: &[Exchange]) -> u64 {
         }
     }
     chain.into_iter().max().unwrap_or(0)
+}
+
+/// Length of the union of the requests' spans (sent to deserialised), in milliseconds: the
+/// rest of a load's wall time is work outside the SDK's calls (conversion, fold, checks).
+fn in_flight_ms(exchanges: &[Exchange]) -> f64 {
+    let mut spans: Vec<(Instant, Instant)> = exchanges
+        .iter()
+        .filter_map(|e| e.answered.map(|done| (e.sent, done)))
+        .collect();
+    spans.sort_by_key(|span| span.0);
+    let mut total = 0.0;
+    let mut current: Option<(Instant, Instant)> = None;
+    for (start, end) in spans {
+        current = match current {
+            Some((s, e)) if start <= e => Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e.duration_since(s).as_secs_f64();
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some((s, e)) = current {
+        total += e.duration_since(s).as_secs_f64();
+    }
+    total * 1000.0
 }
 
 fn operation(target: Option<&str>) -> String {
@@ -148,11 +185,27 @@ impl Intercept for Wire {
         exchanges.push(Exchange {
             operation: op,
             sent: Instant::now(),
+            received: None,
             answered: None,
             bytes: 0,
             items: 0,
             capacity: 0.0,
         });
+        Ok(())
+    }
+
+    fn read_before_deserialization(
+        &self,
+        _: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let now = Instant::now();
+        if let Some(ExchangeId(index)) = cfg.load::<ExchangeId>().copied() {
+            if let Some(e) = self.lock().get_mut(index) {
+                e.received = Some(now);
+            }
+        }
         Ok(())
     }
 
@@ -216,6 +269,7 @@ mod tests {
         Exchange {
             operation: "Query".to_owned(),
             sent: start + Duration::from_millis(sent_ms),
+            received: None,
             answered: Some(start + Duration::from_millis(answered_ms)),
             bytes: 0,
             items: 0,
@@ -239,5 +293,13 @@ mod tests {
         with_parallel.push(exchange(t, 12, 15));
         assert_eq!(round_trips(&with_parallel), 3);
         assert_eq!(round_trips(&[]), 0);
+    }
+
+    #[test]
+    fn time_in_flight_counts_overlapping_requests_once() {
+        let t = Instant::now();
+        let spans = [exchange(t, 0, 10), exchange(t, 5, 12), exchange(t, 20, 30)];
+        assert!((in_flight_ms(&spans) - 22.0).abs() < 1e-6);
+        assert!(in_flight_ms(&[]).abs() < f64::EPSILON);
     }
 }
