@@ -19,7 +19,7 @@ build:
 ## Performance figures written to docs/bench/ (release build, local emulator, cqrs-es +
 ## dynamo-es in the same run); not part of `make test`. make bench BENCH_RUNS=5
 bench:
-	@BENCH_RUNS=$(BENCH_RUNS) BENCH_SIZES=$(BENCH_SIZES) scripts/bench.sh
+	@BENCH_RUNS=$(BENCH_RUNS) BENCH_SIZES=$(BENCH_SIZES) BENCH_ONLY=$(BENCH_ONLY) scripts/bench.sh
 
 ## Offline checks of template.yaml (cfn-lint, sam validate), as in `make test`.
 template-check:

@@ -9,7 +9,8 @@
 #   3. cargo run --release -p bench (tools/bench): loads at 1k/10k/50k events for this product
 #      and cqrs-es + dynamo-es in the same run, fold, codec, snapshotter, pruner, binaries.
 #
-# Env: BENCH_RUNS (default 5), BENCH_SIZES (default 1000,10000,50000), BENCH_OUT (docs/bench).
+# Env: BENCH_RUNS (default 5), BENCH_SIZES (default 1000,10000,50000), BENCH_OUT (docs/bench),
+# BENCH_ONLY (sections to run, e.g. load: figures on stderr, docs/bench not written).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -528,7 +528,9 @@ def install_fast_query_responses() -> None:
                 return status, headers, body
             document = json.loads(body)
             document["Items"] = _encode(items)
-            return status, headers, json.dumps(document)
+            # Freshly built, acyclic documents: the circular-reference check (a third of the
+            # encoding time) has nothing to find; the text is the same.
+            return status, headers, json.dumps(document, check_circular=False)
 
     original_query = dynamodb_responses.DynamoHandler.query
 

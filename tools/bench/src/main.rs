@@ -259,6 +259,16 @@ async fn main() -> Result<()> {
          50,000-event aggregate would cost as much as reading all of it). Same pages, limits \
          and keys as moto's own walk. Both stores are measured on this same emulator."
             .to_owned(),
+        "The emulator answers one request at a time (moto is one Python process: one \
+         interpreter lock, and the launcher's lock around DynamoDB operations), so the \
+         snapshot read and the tail read this product sends together are served one after \
+         the other. On it, the round trip a load saves is worth only the client's gap between \
+         two requests, while the newest-first tail read returns the policy threshold + 1 \
+         events (101, what one round trip needs whenever fewer than the threshold follow the \
+         snapshot) where the peer, which reads the snapshot's version first, returns exactly \
+         the 50 after it. On DynamoDB the two reads are served in parallel and a round trip \
+         costs the network and the service's latency, not an interpreter's turn."
+            .to_owned(),
         "The peer is the real cqrs-es 0.5 + dynamo-es 0.5 from crates.io on our \
          aws-sdk-dynamodb: its snapshot load is \
          `PersistedEventStore::new_snapshot_store(..).load_aggregate` (the snapshot Query, \
