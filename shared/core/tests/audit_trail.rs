@@ -4,8 +4,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use snapshot_core::audit::{AuditRecord, Outcome};
-use snapshot_core::telemetry::subscriber;
-use tracing_subscriber::EnvFilter;
+use snapshot_core::telemetry::{log_filter, subscriber};
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -23,7 +22,7 @@ impl Write for Buffer {
 fn lines_with(filter: &str) -> String {
     let buffer = Buffer::default();
     let writer = buffer.clone();
-    let subscriber = subscriber(EnvFilter::new(filter), true, move || writer.clone());
+    let subscriber = subscriber(log_filter(filter).unwrap(), true, move || writer.clone());
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!("an ordinary log line");
         AuditRecord::new("tester", "snapshot.create", Outcome::Success)

@@ -26,7 +26,7 @@ pub fn capture_audit() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
         let subscriber = snapshot_core::telemetry::subscriber(
-            tracing_subscriber::EnvFilter::new("off"),
+            snapshot_core::telemetry::log_filter("off").unwrap(),
             true,
             || ThreadBuffer,
         );
