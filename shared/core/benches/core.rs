@@ -7,41 +7,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use snapshot_core::codec::{Encoding, SnapshotCodec};
-use snapshot_core::domain::inventory_item::{
-    InventoryItemEvent as E, ItemCreated, OrderQuantity, StockReceived,
-};
 use snapshot_core::domain::{fold, Aggregate, EventEnvelope, InventoryItem, Warehouse};
 use snapshot_core::registry::fold_envelopes;
+use snapshot_core::testing::histories::{item_events, warehouse_state_json};
 
 const EVENTS: usize = 1_000_000;
-
-/// A valid stream: create, then receive / reserve / ship cycles over a few orders.
-fn item_events(n: usize) -> Vec<E> {
-    let mut events = vec![E::ItemCreated(ItemCreated {
-        sku: "SKU-1".into(),
-        name: "Widget".into(),
-        reorder_point: 10,
-    })];
-    let mut i = 0;
-    while events.len() < n {
-        let order_id = format!("order-{}", i % 8);
-        events.push(E::StockReceived(StockReceived {
-            quantity: 5,
-            reference: None,
-        }));
-        events.push(E::StockReserved(OrderQuantity {
-            order_id: order_id.clone(),
-            quantity: 3,
-        }));
-        events.push(E::StockShipped(OrderQuantity {
-            order_id,
-            quantity: 2,
-        }));
-        i += 1;
-    }
-    events.truncate(n);
-    events
-}
 
 fn fold_events(c: &mut Criterion) {
     let events = item_events(EVENTS);
@@ -66,29 +36,6 @@ fn fold_events(c: &mut Criterion) {
         });
     });
     group.finish();
-}
-
-fn warehouse_state_json(target_bytes: usize) -> Vec<u8> {
-    let mut state = Warehouse::initial("wh-1");
-    state.name = "Distribution centre".into();
-    state.capacity = i64::MAX;
-    let mut i = 0;
-    loop {
-        let skus = state
-            .locations
-            .entry(format!("AISLE-{:03}-BAY-{:04}", i / 1000, i % 1000))
-            .or_default();
-        for s in 0..4 {
-            skus.insert(
-                format!("SKU-{:07}", i * 4 + s),
-                (i * 7 + s) as i64 % 500 + 1,
-            );
-        }
-        i += 1;
-        if i % 500 == 0 && serde_json::to_vec(&state).map_or(0, |v| v.len()) >= target_bytes {
-            return serde_json::to_vec(&state).unwrap_or_default();
-        }
-    }
 }
 
 fn decode_snapshot(c: &mut Criterion) {

@@ -17,6 +17,8 @@
 
 use crate::domain::{fold, Aggregate, AggregateRoot, DomainError};
 
+pub mod histories;
+
 /// An aggregate at the version its `events` reach, with nothing uncommitted.
 pub fn given<A: Aggregate>(id: &str, events: &[A::Event]) -> AggregateRoot<A> {
     let state = fold(A::initial(id), events);

@@ -287,3 +287,18 @@ fn state_json_has_the_contract_shape() {
         })
     );
 }
+
+#[test]
+fn a_second_reservation_for_an_order_adds_to_what_it_holds() {
+    let root = given(&[
+        created(),
+        received(10),
+        reserved("o1", 4),
+        reserved("o1", 2),
+        reserved("o2", 1),
+    ]);
+    let s = root.state();
+    assert_eq!(s.reservations.get("o1"), Some(&6));
+    assert_eq!(s.reservations.get("o2"), Some(&1));
+    assert_eq!((s.on_hand, s.reserved, s.available), (10, 7, 3));
+}

@@ -220,3 +220,21 @@ fn state_json_has_the_contract_shape() {
         serde_json::json!({"id": ID, "name": "Main", "capacity": 10, "used": 2, "locations": {"A-1": {"S": 2}}})
     );
 }
+
+#[test]
+fn placing_again_adds_to_the_sku_and_a_new_sku_or_location_starts_at_the_quantity() {
+    // Events are facts: a placement at a location never added still lands (apply is total).
+    let root = given(&[
+        created(100),
+        location("A-1"),
+        placed("A-1", "S", 4),
+        placed("A-1", "S", 3),
+        placed("A-1", "T", 1),
+        placed("B-2", "S", 5),
+    ]);
+    let state = root.state();
+    assert_eq!(state.locations["A-1"]["S"], 7);
+    assert_eq!(state.locations["A-1"]["T"], 1);
+    assert_eq!(state.locations["B-2"]["S"], 5);
+    assert_eq!(state.used, 13);
+}

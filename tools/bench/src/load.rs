@@ -12,11 +12,11 @@ use snapshot_core::snapshot::{build_snapshot, SnapshotMetadata, SnapshotSubject}
 use snapshot_core::AggregateRepository;
 use snapshot_dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
 
-use crate::history::item_events;
 use crate::peer::Peer;
 use crate::seed::write_all;
 use crate::stats::Figure;
 use crate::wire::{Cost, Wire};
+use snapshot_core::testing::histories::item_events;
 
 /// Events between the snapshot and the end of the history.
 pub const TAIL: usize = 50;

@@ -6,10 +6,10 @@
 //! Env: BENCH_RUNS (default 5) runs per figure; BENCH_SIZES (default 1000,10000,50000)
 //! history sizes; BENCH_PRUNE_SNAPSHOTS (default 5000); BENCH_OUT (default docs/bench);
 //! BENCH_ONLY (e.g. `load` or `fold,codec`: only those sections of fold, codec, load,
-//! snapshotter, pruner, binaries run, their figures go to stderr and docs/bench is not written).
+//! snapshotter, pruner, binaries run, their figures go to stderr and docs/bench is not written;
+//! fold and codec alone run in memory, without the emulator).
 
 mod binaries;
-mod history;
 mod inmem;
 mod load;
 mod peer;
@@ -158,6 +158,13 @@ impl Only {
         Ok(Self(Some(sections)))
     }
 
+    /// Only sections that need no emulator.
+    fn in_memory(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|sections| sections.iter().all(|s| s == "fold" || s == "codec"))
+    }
+
     fn runs(&self, section: &str) -> bool {
         self.0
             .as_ref()
@@ -180,6 +187,10 @@ fn parallelization_factor(root: &std::path::Path) -> u32 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let started = Instant::now();
+    let only = Only::from_env()?;
+    if only.in_memory() {
+        return in_memory(&only, started);
+    }
     let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
         bail!("the bench needs the local emulator: run it with `make bench`");
     };
@@ -207,7 +218,6 @@ async fn main() -> Result<()> {
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     eprintln!("bench: {runs} runs per figure against {endpoint}");
 
-    let only = Only::from_env()?;
     let section =
         |name: &str| eprintln!("bench: {name} ({:.0} s)", started.elapsed().as_secs_f64());
     let mut folds = Vec::new();
@@ -241,6 +251,7 @@ async fn main() -> Result<()> {
         binaries = binaries_and_cold_starts(&root, &sdk, &plain, &suffix, runs).await?;
     }
     if let Some(sections) = &only.0 {
+        print_in_memory(&folds, &codec);
         eprintln!(
             "bench: BENCH_ONLY={}: a partial run in {:.0} s; {} not written",
             sections.join(","),
@@ -330,5 +341,46 @@ async fn main() -> Result<()> {
         );
     }
     eprintln!("bench: wrote {} in {took_s:.0} s", path.display());
+    Ok(())
+}
+
+/// The in-memory sections' figures, on stderr (a partial run writes no report).
+fn print_in_memory(folds: &[inmem::FoldRow], codec: &[inmem::CodecRow]) {
+    for row in folds {
+        eprintln!(
+            "bench: fold {} from {}: {} M events/s",
+            row.aggregate,
+            row.from,
+            row.meps.show(2)
+        );
+    }
+    for row in codec {
+        eprintln!(
+            "bench: codec {}: encode {} ms, decode + verify {} ms",
+            row.label,
+            row.encode_ms.show(3),
+            row.decode_ms.show(3)
+        );
+    }
+}
+
+/// BENCH_ONLY=fold and/or codec: figures printed, no emulator needed, no report written.
+fn in_memory(only: &Only, started: Instant) -> Result<()> {
+    let runs: usize = env_or("BENCH_RUNS", 5)?;
+    let folds = if only.runs("fold") {
+        inmem::fold_throughput(runs)?
+    } else {
+        Vec::new()
+    };
+    let codec = if only.runs("codec") {
+        inmem::codec(runs)?
+    } else {
+        Vec::new()
+    };
+    print_in_memory(&folds, &codec);
+    eprintln!(
+        "bench: a partial run in memory in {:.0} s; the report is not written",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -159,8 +159,14 @@ impl Aggregate for InventoryItem {
             E::StockReceived(e) => self.on_hand = self.on_hand.saturating_add(e.quantity),
             E::StockReserved(e) => {
                 self.reserved = self.reserved.saturating_add(e.quantity);
-                let held = self.reservations.entry(e.order_id.clone()).or_insert(0);
-                *held = held.saturating_add(e.quantity);
+                // An order usually holds a reservation already: its id is copied only when new
+                // (the fold of a long history spends its time in allocations otherwise).
+                match self.reservations.get_mut(&e.order_id) {
+                    Some(held) => *held = held.saturating_add(e.quantity),
+                    None => {
+                        self.reservations.insert(e.order_id.clone(), e.quantity);
+                    }
+                }
             }
             E::ReservationReleased(e) => {
                 self.reserved = self.reserved.saturating_sub(e.quantity);

@@ -119,9 +119,19 @@ impl Aggregate for Warehouse {
                 self.locations.remove(&e.location);
             }
             E::StockPlaced(e) => {
-                let skus = self.locations.entry(e.location.clone()).or_default();
-                let held = skus.entry(e.sku.clone()).or_insert(0);
-                *held = held.saturating_add(e.quantity);
+                // Locations and SKUs are mostly known already: their names are copied only
+                // when new (the fold of a long history spends its time in allocations otherwise).
+                if !self.locations.contains_key(&e.location) {
+                    self.locations.insert(e.location.clone(), BTreeMap::new());
+                }
+                if let Some(skus) = self.locations.get_mut(&e.location) {
+                    match skus.get_mut(&e.sku) {
+                        Some(held) => *held = held.saturating_add(e.quantity),
+                        None => {
+                            skus.insert(e.sku.clone(), e.quantity);
+                        }
+                    }
+                }
                 self.used = self.used.saturating_add(e.quantity);
             }
             E::StockPicked(e) => {
