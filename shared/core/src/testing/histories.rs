@@ -1,6 +1,6 @@
 //! Deterministic histories of the built-in aggregates, for benchmarks and throughput figures
-//! (`make bench` in tools/bench, `cargo bench -p snapshot-core`, the snapshot-dynamo
-//! `fold_throughput` example): one definition, so every figure folds the same events.
+//! (`make bench` in tools/bench, `cargo bench -p snapshot-core`): one definition, so every
+//! figure folds the same events.
 
 use crate::domain::inventory_item::{
     InventoryItemEvent, ItemCreated, OrderQuantity, StockReceived,
