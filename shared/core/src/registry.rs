@@ -98,6 +98,15 @@ pub fn decode_state<A: Aggregate>(aggregate_id: &str, bytes: &[u8]) -> Result<A,
     Ok(state)
 }
 
+/// The state a fold starts from: `base` (a JSON snapshot state of `aggregate_id`) decoded, or
+/// the initial state of a new aggregate when there is none.
+pub fn base_state<A: Aggregate>(aggregate_id: &str, base: Option<&[u8]>) -> Result<A, FoldError> {
+    match base {
+        Some(bytes) => decode_state::<A>(aggregate_id, bytes),
+        None => Ok(A::initial(aggregate_id)),
+    }
+}
+
 /// Typed fold of stored events onto an optional JSON base state, with sequence checks.
 pub fn fold_envelopes<A: Aggregate>(
     aggregate_id: &str,
@@ -105,10 +114,7 @@ pub fn fold_envelopes<A: Aggregate>(
     base: Option<&[u8]>,
     events: &[EventEnvelope],
 ) -> Result<A, FoldError> {
-    let state = match base {
-        Some(bytes) => decode_state::<A>(aggregate_id, bytes)?,
-        None => A::initial(aggregate_id),
-    };
+    let state = base_state::<A>(aggregate_id, base)?;
     Ok(fold_stored(
         aggregate_id,
         base_version,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::attr::Attr;
 use snapshot_core::domain::{Aggregate, DomainEvent, EventDecodeError, EventEnvelope, StoredEvent};
 use snapshot_core::error::{EventError, EventRef};
-use snapshot_core::registry::{decode_state, fold_stored, FoldError};
+use snapshot_core::registry::{base_state, fold_stored, FoldError};
 
 /// One item of a DynamoDB table, as the SDK gives it.
 pub type Item = HashMap<String, AttributeValue>;
@@ -197,10 +197,7 @@ pub fn fold_items<A: Aggregate>(
     base: Option<&[u8]>,
     items: &[Item],
 ) -> Result<A, FoldError> {
-    let state = match base {
-        Some(bytes) => decode_state::<A>(aggregate_id, bytes)?,
-        None => A::initial(aggregate_id),
-    };
+    let state = base_state::<A>(aggregate_id, base)?;
     let events = items.iter().map(|item| ItemEvent::read(item, aggregate_id));
     Ok(fold_stored(aggregate_id, base_version, state, events)?)
 }

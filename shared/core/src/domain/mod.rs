@@ -116,12 +116,8 @@ macro_rules! domain_events {
                 event_type: &str,
                 payload: &$crate::__private::serde_json::Value,
             ) -> Result<Self, $crate::domain::EventDecodeError> {
-                match event_type {
-                    $(stringify!($variant) => <$payload as $crate::__private::serde::Deserialize>::deserialize(payload)
-                        .map(Self::$variant)
-                        .map_err(|e| $crate::domain::EventDecodeError::InvalidPayload(e.to_string())),)+
-                    _ => Err($crate::domain::EventDecodeError::UnknownEventType),
-                }
+                // A JSON value is one more serde representation of the payload.
+                Self::from_payload(event_type, payload)
             }
 
             fn from_payload<'de, D: $crate::__private::serde::Deserializer<'de>>(
