@@ -206,11 +206,19 @@ pub enum CodecError {
     },
 }
 
-/// Decompresses a zstd body into `declared` bytes. The frame must state its content size and
-/// agree with the item before anything is allocated, so neither a lying `sizeBytes` nor a
-/// lying frame header makes us reserve more than the declared (already capped) size; the
-/// decoder then refuses to write past it.
-fn decompress_bounded(bytes: &[u8], declared: usize) -> Result<Vec<u8>, CodecError> {
+/// States at least this large are decompressed and checksummed at once, on two threads, where
+/// the machine has two (a Lambda function with 1,769 MB or more): SHA-256 and zstd cost about
+/// the same per byte, so each of the two steps hides the other (docs/bench, codec table).
+pub const HASH_ALONGSIDE_ABOVE: usize = 256 * 1024;
+/// The hashing thread is handed the decompressed state in pieces of this size (a zstd block).
+const HASH_PIECE: usize = 128 * 1024;
+
+/// Decompresses a zstd body into `declared` bytes and returns them with their SHA-256 (hex).
+/// The frame must state its content size and agree with the item before anything is
+/// allocated, so neither a lying `sizeBytes` nor a lying frame header makes us reserve more
+/// than the declared (already capped) size; the body must be exactly one frame (nothing after
+/// it), and decoding refuses to write past the declared size.
+fn decompress_and_hash(bytes: &[u8], declared: usize) -> Result<(Vec<u8>, String), CodecError> {
     let framed = zstd::zstd_safe::get_frame_content_size(bytes)
         .map_err(|_| CodecError::Zstd("not a zstd frame".to_owned()))?;
     match framed {
@@ -227,12 +235,128 @@ fn decompress_bounded(bytes: &[u8], declared: usize) -> Result<Vec<u8>, CodecErr
             ))
         }
     }
-    zstd::bulk::decompress(bytes, declared).map_err(|e| CodecError::Zstd(e.to_string()))
+    match zstd::zstd_safe::find_frame_compressed_size(bytes) {
+        Ok(frame) if frame == bytes.len() => {}
+        Ok(_) => return Err(CodecError::Zstd("bytes after the frame".to_owned())),
+        Err(_) => return Err(CodecError::Zstd("truncated or corrupt frame".to_owned())),
+    }
+    if declared >= HASH_ALONGSIDE_ABOVE && two_cores() {
+        if let Some(opened) = decompress_hashing_alongside(bytes, declared) {
+            return opened;
+        }
+    }
+    let json = zstd::bulk::decompress(bytes, declared).map_err(zstd_error)?;
+    let checksum = sha256_hex(&json);
+    Ok((json, checksum))
+}
+
+fn zstd_error(error: std::io::Error) -> CodecError {
+    CodecError::Zstd(error.to_string())
+}
+
+/// True when this process may run two threads at once.
+fn two_cores() -> bool {
+    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
+/// Streams the frame into `declared` bytes while a second thread hashes each piece as soon as
+/// it is written. `None` when the thread could not be started (the caller decodes on its own).
+fn decompress_hashing_alongside(
+    bytes: &[u8],
+    declared: usize,
+) -> Option<Result<(Vec<u8>, String), CodecError>> {
+    let mut json = vec![0_u8; declared];
+    let digest = std::thread::scope(|scope| {
+        let (pieces, written) = std::sync::mpsc::channel::<&[u8]>();
+        let hasher = std::thread::Builder::new()
+            .name("snapshot-checksum".to_owned())
+            .spawn_scoped(scope, move || {
+                let mut sha = Sha256::new();
+                for piece in written {
+                    sha.update(piece);
+                }
+                sha.finalize()
+            })
+            .ok()?;
+        let decoded = decompress_into(bytes, &mut json, |piece| {
+            // The hasher only stops when this sender is dropped.
+            let _ = pieces.send(piece);
+        });
+        drop(pieces);
+        let digest = hasher
+            .join()
+            .map_err(|_| CodecError::Zstd("checksum thread stopped".to_owned()));
+        Some(decoded.and(digest))
+    })?;
+    Some(digest.map(|digest| (json, hex::encode(digest))))
+}
+
+/// Decodes one zstd frame into exactly `out.len()` bytes, handing each filled piece to `written`.
+fn decompress_into<'out>(
+    bytes: &[u8],
+    out: &'out mut [u8],
+    mut written: impl FnMut(&'out [u8]),
+) -> Result<(), CodecError> {
+    use zstd::stream::raw::{Decoder, Operation};
+
+    let declared = out.len();
+    let mut decoder = Decoder::new().map_err(zstd_error)?;
+    let mut input = bytes;
+    let mut frame_ended = false;
+    let mut filled_total = 0;
+    for piece in out.chunks_mut(HASH_PIECE) {
+        let mut filled = 0;
+        while filled < piece.len() {
+            if frame_ended {
+                return Err(CodecError::SizeMismatch {
+                    declared: declared as u64,
+                    actual: filled_total + filled,
+                });
+            }
+            let status = decoder
+                .run_on_buffers(input, &mut piece[filled..])
+                .map_err(zstd_error)?;
+            input = input.get(status.bytes_read..).unwrap_or_default();
+            filled += status.bytes_written;
+            frame_ended = status.remaining == 0;
+            if status.bytes_read == 0 && status.bytes_written == 0 && !frame_ended {
+                return Err(CodecError::Zstd("truncated frame".to_owned()));
+            }
+        }
+        filled_total += filled;
+        written(piece);
+    }
+    // The frame may still hold its end (or more content than declared, which is refused).
+    let mut beyond = [0_u8; 1];
+    while !frame_ended {
+        let status = decoder
+            .run_on_buffers(input, &mut beyond)
+            .map_err(zstd_error)?;
+        input = input.get(status.bytes_read..).unwrap_or_default();
+        if status.bytes_written > 0 {
+            return Err(CodecError::SizeMismatch {
+                declared: declared as u64,
+                actual: declared + status.bytes_written,
+            });
+        }
+        frame_ended = status.remaining == 0;
+        if status.bytes_read == 0 && !frame_ended {
+            return Err(CodecError::Zstd("truncated frame".to_owned()));
+        }
+    }
+    Ok(())
 }
 
 /// Sha256 hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Bytes with their SHA-256 (hex).
+fn hashed(bytes: Vec<u8>) -> (Vec<u8>, String) {
+    let checksum = sha256_hex(&bytes);
+    (bytes, checksum)
 }
 
 /// Encodes and decodes snapshot states; signs and verifies snapshots.
@@ -321,8 +445,8 @@ impl SnapshotCodec {
         size_bytes: u64,
         checksum: &str,
     ) -> Result<Vec<u8>, CodecError> {
-        let json = match (encoding, body) {
-            (Encoding::Json, StateBody::Text(text)) => text.as_bytes().to_vec(),
+        let (json, computed) = match (encoding, body) {
+            (Encoding::Json, StateBody::Text(text)) => hashed(text.as_bytes().to_vec()),
             // An offloaded state reads back as the object's bytes; none means nobody read it.
             (Encoding::S3Json | Encoding::S3JsonZstd, body) if body.is_empty() => {
                 return Err(CodecError::ObjectNotRead(encoding))
@@ -334,7 +458,7 @@ impl SnapshotCodec {
                         limit: self.max_state_bytes,
                     });
                 }
-                bytes.clone()
+                hashed(bytes.clone())
             }
             (Encoding::JsonZstd | Encoding::S3JsonZstd, StateBody::Binary(bytes)) => {
                 let declared = usize::try_from(size_bytes)
@@ -344,7 +468,7 @@ impl SnapshotCodec {
                         declared: size_bytes,
                         limit: self.max_state_bytes,
                     })?;
-                decompress_bounded(bytes, declared)?
+                decompress_and_hash(bytes, declared)?
             }
             (encoding, StateBody::Text(_)) => {
                 return Err(CodecError::BodyMismatch {
@@ -359,7 +483,6 @@ impl SnapshotCodec {
                 })
             }
         };
-        let computed = sha256_hex(&json);
         if !computed.eq_ignore_ascii_case(checksum) {
             return Err(CodecError::ChecksumMismatch {
                 stored: checksum.to_owned(),
@@ -373,5 +496,139 @@ impl SnapshotCodec {
             });
         }
         Ok(json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// JSON-like bytes that compress about as well as a real state, with no long runs.
+    fn state_bytes(len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 32);
+        let mut i = 0_u64;
+        while out.len() < len {
+            out.extend_from_slice(
+                format!("\"SKU-{:07}\":{},", i * 7919 % 1_000_003, i % 500).as_bytes(),
+            );
+            i += 1;
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn frame(json: &[u8]) -> Vec<u8> {
+        zstd::bulk::compress(json, 3).unwrap()
+    }
+
+    #[test]
+    fn hashing_alongside_gives_the_bytes_and_checksum_of_decoding_alone() {
+        for len in [
+            HASH_PIECE - 1,
+            HASH_PIECE,
+            HASH_PIECE + 1,
+            3 * HASH_PIECE + 17,
+            1024 * 1024,
+        ] {
+            let json = state_bytes(len);
+            let (decoded, checksum) = decompress_hashing_alongside(&frame(&json), len)
+                .expect("thread started")
+                .unwrap();
+            assert_eq!(decoded, json, "len {len}");
+            assert_eq!(checksum, sha256_hex(&json), "len {len}");
+        }
+    }
+
+    #[test]
+    fn a_large_state_round_trips_through_the_codec() {
+        let codec = SnapshotCodec::default();
+        let json = state_bytes(2 * HASH_ALONGSIDE_ABOVE + 3);
+        let encoded = codec.encode(json.clone()).unwrap();
+        assert_eq!(encoded.encoding, Encoding::JsonZstd);
+        let decoded = codec
+            .decode(
+                encoded.encoding,
+                &encoded.body,
+                encoded.size_bytes,
+                &encoded.checksum,
+            )
+            .unwrap();
+        assert_eq!(decoded, json);
+    }
+
+    #[test]
+    fn a_truncated_frame_is_refused_on_either_path() {
+        let json = state_bytes(HASH_ALONGSIDE_ABOVE + 5);
+        let mut bytes = frame(&json);
+        bytes.truncate(bytes.len() - 10);
+        assert!(matches!(
+            decompress_and_hash(&bytes, json.len()),
+            Err(CodecError::Zstd(_))
+        ));
+        let mut out = vec![0; json.len()];
+        assert!(decompress_into(&bytes, &mut out, |_| {}).is_err());
+    }
+
+    #[test]
+    fn bytes_after_the_frame_are_refused_whatever_the_size() {
+        for len in [1000, HASH_ALONGSIDE_ABOVE + 5] {
+            let json = state_bytes(len);
+            let mut bytes = frame(&json);
+            bytes.extend_from_slice(&frame(b"{}"));
+            assert_eq!(
+                decompress_and_hash(&bytes, len),
+                Err(CodecError::Zstd("bytes after the frame".to_owned())),
+                "len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn more_content_than_the_buffer_is_refused_not_written() {
+        let json = state_bytes(3 * HASH_PIECE);
+        let bytes = frame(&json);
+        let mut out = vec![0; 2 * HASH_PIECE + 1];
+        let mut handed = 0;
+        let result = decompress_into(&bytes, &mut out, |piece| handed += piece.len());
+        assert!(
+            matches!(result, Err(CodecError::SizeMismatch { .. })),
+            "{result:?}"
+        );
+        assert!(handed <= out.len());
+    }
+
+    #[test]
+    fn a_corrupted_frame_never_opens_on_either_path() {
+        let codec = SnapshotCodec::default();
+        let json = state_bytes(HASH_ALONGSIDE_ABOVE * 2);
+        let encoded = codec.encode(json).unwrap();
+        let StateBody::Binary(bytes) = &encoded.body else {
+            panic!("compressed")
+        };
+        for at in [20, bytes.len() / 3, bytes.len() / 2, bytes.len() - 20] {
+            let mut corrupted = bytes.clone();
+            corrupted[at] ^= 0x5a;
+            let body = StateBody::Binary(corrupted.clone());
+            assert!(
+                codec
+                    .decode(
+                        encoded.encoding,
+                        &body,
+                        encoded.size_bytes,
+                        &encoded.checksum
+                    )
+                    .is_err(),
+                "corruption at {at} opened"
+            );
+            let alongside = decompress_hashing_alongside(&corrupted, json_len(&encoded));
+            assert!(
+                alongside.is_some_and(|r| r.map_or(true, |(_, sum)| sum != encoded.checksum)),
+                "corruption at {at} gave the stored checksum"
+            );
+        }
+    }
+
+    fn json_len(encoded: &EncodedState) -> usize {
+        usize::try_from(encoded.size_bytes).unwrap()
     }
 }
