@@ -8,6 +8,8 @@
 //! (docs/security.md#snapshot-authentication).
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -256,40 +258,65 @@ fn zstd_error(error: std::io::Error) -> CodecError {
 
 /// True when this process may run two threads at once.
 fn two_cores() -> bool {
-    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    static TWO: OnceLock<bool> = OnceLock::new();
     *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
 
 /// Streams the frame into `declared` bytes while a second thread hashes each piece as soon as
 /// it is written. `None` when the thread could not be started (the caller decodes on its own).
+/// The pieces are handed over through one `OnceLock` each and `park`/`unpark`, not a channel:
+/// a channel's code would cost every function's bootstrap about 40 KB (docs/binaries.md).
 fn decompress_hashing_alongside(
     bytes: &[u8],
     declared: usize,
 ) -> Option<Result<(Vec<u8>, String), CodecError>> {
     let mut json = vec![0_u8; declared];
+    let pieces: Vec<OnceLock<&[u8]>> = (0..declared.div_ceil(HASH_PIECE))
+        .map(|_| OnceLock::new())
+        .collect();
+    let stopped = AtomicBool::new(false);
     let digest = std::thread::scope(|scope| {
-        let (pieces, written) = std::sync::mpsc::channel::<&[u8]>();
         let hasher = std::thread::Builder::new()
             .name("snapshot-checksum".to_owned())
-            .spawn_scoped(scope, move || {
-                let mut sha = Sha256::new();
-                for piece in written {
-                    sha.update(piece);
-                }
-                sha.finalize()
-            })
+            .spawn_scoped(scope, || hash_pieces(&pieces, &stopped))
             .ok()?;
+        let mut next = pieces.iter();
         let decoded = decompress_into(bytes, &mut json, |piece| {
-            // The hasher only stops when this sender is dropped.
-            let _ = pieces.send(piece);
+            if let Some(slot) = next.next() {
+                let _ = slot.set(piece);
+            }
+            hasher.thread().unpark();
         });
-        drop(pieces);
+        stopped.store(true, Ordering::Release);
+        hasher.thread().unpark();
         let digest = hasher
             .join()
-            .map_err(|_| CodecError::Zstd("checksum thread stopped".to_owned()));
+            .ok()
+            .flatten()
+            .ok_or_else(|| CodecError::Zstd("checksum thread stopped".to_owned()));
         Some(decoded.and(digest))
     })?;
+    drop(pieces);
     Some(digest.map(|digest| (json, hex::encode(digest))))
+}
+
+/// The SHA-256 of `pieces` in order, each taken once it is set; `None` when the decoder
+/// `stopped` before handing over every piece.
+fn hash_pieces(pieces: &[OnceLock<&[u8]>], stopped: &AtomicBool) -> Option<[u8; 32]> {
+    let mut sha = Sha256::new();
+    for slot in pieces {
+        loop {
+            if let Some(piece) = slot.get() {
+                sha.update(piece);
+                break;
+            }
+            if stopped.load(Ordering::Acquire) {
+                return None;
+            }
+            std::thread::park();
+        }
+    }
+    Some(sha.finalize().into())
 }
 
 /// Decodes one zstd frame into exactly `out.len()` bytes, handing each filled piece to `written`.
