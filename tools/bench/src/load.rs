@@ -48,6 +48,21 @@ pub const PEER: &str = "cqrs-es + dynamo-es";
 pub const REPLAY: &str = "full replay";
 pub const SNAPSHOT: &str = "snapshot + tail";
 
+/// Snapshot + tail loads through a client that delays every request (crate::latency).
+#[derive(Debug, Clone)]
+pub struct DelayedRow {
+    /// Milliseconds added before each request is sent.
+    pub delay_ms: u64,
+    pub row: LoadRow,
+}
+
+/// What [`run`] measured.
+#[derive(Debug, Clone, Default)]
+pub struct Loads {
+    pub rows: Vec<LoadRow>,
+    pub delayed: Vec<DelayedRow>,
+}
+
 struct Samples {
     wall: Vec<f64>,
     costs: Vec<Cost>,
@@ -100,14 +115,17 @@ pub struct Tables {
     pub no_snapshots: String,
 }
 
+/// `delayed`: clients counted on `wire` whose requests each wait the given milliseconds
+/// (crate::latency); their snapshot + tail loads are measured after each size's main loads.
 pub async fn run(
     plain: &Client,
     counted: &Client,
+    delayed: &[(u64, Client)],
     wire: &Wire,
     suffix: &str,
     sizes: &[usize],
     runs: usize,
-) -> Result<Vec<LoadRow>> {
+) -> Result<Loads> {
     let tables = Tables {
         events: format!("bench_events_{suffix}"),
         snapshots: format!("bench_snapshots_{suffix}"),
@@ -130,6 +148,7 @@ pub async fn run(
     );
 
     let mut rows = Vec::new();
+    let mut delayed_rows = Vec::new();
     for &n in sizes {
         let id = format!("item-{n}");
         let started = Instant::now();
@@ -211,6 +230,55 @@ pub async fn run(
                 row.outside_ms
             );
         }
+        for (delay_ms, client) in delayed {
+            let repository = AggregateRepository::new(
+                DynamoEventStore::new(client.clone(), &tables.events),
+                DynamoSnapshotStore::new(client.clone(), &tables.snapshots),
+                codec.clone(),
+            );
+            let (mut ours, mut theirs) = (Samples::new(), Samples::new());
+            for run in 0..runs {
+                for k in 0..2 {
+                    wire.reset();
+                    let t = Instant::now();
+                    let product = (k + run) % 2 == 0;
+                    let (state, version) = if product {
+                        let (root, report) = repository.load::<InventoryItem>(&id).await?;
+                        ensure!(
+                            report.snapshot_version == Some((n - TAIL) as u64),
+                            "expected the snapshot at {}: {report:?}",
+                            n - TAIL
+                        );
+                        ours.reported.push(f64::from(report.round_trips));
+                        ours.reported_requests.push(f64::from(report.requests));
+                        (root.state().clone(), root.version() as usize)
+                    } else {
+                        peer.load_snapshot(client, &id).await?
+                    };
+                    let wall = t.elapsed().as_secs_f64() * 1000.0;
+                    let cost = wire.take();
+                    ensure!(
+                        state == expected && version == n,
+                        "delayed load of {id} gave version {version} and a different state"
+                    );
+                    let sample = if product { &mut ours } else { &mut theirs };
+                    sample.wall.push(wall);
+                    sample.costs.push(cost);
+                }
+            }
+            for (store, sample) in [(PRODUCT, ours), (PEER, theirs)] {
+                let row = sample.row(n, store, SNAPSHOT);
+                eprintln!(
+                    "bench: load {n:>6} {store:<20} {SNAPSHOT} +{delay_ms} ms per request: \
+                     {} ms, {} round trips",
+                    row.wall_ms, row.round_trips
+                );
+                delayed_rows.push(DelayedRow {
+                    delay_ms: *delay_ms,
+                    row,
+                });
+            }
+        }
     }
     for table in [
         &tables.events,
@@ -221,7 +289,10 @@ pub async fn run(
     ] {
         let _ = plain.delete_table().table_name(table).send().await;
     }
-    Ok(rows)
+    Ok(Loads {
+        rows,
+        delayed: delayed_rows,
+    })
 }
 
 async fn seed_product(

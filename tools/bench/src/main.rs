@@ -11,6 +11,7 @@
 
 mod binaries;
 mod inmem;
+mod latency;
 mod load;
 mod peer;
 mod prune;
@@ -172,6 +173,10 @@ impl Only {
     }
 }
 
+/// Latency added to every request of the extra snapshot + tail loads (tools/bench/src/latency.rs):
+/// DynamoDB answers in single-digit milliseconds; these bracket a fast and a typical request.
+const ADDED_LATENCY_MS: [u64; 2] = [2, 5];
+
 /// The stream trigger's `ParallelizationFactor` in template.yaml (Lambda's default is 1).
 fn parallelization_factor(root: &std::path::Path) -> u32 {
     std::fs::read_to_string(root.join("template.yaml"))
@@ -230,10 +235,17 @@ async fn main() -> Result<()> {
         section("codec");
         codec = inmem::codec(runs)?;
     }
-    let mut loads = Vec::new();
+    let mut loads = load::Loads::default();
     if only.runs("load") {
         section("aggregate loads");
-        loads = load::run(&plain, &counted, &wire, &suffix, &sizes, runs).await?;
+        let delayed: Vec<(u64, aws_sdk_dynamodb::Client)> = ADDED_LATENCY_MS
+            .iter()
+            .map(|&ms| {
+                let delay = std::time::Duration::from_millis(ms);
+                (ms, latency::delayed_client(&sdk, &wire, delay))
+            })
+            .collect();
+        loads = load::run(&plain, &counted, &delayed, &wire, &suffix, &sizes, runs).await?;
     }
     let mut stream = Vec::new();
     if only.runs("snapshotter") {
@@ -278,7 +290,9 @@ async fn main() -> Result<()> {
          events (101, what one round trip needs whenever fewer than the threshold follow the \
          snapshot) where the peer, which reads the snapshot's version first, returns exactly \
          the 50 after it. On DynamoDB the two reads are served in parallel and a round trip \
-         costs the network and the service's latency, not an interpreter's turn."
+         costs the network and the service's latency, not an interpreter's turn: the \
+         section *Snapshot + tail with network latency added* loads the same histories again \
+         with 2 and 5 ms added to every request."
             .to_owned(),
         "The peer is the real cqrs-es 0.5 + dynamo-es 0.5 from crates.io on our \
          aws-sdk-dynamodb: its snapshot load is \
@@ -317,7 +331,8 @@ async fn main() -> Result<()> {
         runs,
         machine: machine(),
         took_s,
-        loads,
+        loads: loads.rows,
+        delayed_loads: loads.delayed,
         folds,
         codec,
         stream,
