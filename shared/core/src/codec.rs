@@ -209,8 +209,10 @@ pub enum CodecError {
 }
 
 /// States at least this large are decompressed and checksummed at once, on two threads, where
-/// the machine has two (a Lambda function with 1,769 MB or more): SHA-256 and zstd cost about
-/// the same per byte, so each of the two steps hides the other (docs/bench, codec table).
+/// the process may run two at a time (on Lambda, a function gets more than one vCPU's worth
+/// above 1,769 MB of memory): SHA-256 and zstd cost about the same per byte, so each of the two
+/// steps hides the other (docs/bench, codec table). With less CPU the two threads share it and
+/// the decode takes about as long as decoding alone.
 pub const HASH_ALONGSIDE_ABOVE: usize = 256 * 1024;
 /// The hashing thread is handed the decompressed state in pieces of this size (a zstd block).
 const HASH_PIECE: usize = 128 * 1024;
