@@ -267,7 +267,7 @@ fn two_cores() -> bool {
 /// Streams the frame into `declared` bytes while a second thread hashes each piece as soon as
 /// it is written. `None` when the thread could not be started (the caller decodes on its own).
 /// The pieces are handed over through one `OnceLock` each and `park`/`unpark`, not a channel:
-/// a channel's code would cost every function's bootstrap about 40 KB (docs/binaries.md).
+/// a channel's code cost every function's bootstrap about 14 KB more (docs/binaries.md).
 fn decompress_hashing_alongside(
     bytes: &[u8],
     declared: usize,

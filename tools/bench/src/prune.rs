@@ -1,6 +1,6 @@
 //! The pruner on the emulator: items scanned per second (a dry run reads everything, deletes
 //! nothing) and deleted per second (a real run keeping 3 of 10 per aggregate), each run on a
-//! freshly seeded table.
+//! freshly seeded table (`make bench BENCH_ONLY=pruner`; `BENCH_PRUNE_SNAPSHOTS` sets its size).
 
 use std::collections::HashMap;
 use std::time::Duration;

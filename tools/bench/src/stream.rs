@@ -1,6 +1,6 @@
 //! The snapshotter on the emulator: one stream batch of 100 records over 100 aggregates per
-//! scenario (the cases of its former `stream_batch` bench), DynamoDB requests per snapshot
-//! counted on the wire, records per second through one shard.
+//! scenario, DynamoDB requests per snapshot counted on the wire, records per second through
+//! one shard (`make bench BENCH_ONLY=snapshotter` runs this section alone).
 //!
 //! - `new`: first event of each aggregate, no snapshot yet;
 //! - `redelivery`: the same batch again (nothing to do);
