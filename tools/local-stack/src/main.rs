@@ -11,20 +11,30 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use clap::Parser;
 use local_stack::args::Args;
 use local_stack::{LocalStack, Reporter, StackSettings};
+use snapshot_core::telemetry::{default_log_filter, log_filter};
 use snapshot_dynamo::SdkSettings;
-use tracing_subscriber::{fmt, EnvFilter};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{fmt, Layer as _};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let overrides = Args::parse().overrides();
     // The functions log every batch and request at info, and every refused call as a warning;
     // the console shows one line per event instead. RUST_LOG=info brings the logs back (stderr).
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,admin_api::auth=error"));
-    fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .compact()
+    // RUST_LOG is read as the functions read it (snapshot_core::telemetry::log_filter).
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| log_filter(&directives))
+        .or_else(|| log_filter("warn,admin_api::auth=error"))
+        .unwrap_or_else(default_log_filter);
+    tracing_subscriber::registry()
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .compact()
+                .with_filter(filter),
+        )
         .init();
 
     let settings = StackSettings::from_lookup(|name| {
