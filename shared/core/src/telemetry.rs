@@ -20,12 +20,17 @@ pub const AUDIT_TARGET: &str = "audit";
 
 /// Installs the global subscriber; calling it twice is harmless.
 pub fn init() {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|directives| log_filter(&directives))
-        .unwrap_or_else(default_log_filter);
+    let filter = env_log_filter(default_log_filter());
     let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     let _ = subscriber(filter, in_lambda, std::io::stderr).try_init();
+}
+
+/// The filter `RUST_LOG` describes, or `default` when it is unset or does not parse.
+pub fn env_log_filter(default: Targets) -> Targets {
+    std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| log_filter(&directives))
+        .unwrap_or(default)
 }
 
 /// The filter `directives` (`RUST_LOG` syntax: `info`, `snapshotter=debug,info`, `off`)

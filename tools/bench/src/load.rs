@@ -9,7 +9,7 @@ use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::domain::{fold, Aggregate, EventEnvelope, InventoryItem};
 use snapshot_core::ports::SnapshotStore;
 use snapshot_core::snapshot::{build_snapshot, SnapshotMetadata, SnapshotSubject};
-use snapshot_core::AggregateRepository;
+use snapshot_core::{AggregateRepository, LoadReport};
 use snapshot_dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
 
 use crate::peer::Peer;
@@ -77,6 +77,15 @@ impl Samples {
             costs: Vec::new(),
             reported: Vec::new(),
             reported_requests: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, wall: f64, cost: Cost, reported: Option<&LoadReport>) {
+        self.wall.push(wall);
+        self.costs.push(cost);
+        if let Some(report) = reported {
+            self.reported.push(f64::from(report.round_trips));
+            self.reported_requests.push(f64::from(report.requests));
         }
     }
 
@@ -175,13 +184,9 @@ pub async fn run(
                         (root.state().clone(), root.version() as usize, Some(report))
                     }
                     1 => {
-                        let (root, report) = with_snapshots.load::<InventoryItem>(&id).await?;
-                        ensure!(
-                            report.snapshot_version == Some((n - TAIL) as u64),
-                            "expected the snapshot at {}: {report:?}",
-                            n - TAIL
-                        );
-                        (root.state().clone(), root.version() as usize, Some(report))
+                        let (state, version, report) =
+                            load_from_snapshot(&with_snapshots, &id, n).await?;
+                        (state, version, Some(report))
                     }
                     2 => {
                         let (state, version) = peer.load_replay(counted, &id).await?;
@@ -198,13 +203,7 @@ pub async fn run(
                     state == expected && version == n,
                     "load {which} of {id} gave version {version} and a different state"
                 );
-                let sample = &mut samples[which];
-                sample.wall.push(wall);
-                sample.costs.push(cost);
-                if let Some(report) = reported {
-                    sample.reported.push(f64::from(report.round_trips));
-                    sample.reported_requests.push(f64::from(report.requests));
-                }
+                samples[which].push(wall, cost, reported.as_ref());
             }
         }
         let mut it = samples.into_iter();
@@ -242,18 +241,13 @@ pub async fn run(
                     wire.reset();
                     let t = Instant::now();
                     let product = (k + run) % 2 == 0;
-                    let (state, version) = if product {
-                        let (root, report) = repository.load::<InventoryItem>(&id).await?;
-                        ensure!(
-                            report.snapshot_version == Some((n - TAIL) as u64),
-                            "expected the snapshot at {}: {report:?}",
-                            n - TAIL
-                        );
-                        ours.reported.push(f64::from(report.round_trips));
-                        ours.reported_requests.push(f64::from(report.requests));
-                        (root.state().clone(), root.version() as usize)
+                    let (state, version, reported) = if product {
+                        let (state, version, report) =
+                            load_from_snapshot(&repository, &id, n).await?;
+                        (state, version, Some(report))
                     } else {
-                        peer.load_snapshot(client, &id).await?
+                        let (state, version) = peer.load_snapshot(client, &id).await?;
+                        (state, version, None)
                     };
                     let wall = t.elapsed().as_secs_f64() * 1000.0;
                     let cost = wire.take();
@@ -262,8 +256,7 @@ pub async fn run(
                         "delayed load of {id} gave version {version} and a different state"
                     );
                     let sample = if product { &mut ours } else { &mut theirs };
-                    sample.wall.push(wall);
-                    sample.costs.push(cost);
+                    sample.push(wall, cost, reported.as_ref());
                 }
             }
             for (store, sample) in [(PRODUCT, ours), (PEER, theirs)] {
@@ -293,6 +286,22 @@ pub async fn run(
         rows,
         delayed: delayed_rows,
     })
+}
+
+/// This product's snapshot + tail load of the `n`-event history, checked to start from the
+/// snapshot `TAIL` events before the end.
+async fn load_from_snapshot(
+    repository: &AggregateRepository<DynamoEventStore, DynamoSnapshotStore>,
+    id: &str,
+    n: usize,
+) -> Result<(InventoryItem, usize, LoadReport)> {
+    let (root, report) = repository.load::<InventoryItem>(id).await?;
+    ensure!(
+        report.snapshot_version == Some((n - TAIL) as u64),
+        "expected the snapshot at {}: {report:?}",
+        n - TAIL
+    );
+    Ok((root.state().clone(), root.version() as usize, report))
 }
 
 async fn seed_product(

@@ -191,23 +191,30 @@ fn verdict(t: &Target) -> String {
         .map_or_else(|| "met".to_owned(), |by| format!("**missed** by {by}"))
 }
 
+/// Our delayed loads, each with the peer's at the same size and added latency.
+fn latency_pairs(rows: &[DelayedRow]) -> impl Iterator<Item = (&DelayedRow, &DelayedRow)> {
+    rows.iter()
+        .filter(|d| d.row.store == PRODUCT)
+        .filter_map(move |ours| {
+            rows.iter()
+                .find(|d| {
+                    d.row.store == PEER
+                        && d.delay_ms == ours.delay_ms
+                        && d.row.events == ours.row.events
+                })
+                .map(|theirs| (ours, theirs))
+        })
+}
+
 /// "; with N ms added per request: ours vs theirs" for each added latency measured at `n` events.
 fn with_latency(rows: &[DelayedRow], n: usize) -> String {
     let mut out = String::new();
-    for ours in rows
-        .iter()
-        .filter(|d| d.row.events == n && d.row.store == PRODUCT)
-    {
-        if let Some(theirs) = rows
-            .iter()
-            .find(|d| d.row.events == n && d.row.store == PEER && d.delay_ms == ours.delay_ms)
-        {
-            let _ = write!(
-                out,
-                "; with {} ms added per request: {:.1} ms vs {:.1} ms",
-                ours.delay_ms, ours.row.wall_ms.median, theirs.row.wall_ms.median
-            );
-        }
+    for (ours, theirs) in latency_pairs(rows).filter(|(ours, _)| ours.row.events == n) {
+        let _ = write!(
+            out,
+            "; with {} ms added per request: {:.1} ms vs {:.1} ms",
+            ours.delay_ms, ours.row.wall_ms.median, theirs.row.wall_ms.median
+        );
     }
     out
 }
@@ -379,12 +386,7 @@ fn delayed_loads(md: &mut String, rows: &[DelayedRow]) {
         md,
         "| events | added per request | this product wall ms | round trips | cqrs-es + dynamo-es wall ms | round trips | peer / ours |\n|---:|---:|---:|---:|---:|---:|---:|"
     );
-    for ours in rows.iter().filter(|d| d.row.store == PRODUCT) {
-        let Some(theirs) = rows.iter().find(|d| {
-            d.row.store == PEER && d.delay_ms == ours.delay_ms && d.row.events == ours.row.events
-        }) else {
-            continue;
-        };
+    for (ours, theirs) in latency_pairs(rows) {
         let _ = writeln!(
             md,
             "| {} | {} ms | {} | {} | {} | {} | {:.2}× |",

@@ -11,8 +11,10 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use clap::Parser;
 use local_stack::args::Args;
 use local_stack::{LocalStack, Reporter, StackSettings};
-use snapshot_core::telemetry::{default_log_filter, log_filter};
+use snapshot_core::telemetry::env_log_filter;
 use snapshot_dynamo::SdkSettings;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{fmt, Layer as _};
@@ -22,12 +24,12 @@ async fn main() -> anyhow::Result<()> {
     let overrides = Args::parse().overrides();
     // The functions log every batch and request at info, and every refused call as a warning;
     // the console shows one line per event instead. RUST_LOG=info brings the logs back (stderr).
-    // RUST_LOG is read as the functions read it (snapshot_core::telemetry::log_filter).
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|directives| log_filter(&directives))
-        .or_else(|| log_filter("warn,admin_api::auth=error"))
-        .unwrap_or_else(default_log_filter);
+    // RUST_LOG is read as the functions read it (snapshot_core::telemetry).
+    let filter = env_log_filter(
+        Targets::new()
+            .with_default(Level::WARN)
+            .with_target("admin_api::auth", Level::ERROR),
+    );
     tracing_subscriber::registry()
         .with(
             fmt::layer()
