@@ -2,7 +2,8 @@
 //! behave the same (appends, conflicts, no gaps, idempotent retries, reads).
 
 use serde_json::json;
-use snapshot_core::domain::EventEnvelope;
+use snapshot_core::domain::{DecodedEvent, EventEnvelope, InventoryItem};
+use snapshot_core::error::{EventError, EventRef};
 use snapshot_core::ports::{EventStore, MAX_EVENTS_PER_APPEND};
 use snapshot_core::StoreError;
 
@@ -138,4 +139,63 @@ pub async fn event_store_contract<E: EventStore>(store: &E, prefix: &str) {
         matches!(result, Err(StoreError::InvalidRequest { .. })),
         "{result:?}"
     );
+
+    // Typed reads (a repository's load): the same events as the envelopes, each decoded as
+    // the aggregate's typed event; a payload that does not decode is that event's error,
+    // naming aggregate and sequence, and fails neither the read nor its neighbours.
+    let decoded_of = |id: &str, envelopes: &[EventEnvelope]| -> Vec<DecodedEvent<_>> {
+        envelopes
+            .iter()
+            .map(|e| DecodedEvent::read::<InventoryItem>(id, e))
+            .collect()
+    };
+    let (range, pages) = store
+        .read_decoded::<InventoryItem>(&a, 2, Some(4))
+        .await
+        .unwrap();
+    assert_eq!(pages, 1);
+    assert_eq!(range, decoded_of(&a, &all[1..4]));
+    assert!(range.iter().all(|e| e.event.is_ok()), "{range:?}");
+    let newest = store.read_newest(&a, 3).await.unwrap();
+    let newest_decoded = store
+        .read_newest_decoded::<InventoryItem>(&a, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        newest.items.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        [5, 4, 3]
+    );
+    assert_eq!(newest_decoded.items, decoded_of(&a, &newest.items));
+    assert_eq!((newest.next, newest_decoded.next), (Some(3), Some(3)));
+    let whole = store
+        .read_newest_decoded::<InventoryItem>(&a, 10)
+        .await
+        .unwrap();
+    assert_eq!((whole.items.len(), whole.next), (5, None));
+
+    let bad = id("undecodable");
+    let mut undecodable = events(&bad, 1, 3, "u");
+    undecodable[1].payload = serde_json::json!({"quantity": "ten"});
+    store.append(0, &undecodable).await.unwrap();
+    let (read, _) = store
+        .read_decoded::<InventoryItem>(&bad, 1, None)
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 3);
+    assert!(read[0].event.is_ok() && read[2].event.is_ok(), "{read:?}");
+    match &read[1].event {
+        Err(EventError::InvalidPayload { at, event_type, .. }) => {
+            assert_eq!(
+                at,
+                &EventRef {
+                    aggregate_id: bad.clone(),
+                    sequence: Some(2)
+                }
+            );
+            assert_eq!(event_type, "StockReceived");
+        }
+        other => panic!("expected an invalid payload at {bad}#2, got {other:?}"),
+    }
+    let stored = store.read(&bad, 1, None).await.unwrap();
+    assert_eq!(read, decoded_of(&bad, &stored));
 }

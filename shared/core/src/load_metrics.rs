@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::EventEnvelope;
+use crate::domain::{Aggregate, DecodedEvent, EventEnvelope};
 use crate::error::StoreError;
 use crate::metrics::MetricSet;
 use crate::ports::{EventStore, Page, PutOutcome, SnapshotStore};
@@ -218,6 +218,27 @@ impl<E: EventStore> EventStore for Metered<E> {
     ) -> Result<Page<EventEnvelope, u64>, StoreError> {
         self.count();
         self.inner.read_newest(aggregate_id, limit).await
+    }
+
+    async fn read_decoded<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
+        self.count();
+        self.inner.read_decoded::<A>(aggregate_id, from, to).await
+    }
+
+    async fn read_newest_decoded<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        limit: usize,
+    ) -> Result<Page<DecodedEvent<A::Event>, u64>, StoreError> {
+        self.count();
+        self.inner
+            .read_newest_decoded::<A>(aggregate_id, limit)
+            .await
     }
 }
 

@@ -1,9 +1,11 @@
 //! The ports: what the snapshot logic needs from storage. DynamoDB and in-memory adapters
 //! implement them with the same semantics.
 
+use std::marker::PhantomData;
+
 use async_trait::async_trait;
 
-use crate::domain::EventEnvelope;
+use crate::domain::{Aggregate, DecodedEvent, EventEnvelope, ReadEvent};
 use crate::error::StoreError;
 use crate::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
@@ -123,6 +125,97 @@ pub trait EventStore: Send + Sync {
             None
         };
         Ok(Page { items, next })
+    }
+
+    /// [`EventStore::read_counted`] for a typed fold: each event decoded as `A`'s (see
+    /// [`DecodedEvent`]). The default decodes the envelopes; an adapter whose items decode in
+    /// place, without an untyped JSON payload per event, overrides it.
+    async fn read_decoded<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
+        let (events, pages) = self.read_counted(aggregate_id, from, to).await?;
+        let decoded = events
+            .iter()
+            .map(|event| DecodedEvent::read::<A>(aggregate_id, event))
+            .collect();
+        Ok((decoded, pages))
+    }
+
+    /// [`EventStore::read_newest`] for a typed fold (see [`EventStore::read_decoded`]).
+    async fn read_newest_decoded<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        limit: usize,
+    ) -> Result<Page<DecodedEvent<A::Event>, u64>, StoreError> {
+        let page = self.read_newest(aggregate_id, limit).await?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(|event| DecodedEvent::read::<A>(aggregate_id, event))
+                .collect(),
+            next: page.next,
+        })
+    }
+}
+
+/// Reads an aggregate's events in one form `V`: what the snapshot walk
+/// (`crate::walk`) reads a candidate's boundary and tail with. Every [`EventStore`] reads
+/// envelopes; [`Decoding`] reads one aggregate type's typed events.
+#[async_trait]
+pub trait EventReader<V: ReadEvent>: Send + Sync {
+    /// Events with `from <= sequence <= to` (`to = None`: to the end), ascending, every
+    /// page, and how many sequential requests (pages) that took.
+    async fn read_range(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<V>, u32), StoreError>;
+}
+
+#[async_trait]
+impl<E: EventStore + ?Sized> EventReader<EventEnvelope> for E {
+    async fn read_range(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
+        self.read_counted(aggregate_id, from, to).await
+    }
+}
+
+/// An event store read as aggregate `A`'s typed events ([`EventStore::read_decoded`]).
+pub struct Decoding<'a, E: ?Sized, A> {
+    store: &'a E,
+    aggregate: PhantomData<fn() -> A>,
+}
+
+impl<'a, E: ?Sized, A> Decoding<'a, E, A> {
+    /// Reads `store`'s events as `A`'s.
+    pub fn new(store: &'a E) -> Self {
+        Self {
+            store,
+            aggregate: PhantomData,
+        }
+    }
+}
+
+#[async_trait]
+impl<E: EventStore + ?Sized, A: Aggregate> EventReader<DecodedEvent<A::Event>>
+    for Decoding<'_, E, A>
+{
+    async fn read_range(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
+        self.store.read_decoded::<A>(aggregate_id, from, to).await
     }
 }
 
@@ -251,6 +344,21 @@ impl<T: EventStore + ?Sized> EventStore for std::sync::Arc<T> {
         limit: usize,
     ) -> Result<Page<EventEnvelope, u64>, StoreError> {
         (**self).read_newest(aggregate_id, limit).await
+    }
+    async fn read_decoded<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
+        (**self).read_decoded::<A>(aggregate_id, from, to).await
+    }
+    async fn read_newest_decoded<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        limit: usize,
+    ) -> Result<Page<DecodedEvent<A::Event>, u64>, StoreError> {
+        (**self).read_newest_decoded::<A>(aggregate_id, limit).await
     }
 }
 

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::domain::{Aggregate, EventEnvelope, InventoryItem, StoredEvent, Warehouse};
+use crate::domain::{
+    Aggregate, DecodedEvent, EventEnvelope, InventoryItem, StoredEvent, Warehouse,
+};
 use crate::error::EventError;
 
 /// Why a fold failed: the base state (from a snapshot) or one of the events.
@@ -151,21 +153,40 @@ fn check_stored<A: Aggregate, S: StoredEvent>(
     expected: u64,
     stored: &S,
 ) -> Result<(), EventError> {
-    if stored.aggregate_id() != aggregate_id || stored.aggregate_type() != A::TYPE {
-        return Err(EventError::WrongAggregate {
-            at: stored.at(),
-            expected: format!("{}/{aggregate_id}", A::TYPE),
-            found: format!("{}/{}", stored.aggregate_type(), stored.aggregate_id()),
-        });
-    }
-    if stored.sequence() != expected {
+    stored.belongs_to::<A>(aggregate_id)?;
+    check_sequence(aggregate_id, expected, stored.sequence())
+}
+
+fn check_sequence(aggregate_id: &str, expected: u64, found: u64) -> Result<(), EventError> {
+    if found != expected {
         return Err(EventError::SequenceGap {
             aggregate_id: aggregate_id.to_owned(),
             expected,
-            found: stored.sequence(),
+            found,
         });
     }
     Ok(())
+}
+
+/// Folds events read already decoded ([`DecodedEvent`], a repository's typed load) onto
+/// `base`, the JSON state at `base_version` (`None`: a new aggregate): each must carry the
+/// next sequence and have decoded as an event of `A` belonging to `aggregate_id` (checked
+/// when it was read); the first that does not ends the fold with its error.
+pub fn fold_decoded<A: Aggregate>(
+    aggregate_id: &str,
+    base_version: u64,
+    base: Option<&[u8]>,
+    events: &[DecodedEvent<A::Event>],
+) -> Result<A, FoldError> {
+    let mut state = base_state::<A>(aggregate_id, base)?;
+    for (expected, read) in (base_version + 1..).zip(events) {
+        check_sequence(aggregate_id, expected, read.sequence)?;
+        match &read.event {
+            Ok(event) => state.apply(event),
+            Err(e) => return Err(e.clone().into()),
+        }
+    }
+    Ok(state)
 }
 
 /// The registered aggregate types.

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use crate::clock::now_millis;
 use crate::codec::SnapshotCodec;
-use crate::domain::{Aggregate, AggregateRoot, DomainError, EventEnvelope};
+use crate::domain::{Aggregate, AggregateRoot, DomainError, EventEnvelope, ReadEvent};
 use crate::error::{EventError, StoreError};
 use crate::policy::PolicySet;
-use crate::ports::{EventStore, PutOutcome, SnapshotStore};
-use crate::registry::{fold_envelopes, AggregateKind, FoldError};
+use crate::ports::{Decoding, EventReader, EventStore, Page, PutOutcome, SnapshotStore};
+use crate::registry::{fold_decoded, AggregateKind, FoldError};
 use crate::snapshot::{
     build_snapshot, InvalidSnapshot, SnapshotBuildError, SnapshotHeader, SnapshotMetadata,
     SnapshotRecord, SnapshotSubject,
@@ -92,12 +92,16 @@ struct Head {
 }
 
 impl Head {
-    fn after(header: &SnapshotHeader, tail: &[EventEnvelope]) -> Self {
+    fn at(last: &impl ReadEvent) -> Self {
+        Self {
+            version: last.sequence(),
+            last_event_id: Some(last.event_id().to_owned()),
+        }
+    }
+
+    fn after(header: &SnapshotHeader, tail: &[impl ReadEvent]) -> Self {
         match tail.last() {
-            Some(last) => Self {
-                version: last.sequence,
-                last_event_id: Some(last.event_id.clone()),
-            },
+            Some(last) => Self::at(last),
             None => Self {
                 version: header.version,
                 last_event_id: header.last_event_id.clone(),
@@ -182,18 +186,27 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
     }
 
     /// Loads a typed aggregate: one round trip (two requests sent together) when the newest
-    /// snapshot is valid and at most the policy threshold of events follow it.
+    /// snapshot is valid and at most the policy threshold of events follow it. The events
+    /// are read as `A`'s typed events ([`EventStore::read_decoded`]): the DynamoDB adapter
+    /// decodes each item's payload in place, with no untyped JSON value per event.
     pub async fn load<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<(AggregateRoot<A>, LoadReport), RepositoryError> {
+        let newest = self
+            .events
+            .read_newest_decoded::<A>(aggregate_id, self.tail_limit(A::TYPE));
         let (state, head, report) = self
             .load_with(
-                aggregate_id,
-                A::TYPE,
-                A::SCHEMA_VERSION,
+                &Decoding::<E, A>::new(&self.events),
+                newest,
+                Target {
+                    aggregate_id,
+                    aggregate_type: A::TYPE,
+                    schema_version: A::SCHEMA_VERSION,
+                },
                 |base_version, base, tail| {
-                    fold_envelopes::<A>(aggregate_id, base_version, base, tail)
+                    fold_decoded::<A>(aggregate_id, base_version, base, tail)
                 },
             )
             .await?;
@@ -209,11 +222,18 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         kind: &dyn AggregateKind,
         aggregate_id: &str,
     ) -> Result<LoadedState, RepositoryError> {
+        let newest = self
+            .events
+            .read_newest(aggregate_id, self.tail_limit(kind.type_name()));
         let (state_json, head, report) = self
             .load_with(
-                aggregate_id,
-                kind.type_name(),
-                kind.schema_version(),
+                &self.events,
+                newest,
+                Target {
+                    aggregate_id,
+                    aggregate_type: kind.type_name(),
+                    schema_version: kind.schema_version(),
+                },
                 |base_version, base, tail| kind.fold_json(aggregate_id, base_version, base, tail),
             )
             .await?;
@@ -262,27 +282,27 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
     /// policy lets follow a snapshot, plus its boundary event) are read at once; a second
     /// read happens only when those events do not reach back to the snapshot (or to the first
     /// event, for a full replay). Invalid snapshots are passed over newest first, as ever.
-    async fn load_with<T>(
+    /// `events` reads the events in the form `fold` takes; `newest` is its read of the
+    /// newest events, sent together with the snapshot read.
+    async fn load_with<T, V: ReadEvent, R: EventReader<V>>(
         &self,
-        aggregate_id: &str,
-        aggregate_type: &str,
-        schema_version: u32,
-        fold: impl Fn(u64, Option<&[u8]>, &[EventEnvelope]) -> Result<T, FoldError>,
+        events: &R,
+        newest: impl std::future::Future<Output = Result<Page<V, u64>, StoreError>>,
+        target: Target<'_>,
+        fold: impl Fn(u64, Option<&[u8]>, &[V]) -> Result<T, FoldError>,
     ) -> Result<(T, Head, LoadReport), RepositoryError> {
-        let target = Target {
-            aggregate_id,
-            aggregate_type,
-            schema_version,
-        };
-        let (first_page, newest) = futures::join!(
-            self.snapshots.records(aggregate_id, None, 1),
-            self.events
-                .read_newest(aggregate_id, self.tail_limit(aggregate_type))
-        );
+        let aggregate_id = target.aggregate_id;
+        let (first_page, newest) =
+            futures::join!(self.snapshots.records(aggregate_id, None, 1), newest);
         let mut reads = Reads::with_newest(newest?, 2);
         let start = Start::Page(first_page?);
-        let walked = self
-            .walk()
+        let walk = SnapshotWalk {
+            events,
+            snapshots: &self.snapshots,
+            codec: &self.codec,
+            actor: &self.actor,
+        };
+        let walked = walk
             .newest_valid_with(target, start, Tail::ToEnd, &mut reads, |candidate| {
                 let version = candidate.header.version;
                 match fold(version, Some(&candidate.state), &candidate.tail) {
@@ -315,18 +335,13 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             };
             return Ok((state, head, report));
         }
-        let events = reads
-            .take_events_from(&self.events, aggregate_id, 1)
-            .await?;
+        let events = reads.take_events_from(events, aggregate_id, 1).await?;
         let Some(last) = events.last() else {
             return Err(RepositoryError::NotFound {
                 aggregate_id: aggregate_id.to_owned(),
             });
         };
-        let head = Head {
-            version: last.sequence,
-            last_event_id: Some(last.event_id.clone()),
-        };
+        let head = Head::at(last);
         let state = fold(0, None, &events).map_err(fold_error)?;
         let report = LoadReport {
             snapshot_version: None,

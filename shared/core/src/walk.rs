@@ -13,10 +13,10 @@ use tracing::warn;
 use crate::audit::{AuditRecord, Outcome};
 use crate::clock::now_millis;
 use crate::codec::SnapshotCodec;
-use crate::domain::EventEnvelope;
+use crate::domain::{EventEnvelope, ReadEvent};
 use crate::error::StoreError;
 use crate::metrics::MetricSet;
-use crate::ports::{EventStore, Page, SnapshotStore};
+use crate::ports::{EventReader, EventStore, Page, SnapshotStore};
 use crate::snapshot::{
     open_snapshot, InvalidMark, InvalidSnapshot, SnapshotHeader, SnapshotRecord, Stored,
 };
@@ -41,15 +41,16 @@ pub enum Tail {
     BoundaryOnly,
 }
 
-/// A snapshot that passed the store-level checks, with the events after it.
+/// A snapshot that passed the store-level checks, with the events after it, in the form the
+/// walk reads them (envelopes, or a typed load's [`crate::domain::DecodedEvent`]s).
 #[derive(Debug)]
-pub struct Candidate {
+pub struct Candidate<V = EventEnvelope> {
     /// Everything but the state.
     pub header: SnapshotHeader,
     /// The uncompressed, checksum-verified JSON state.
     pub state: Vec<u8>,
     /// The events after `header.version`, as asked by [`Tail`].
-    pub tail: Vec<EventEnvelope>,
+    pub tail: Vec<V>,
 }
 
 /// What the caller makes of a candidate.
@@ -117,10 +118,10 @@ pub enum Start {
 /// The requests of a load or walk, and the events already read newest first alongside the
 /// snapshot (a load's one round trip): a candidate's tail is taken from them when they reach
 /// back to it, and only what is missing is read.
-#[derive(Debug, Default)]
-pub struct Reads {
+#[derive(Debug)]
+pub struct Reads<V = EventEnvelope> {
     /// Events already read, ascending, the newest of the aggregate at the time.
-    newest: Vec<EventEnvelope>,
+    newest: Vec<V>,
     /// True when `newest` reaches back to the first event.
     complete: bool,
     /// Requests sent.
@@ -130,11 +131,22 @@ pub struct Reads {
     pub round_trips: u32,
 }
 
-impl Reads {
+impl<V> Default for Reads<V> {
+    fn default() -> Self {
+        Self {
+            newest: Vec::new(),
+            complete: false,
+            requests: 0,
+            round_trips: 0,
+        }
+    }
+}
+
+impl<V: ReadEvent> Reads<V> {
     /// Starts from a page of the newest events, newest first (see
     /// [`EventStore::read_newest`]), read in the same round trip as the snapshot page: one
     /// round trip, `requests` requests.
-    pub fn with_newest(page: Page<EventEnvelope, u64>, requests: u32) -> Self {
+    pub fn with_newest(page: Page<V, u64>, requests: u32) -> Self {
         let mut newest = page.items;
         newest.reverse();
         Self {
@@ -153,23 +165,26 @@ impl Reads {
 
     /// Where the events from `from` on start in what was read, when it covers them.
     fn covered_start(&self, from: u64) -> Option<usize> {
-        let (oldest, newest) = (self.newest.first()?.sequence, self.newest.last()?.sequence);
+        let (oldest, newest) = (
+            self.newest.first()?.sequence(),
+            self.newest.last()?.sequence(),
+        );
         if from > newest || (from < oldest && !self.complete) {
             return None;
         }
-        Some(self.newest.partition_point(|e| e.sequence < from))
+        Some(self.newest.partition_point(|e| e.sequence() < from))
     }
 
     /// Every event from `from` on: from the events already read when they reach back that
     /// far, else with one more (paginated) read of what is missing, kept for a later
     /// candidate or the full replay. When nothing was read, or the snapshot is newer than
     /// the newest event read (appended since), everything from `from` is read.
-    pub async fn events_from<E: EventStore + ?Sized>(
+    pub async fn events_from<E: EventReader<V> + ?Sized>(
         &mut self,
         events: &E,
         aggregate_id: &str,
         from: u64,
-    ) -> Result<Vec<EventEnvelope>, StoreError> {
+    ) -> Result<Vec<V>, StoreError> {
         if let Some(read) = self.fill(events, aggregate_id, from).await? {
             return Ok(read);
         }
@@ -181,12 +196,12 @@ impl Reads {
 
     /// [`Self::events_from`] for the last use of what was read (a full replay): the events
     /// are moved out, not copied, and nothing is kept.
-    pub async fn take_events_from<E: EventStore + ?Sized>(
+    pub async fn take_events_from<E: EventReader<V> + ?Sized>(
         &mut self,
         events: &E,
         aggregate_id: &str,
         from: u64,
-    ) -> Result<Vec<EventEnvelope>, StoreError> {
+    ) -> Result<Vec<V>, StoreError> {
         if let Some(read) = self.fill(events, aggregate_id, from).await? {
             return Ok(read);
         }
@@ -206,22 +221,22 @@ impl Reads {
     /// covers them (nothing was missing, or the missing older events were read and kept);
     /// the events read when nothing was read before, or the snapshot is newer than the
     /// newest event read (those are not kept).
-    async fn fill<E: EventStore + ?Sized>(
+    async fn fill<E: EventReader<V> + ?Sized>(
         &mut self,
         events: &E,
         aggregate_id: &str,
         from: u64,
-    ) -> Result<Option<Vec<EventEnvelope>>, StoreError> {
+    ) -> Result<Option<Vec<V>>, StoreError> {
         if self.covered_start(from).is_some() {
             return Ok(None);
         }
-        let oldest = self.newest.first().map(|e| e.sequence);
-        let newest = self.newest.last().map(|e| e.sequence);
+        let oldest = self.newest.first().map(ReadEvent::sequence);
+        let newest = self.newest.last().map(ReadEvent::sequence);
         let to = match (oldest, newest) {
             (Some(oldest), Some(newest)) if from < oldest && from <= newest => Some(oldest - 1),
             _ => None,
         };
-        let (read, pages) = events.read_counted(aggregate_id, from, to).await?;
+        let (read, pages) = events.read_range(aggregate_id, from, to).await?;
         self.requests += pages;
         self.round_trips += pages;
         if to.is_none() {
@@ -258,7 +273,7 @@ pub struct SnapshotWalk<'a, E: ?Sized, S: ?Sized> {
     pub actor: &'a str,
 }
 
-impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
+impl<E: ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
     /// Walks to the newest valid snapshot of `target`. `accept` sees every candidate that
     /// passed the store-level checks, newest first, and decides.
     pub async fn newest_valid<T, X>(
@@ -267,21 +282,27 @@ impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
         start: Start,
         tail: Tail,
         accept: impl FnMut(Candidate) -> Verdict<T, X>,
-    ) -> Result<Walked<T>, WalkError<X>> {
+    ) -> Result<Walked<T>, WalkError<X>>
+    where
+        E: EventStore,
+    {
         self.newest_valid_with(target, start, tail, &mut Reads::default(), accept)
             .await
     }
 
     /// [`Self::newest_valid`] counting its requests in `reads`, and taking a
     /// [`Tail::ToEnd`] from the events `reads` already holds when they reach back far enough.
-    pub async fn newest_valid_with<T, X>(
+    pub async fn newest_valid_with<T, X, V: ReadEvent>(
         &self,
         target: Target<'_>,
         start: Start,
         tail: Tail,
-        reads: &mut Reads,
-        mut accept: impl FnMut(Candidate) -> Verdict<T, X>,
-    ) -> Result<Walked<T>, WalkError<X>> {
+        reads: &mut Reads<V>,
+        mut accept: impl FnMut(Candidate<V>) -> Verdict<T, X>,
+    ) -> Result<Walked<T>, WalkError<X>>
+    where
+        E: EventReader<V>,
+    {
         let id = target.aggregate_id;
         let mut skipped = Vec::new();
         let mut before = None;
@@ -356,13 +377,16 @@ impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
     }
 
     /// Store-level checks and the tail read; the inner error says why the snapshot is invalid.
-    async fn open(
+    async fn open<V: ReadEvent>(
         &self,
         record: &SnapshotRecord,
         target: Target<'_>,
         tail: Tail,
-        reads: &mut Reads,
-    ) -> Result<Result<Candidate, InvalidSnapshot>, StoreError> {
+        reads: &mut Reads<V>,
+    ) -> Result<Result<Candidate<V>, InvalidSnapshot>, StoreError>
+    where
+        E: EventReader<V>,
+    {
         let state = match open_snapshot(
             self.codec,
             record,
@@ -390,7 +414,7 @@ impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
             Some(to) => {
                 let (read, pages) = self
                     .events
-                    .read_counted(target.aggregate_id, version, Some(to))
+                    .read_range(target.aggregate_id, version, Some(to))
                     .await?;
                 reads.requests += pages;
                 reads.round_trips += pages;
@@ -409,12 +433,12 @@ impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
     }
 
     /// Records a passed-over snapshot and marks it when it is proven wrong.
-    async fn reject(
+    async fn reject<V: ReadEvent>(
         &self,
         id: &str,
         version: Option<u64>,
         invalid: &InvalidSnapshot,
-        reads: &mut Reads,
+        reads: &mut Reads<V>,
     ) -> Skipped {
         warn!(aggregate_id = id, version = ?version, reason = %invalid, "invalid snapshot passed over");
         let marked = match version {
@@ -443,17 +467,17 @@ impl<E: EventStore + ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
 /// The event at a snapshot's version must exist and, when the snapshot names it, be that one.
 pub fn check_boundary(
     header: &SnapshotHeader,
-    boundary: Option<&EventEnvelope>,
+    boundary: Option<&impl ReadEvent>,
 ) -> Result<(), InvalidSnapshot> {
     let version = header.version;
-    let Some(event) = boundary.filter(|e| e.sequence == version) else {
+    let Some(event) = boundary.filter(|e| e.sequence() == version) else {
         return Err(InvalidSnapshot::BeyondStream { version });
     };
     match &header.last_event_id {
-        Some(expected) if *expected != event.event_id => Err(InvalidSnapshot::BoundaryMismatch {
+        Some(expected) if expected != event.event_id() => Err(InvalidSnapshot::BoundaryMismatch {
             version,
             expected: expected.clone(),
-            found: event.event_id.clone(),
+            found: event.event_id().to_owned(),
         }),
         _ => Ok(()),
     }

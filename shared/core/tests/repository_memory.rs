@@ -1,10 +1,15 @@
 //! Repository behaviour with the in-memory adapters: request budget, fallbacks, save.
 
+use serde_json::json;
 use snapshot_core::codec::SnapshotCodec;
-use snapshot_core::domain::{AggregateRoot, InventoryItem, Warehouse};
+use snapshot_core::domain::{
+    Aggregate, AggregateRoot, DecodedEvent, EventEnvelope, InventoryItem, Warehouse,
+};
+use snapshot_core::error::EventError;
 use snapshot_core::memory::{InMemoryEventStore, InMemorySnapshotStore};
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
-use snapshot_core::snapshot::SnapshotMetadata;
+use snapshot_core::registry::{fold_decoded, fold_envelopes, FoldError};
+use snapshot_core::snapshot::{build_snapshot, SnapshotMetadata, SnapshotSubject};
 use snapshot_core::{AggregateRepository, Registry, RepositoryError};
 
 type Repo = AggregateRepository<InMemoryEventStore, InMemorySnapshotStore>;
@@ -230,4 +235,116 @@ async fn an_unreadable_item_is_listed_as_such_and_loads_walk_past_it() {
     assert_eq!(report.snapshot_version, Some(4));
     assert_eq!(report.snapshots_skipped, 1);
     assert_eq!(loaded.state(), root.state());
+}
+
+fn envelope(
+    id: &str,
+    sequence: u64,
+    event_type: &str,
+    payload: serde_json::Value,
+) -> EventEnvelope {
+    EventEnvelope {
+        aggregate_id: id.to_owned(),
+        sequence,
+        aggregate_type: "INVENTORY_ITEM".to_owned(),
+        event_type: event_type.to_owned(),
+        payload,
+        event_id: format!("{id}-{sequence}"),
+        timestamp: 1_700_000_000_000,
+        metadata: None,
+    }
+}
+
+/// Both load paths (typed events and JSON states) name an event that does not decode, by
+/// aggregate and sequence, when they fold it; a snapshot past it is used without it.
+#[tokio::test]
+async fn an_undecodable_event_fails_a_load_that_folds_it_and_no_other() {
+    let repo = repo();
+    let id = "undecodable-1";
+    let mut stored = vec![envelope(
+        id,
+        1,
+        "ItemCreated",
+        json!({"sku": "SKU", "name": "Thing", "reorderPoint": 1}),
+    )];
+    stored.push(envelope(id, 2, "StockReceived", json!({"quantity": "ten"})));
+    stored.extend((3..=5).map(|s| envelope(id, s, "StockReceived", json!({"quantity": 1}))));
+    repo.events().append(0, &stored).await.unwrap();
+
+    let names_event_2 = |e: &RepositoryError| {
+        matches!(e, RepositoryError::Event(EventError::InvalidPayload { at, .. })
+            if at.aggregate_id == id && at.sequence == Some(2))
+    };
+    let typed = repo.load::<InventoryItem>(id).await.unwrap_err();
+    assert!(names_event_2(&typed), "{typed:?}");
+    let registry = Registry::builtin();
+    let kind = registry.get("INVENTORY_ITEM").unwrap().as_ref();
+    let json = repo.load_kind(kind, id).await.unwrap_err();
+    assert!(names_event_2(&json), "{json:?}");
+
+    // A snapshot at 3 (its state: the item as created, then event 3's receipt).
+    let mut state = InventoryItem::initial(id);
+    for event in [&stored[0], &stored[2]] {
+        state.apply(&event.decode::<InventoryItem>().unwrap());
+    }
+    let subject = SnapshotSubject {
+        aggregate_id: id,
+        aggregate_type: "INVENTORY_ITEM",
+        schema_version: InventoryItem::SCHEMA_VERSION,
+        version: 3,
+        last_event_id: Some(&stored[2].event_id),
+    };
+    let record = build_snapshot(
+        repo.codec(),
+        subject,
+        serde_json::to_vec(&state).unwrap(),
+        SnapshotMetadata::default(),
+        0,
+        None,
+    )
+    .unwrap();
+    repo.snapshots().put_if_absent(&record).await.unwrap();
+    let (loaded, report) = repo.load::<InventoryItem>(id).await.unwrap();
+    assert_eq!(
+        (report.snapshot_version, report.events_replayed),
+        (Some(3), 2)
+    );
+    assert_eq!(loaded.version(), 5);
+    assert_eq!(loaded.state().on_hand, 3);
+    let loaded_json = repo.load_kind(kind, id).await.unwrap();
+    assert_eq!(
+        loaded_json.state_json,
+        serde_json::to_vec(loaded.state()).unwrap()
+    );
+}
+
+/// The typed fold checks sequences as the envelope fold does.
+#[test]
+fn the_typed_fold_refuses_a_gap_and_names_it() {
+    let id = "gap-1";
+    let created = envelope(
+        id,
+        1,
+        "ItemCreated",
+        json!({"sku": "SKU", "name": "Thing", "reorderPoint": 1}),
+    );
+    let third = envelope(id, 3, "StockReceived", json!({"quantity": 1}));
+    let decoded: Vec<DecodedEvent<_>> = [&created, &third]
+        .iter()
+        .map(|e| DecodedEvent::read::<InventoryItem>(id, *e))
+        .collect();
+    let err = fold_decoded::<InventoryItem>(id, 0, None, &decoded).unwrap_err();
+    assert_eq!(
+        err,
+        FoldError::Event(EventError::SequenceGap {
+            aggregate_id: id.to_owned(),
+            expected: 2,
+            found: 3
+        })
+    );
+    let envelopes = [created, third];
+    assert_eq!(
+        fold_envelopes::<InventoryItem>(id, 0, None, &envelopes).unwrap_err(),
+        err
+    );
 }

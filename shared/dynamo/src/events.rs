@@ -11,8 +11,9 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 
 use crate::items::{event_from_item, event_to_item};
-use snapshot_core::domain::EventEnvelope;
-use snapshot_core::error::{BackendFailure, StoreError};
+use crate::stored::{Item, ItemEvent};
+use snapshot_core::domain::{Aggregate, DecodedEvent, EventEnvelope, ReadEvent};
+use snapshot_core::error::{BackendFailure, EventError, StoreError};
 use snapshot_core::ports::{already_appended, validate_append, EventStore, Page};
 
 /// Appends are conditional on the sequence being free, so two writers at the same expected
@@ -274,6 +275,69 @@ impl EventStore for DynamoEventStore {
         from: u64,
         to: Option<u64>,
     ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
+        self.query_range(aggregate_id, from, to, |item| {
+            event_from_item(item, aggregate_id)
+        })
+        .await
+    }
+
+    async fn read_newest(
+        &self,
+        aggregate_id: &str,
+        limit: usize,
+    ) -> Result<Page<EventEnvelope, u64>, StoreError> {
+        self.query_newest(aggregate_id, limit, |item| {
+            event_from_item(item, aggregate_id)
+        })
+        .await
+    }
+
+    async fn read_decoded<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
+        self.query_range(aggregate_id, from, to, |item| {
+            decoded_from_item::<A>(item, aggregate_id)
+        })
+        .await
+    }
+
+    async fn read_newest_decoded<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        limit: usize,
+    ) -> Result<Page<DecodedEvent<A::Event>, u64>, StoreError> {
+        self.query_newest(aggregate_id, limit, |item| {
+            decoded_from_item::<A>(item, aggregate_id)
+        })
+        .await
+    }
+}
+
+/// An event item read for `A`'s typed fold: [`ItemEvent::read`]'s checks (a malformed item
+/// fails the read, as it does for an envelope), then the payload decoded in place.
+fn decoded_from_item<A: Aggregate>(
+    item: &Item,
+    aggregate_id: &str,
+) -> Result<DecodedEvent<A::Event>, EventError> {
+    Ok(DecodedEvent::read::<A>(
+        aggregate_id,
+        &ItemEvent::read(item, aggregate_id)?,
+    ))
+}
+
+impl DynamoEventStore {
+    /// Events with `from <= sequence <= to` (`to = None`: to the end), ascending, every page,
+    /// strongly consistent, each item read by `read`; and how many pages that took.
+    async fn query_range<V>(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+        read: impl Fn(&Item) -> Result<V, EventError>,
+    ) -> Result<(Vec<V>, u32), StoreError> {
         let condition = if to.is_some() {
             "#id = :id AND #seq BETWEEN :from AND :to"
         } else {
@@ -300,7 +364,7 @@ impl EventStore for DynamoEventStore {
             }
             let page = query.send().await.map_err(|e| super::backend("Query", e))?;
             for item in page.items.unwrap_or_default() {
-                events.push(event_from_item(&item, aggregate_id)?);
+                events.push(read(&item)?);
             }
             // Every page is followed: a silently truncated stream would give a wrong state.
             match page.last_evaluated_key {
@@ -310,11 +374,14 @@ impl EventStore for DynamoEventStore {
         }
     }
 
-    async fn read_newest(
+    /// The newest events, newest first, at most `limit`, in one strongly consistent Query,
+    /// each item read by `read` (see [`EventStore::read_newest`]).
+    async fn query_newest<V: ReadEvent>(
         &self,
         aggregate_id: &str,
         limit: usize,
-    ) -> Result<Page<EventEnvelope, u64>, StoreError> {
+        read: impl Fn(&Item) -> Result<V, EventError>,
+    ) -> Result<Page<V, u64>, StoreError> {
         if limit == 0 {
             return Ok(Page {
                 items: Vec::new(),
@@ -337,14 +404,14 @@ impl EventStore for DynamoEventStore {
         let items = page
             .items
             .unwrap_or_default()
-            .into_iter()
-            .map(|item| event_from_item(&item, aggregate_id))
+            .iter()
+            .map(read)
             .collect::<Result<Vec<_>, _>>()?;
         // A last-evaluated key means older events may exist (DynamoDB sets it when the limit
         // or the 1 MB page ends the read, even if nothing older is left).
         let more = page.last_evaluated_key.is_some_and(|key| !key.is_empty());
         let next = if more {
-            items.last().map(|e| e.sequence)
+            items.last().map(ReadEvent::sequence)
         } else {
             None
         };

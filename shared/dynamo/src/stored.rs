@@ -181,6 +181,10 @@ impl StoredEvent for ItemEvent<'_> {
         self.event_type
     }
 
+    fn event_id(&self) -> &str {
+        self.event_id
+    }
+
     fn decode_payload<E: DomainEvent>(&self) -> Result<E, EventDecodeError> {
         E::from_payload(self.event_type, Attr(self.payload))
     }

@@ -92,6 +92,8 @@ pub trait StoredEvent {
     fn aggregate_type(&self) -> &str;
     /// The stored `eventType`.
     fn event_type(&self) -> &str;
+    /// Unique id of the event.
+    fn event_id(&self) -> &str;
     /// The payload decoded as `E` (see [`DomainEvent::from_payload`]).
     fn decode_payload<E: DomainEvent>(&self) -> Result<E, EventDecodeError>;
 
@@ -126,6 +128,25 @@ pub trait StoredEvent {
             },
         })
     }
+
+    /// Checks that the event belongs to `aggregate_id` and `A` (a [`EventError::WrongAggregate`]
+    /// otherwise), then decodes it (see [`StoredEvent::decode`]).
+    fn decode_for<A: Aggregate>(&self, aggregate_id: &str) -> Result<A::Event, EventError> {
+        self.belongs_to::<A>(aggregate_id)?;
+        self.decode::<A>()
+    }
+
+    /// Checks that the event belongs to `aggregate_id` and `A`.
+    fn belongs_to<A: Aggregate>(&self, aggregate_id: &str) -> Result<(), EventError> {
+        if self.aggregate_id() != aggregate_id || self.aggregate_type() != A::TYPE {
+            return Err(EventError::WrongAggregate {
+                at: self.at(),
+                expected: format!("{}/{aggregate_id}", A::TYPE),
+                found: format!("{}/{}", self.aggregate_type(), self.aggregate_id()),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl StoredEvent for EventEnvelope {
@@ -143,6 +164,10 @@ impl StoredEvent for EventEnvelope {
 
     fn event_type(&self) -> &str {
         &self.event_type
+    }
+
+    fn event_id(&self) -> &str {
+        &self.event_id
     }
 
     fn decode_payload<E: DomainEvent>(&self) -> Result<E, EventDecodeError> {
@@ -167,7 +192,67 @@ impl<T: StoredEvent + ?Sized> StoredEvent for &T {
         (**self).event_type()
     }
 
+    fn event_id(&self) -> &str {
+        (**self).event_id()
+    }
+
     fn decode_payload<E: DomainEvent>(&self) -> Result<E, EventDecodeError> {
         (**self).decode_payload()
+    }
+}
+
+/// What a reader of an aggregate's events needs of each one, whatever its form: where it sits
+/// and its `eventId` (a snapshot's boundary check, a load's head).
+pub trait ReadEvent: Clone + Send + Sync {
+    /// Sequence number of the event within its aggregate.
+    fn sequence(&self) -> u64;
+    /// Unique id of the event.
+    fn event_id(&self) -> &str;
+}
+
+impl ReadEvent for EventEnvelope {
+    fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+}
+
+/// An event read for one aggregate type's typed fold (a repository's `load`): its sequence and
+/// `eventId`, and the typed event decoded straight from the store's own form, with no untyped
+/// JSON value in between (`snapshot_dynamo` decodes DynamoDB attribute maps in place). A
+/// decoding error is kept for the fold, as an envelope's would surface there: an event a load
+/// does not fold (older than the snapshot it uses) never fails it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedEvent<E> {
+    /// Sequence number of the event within its aggregate.
+    pub sequence: u64,
+    /// Unique id of the event.
+    pub event_id: String,
+    /// The typed event, or why the stored one is not an event of this aggregate.
+    pub event: Result<E, EventError>,
+}
+
+impl<E> DecodedEvent<E> {
+    /// Decodes `stored` as an event of `A` that belongs to `aggregate_id` (see
+    /// [`StoredEvent::decode_for`]).
+    pub fn read<A: Aggregate<Event = E>>(aggregate_id: &str, stored: &impl StoredEvent) -> Self {
+        Self {
+            sequence: stored.sequence(),
+            event_id: stored.event_id().to_owned(),
+            event: stored.decode_for::<A>(aggregate_id),
+        }
+    }
+}
+
+impl<E: Clone + Send + Sync> ReadEvent for DecodedEvent<E> {
+    fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    fn event_id(&self) -> &str {
+        &self.event_id
     }
 }

@@ -11,7 +11,7 @@ use std::fmt::Debug;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-pub use envelope::{EventEnvelope, StoredEvent};
+pub use envelope::{DecodedEvent, EventEnvelope, ReadEvent, StoredEvent};
 pub use inventory_item::InventoryItem;
 pub use warehouse::Warehouse;
 
