@@ -169,21 +169,37 @@ fn check_sequence(aggregate_id: &str, expected: u64, found: u64) -> Result<(), E
 }
 
 /// Folds events read already decoded ([`DecodedEvent`], a repository's typed load) onto
-/// `base`, the JSON state at `base_version` (`None`: a new aggregate): each must carry the
-/// next sequence and have decoded as an event of `A` belonging to `aggregate_id` (checked
-/// when it was read); the first that does not ends the fold with its error.
+/// `base`, the JSON state at `base_version` (`None`: a new aggregate); see
+/// [`fold_decoded_onto`].
 pub fn fold_decoded<A: Aggregate>(
     aggregate_id: &str,
     base_version: u64,
     base: Option<&[u8]>,
     events: &[DecodedEvent<A::Event>],
 ) -> Result<A, FoldError> {
-    let mut state = base_state::<A>(aggregate_id, base)?;
+    let state = base_state::<A>(aggregate_id, base)?;
+    Ok(fold_decoded_onto(
+        aggregate_id,
+        base_version,
+        state,
+        events,
+    )?)
+}
+
+/// Folds decoded events onto `state`, the state at `base_version`: each must carry the next
+/// sequence and have decoded as an event of `A` belonging to `aggregate_id` (checked when it
+/// was read); the first that does not ends the fold with its error.
+pub fn fold_decoded_onto<A: Aggregate>(
+    aggregate_id: &str,
+    base_version: u64,
+    mut state: A,
+    events: &[DecodedEvent<A::Event>],
+) -> Result<A, EventError> {
     for (expected, read) in (base_version + 1..).zip(events) {
         check_sequence(aggregate_id, expected, read.sequence)?;
         match &read.event {
             Ok(event) => state.apply(event),
-            Err(e) => return Err(e.clone().into()),
+            Err(e) => return Err(e.clone()),
         }
     }
     Ok(state)

@@ -6,8 +6,10 @@ use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use snapshot_core::codec::SnapshotCodec;
-use snapshot_core::domain::{fold, Aggregate, EventEnvelope, InventoryItem, Warehouse};
-use snapshot_core::registry::{fold_envelopes, fold_stored};
+use snapshot_core::domain::{
+    fold, Aggregate, DecodedEvent, EventEnvelope, InventoryItem, Warehouse,
+};
+use snapshot_core::registry::{fold_decoded_onto, fold_envelopes, fold_stored};
 use snapshot_core::snapshot::{build_snapshot, open_snapshot, SnapshotMetadata, SnapshotSubject};
 
 use crate::stats::Figure;
@@ -18,6 +20,10 @@ use snapshot_dynamo::{Item, ItemEvent};
 /// The fold a typed load can do with a Query's items: attribute maps decoded in place into
 /// typed events (`snapshot_dynamo::ItemEvent`, what `fold_items` folds) → state.
 pub const FROM_ITEMS: &str = "stored items, decoded in place (fold_items)";
+/// What `AggregateRepository::load` does with a Query's items (the DynamoDB adapter's
+/// `read_decoded`): each decoded in place into a `DecodedEvent` (typed event, sequence and
+/// `eventId`, kept for the snapshot walk), then folded.
+pub const FROM_ITEMS_DECODED: &str = "stored items → decoded events → fold (a repository load)";
 /// What the type-agnostic ports do with the same items: an envelope per item (payload as a
 /// JSON value), then the typed fold.
 pub const FROM_ITEMS_VIA_ENVELOPES: &str = "stored items → envelopes → fold";
@@ -89,8 +95,14 @@ fn fold_rows<A: Aggregate>(events: &[A::Event], runs: usize) -> Result<Vec<FoldR
         .map(|(i, e)| EventEnvelope::wrap::<A>(id, i as u64 + 1, e, 0, None))
         .collect();
     let expected = fold(A::initial(id), events);
-    let (mut typed, mut decoded, mut in_place, mut via_envelopes, mut visited) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut typed, mut decoded, mut in_place, mut load_path, mut via_envelopes, mut visited) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for _ in 0..runs {
         let t = Instant::now();
         let state = fold(A::initial(id), black_box(events));
@@ -107,6 +119,16 @@ fn fold_rows<A: Aggregate>(events: &[A::Event], runs: usize) -> Result<Vec<FoldR
             Ok(fold_stored(id, base, state, events)?)
         })?;
         in_place.push(rate(events.len(), seconds));
+        ensure!(state == expected);
+
+        let (state, seconds) = paged(&envelopes, A::initial(id), |items, base, state| {
+            let read = items
+                .iter()
+                .map(|item| Ok(DecodedEvent::read::<A>(id, &ItemEvent::read(item, id)?)))
+                .collect::<Result<Vec<_>, snapshot_core::EventError>>()?;
+            Ok(fold_decoded_onto(id, base, state, &read)?)
+        })?;
+        load_path.push(rate(events.len(), seconds));
         ensure!(state == expected);
 
         let (state, seconds) = paged(&envelopes, A::initial(id), |items, base, state| {
@@ -138,6 +160,7 @@ fn fold_rows<A: Aggregate>(events: &[A::Event], runs: usize) -> Result<Vec<FoldR
         row("typed events (reference)", typed),
         row("decoded envelopes (payload as JSON value)", decoded),
         row(FROM_ITEMS, in_place),
+        row(FROM_ITEMS_DECODED, load_path),
         row(FROM_ITEMS_VIA_ENVELOPES, via_envelopes),
         row(ITEMS_VISITED, visited),
     ])
