@@ -263,7 +263,8 @@ pub struct Target<'a> {
 
 /// The walk over one pair of stores.
 pub struct SnapshotWalk<'a, E: ?Sized, S: ?Sized> {
-    /// The event store.
+    /// The events: an event store (envelopes), or a reader of its events in another form
+    /// ([`EventReader`], e.g. [`crate::ports::Decoding`] for a typed load).
     pub events: &'a E,
     /// The snapshot store.
     pub snapshots: &'a S,
