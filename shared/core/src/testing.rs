@@ -15,9 +15,33 @@
 //! then_recorded(&item, &[created]);
 //! ```
 
-use crate::domain::{fold, Aggregate, AggregateRoot, DomainError};
+use crate::domain::{fold, Aggregate, AggregateRoot, DomainError, EventEnvelope};
 
 pub mod histories;
+
+/// Epoch milliseconds of the first event [`stored_event`] writes (2024-05-31).
+pub const T0: i64 = 1_717_200_000_000;
+
+/// An event item as a test writes it straight into an event store (any payload, well formed
+/// or not): `eventId` `{id}-{sequence}`, timestamp [`T0`] + `sequence`, no metadata.
+pub fn stored_event(
+    id: &str,
+    sequence: u64,
+    aggregate_type: &str,
+    event_type: &str,
+    payload: serde_json::Value,
+) -> EventEnvelope {
+    EventEnvelope {
+        aggregate_id: id.to_owned(),
+        sequence,
+        aggregate_type: aggregate_type.to_owned(),
+        event_type: event_type.to_owned(),
+        payload,
+        event_id: format!("{id}-{sequence}"),
+        timestamp: T0 + sequence as i64,
+        metadata: None,
+    }
+}
 
 /// An aggregate at the version its `events` reach, with nothing uncommitted.
 pub fn given<A: Aggregate>(id: &str, events: &[A::Event]) -> AggregateRoot<A> {

@@ -10,6 +10,7 @@ use snapshot_core::memory::{InMemoryEventStore, InMemorySnapshotStore};
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
 use snapshot_core::registry::{fold_decoded, fold_envelopes, FoldError};
 use snapshot_core::snapshot::{build_snapshot, SnapshotMetadata, SnapshotSubject};
+use snapshot_core::testing::stored_event;
 use snapshot_core::{AggregateRepository, Registry, RepositoryError};
 
 type Repo = AggregateRepository<InMemoryEventStore, InMemorySnapshotStore>;
@@ -243,16 +244,7 @@ fn envelope(
     event_type: &str,
     payload: serde_json::Value,
 ) -> EventEnvelope {
-    EventEnvelope {
-        aggregate_id: id.to_owned(),
-        sequence,
-        aggregate_type: "INVENTORY_ITEM".to_owned(),
-        event_type: event_type.to_owned(),
-        payload,
-        event_id: format!("{id}-{sequence}"),
-        timestamp: 1_700_000_000_000,
-        metadata: None,
-    }
+    stored_event(id, sequence, "INVENTORY_ITEM", event_type, payload)
 }
 
 /// Both load paths (typed events and JSON states) name an event that does not decode, by

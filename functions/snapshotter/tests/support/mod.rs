@@ -10,6 +10,7 @@ use aws_lambda_events::event::dynamodb::Event;
 use serde_json::json;
 use snapshot_core::memory::{InMemoryEventStore, InMemorySnapshotStore};
 use snapshot_core::ports::EventStore;
+use snapshot_core::testing::stored_event;
 use snapshot_core::{AggregateRepository, EventEnvelope, Registry};
 use snapshotter::records::insert_record;
 use snapshotter::{Settings, Snapshotter};
@@ -18,7 +19,7 @@ pub type Events = Arc<InMemoryEventStore>;
 pub type Snapshots = Arc<InMemorySnapshotStore>;
 pub type TestSnapshotter = Snapshotter<Events, Snapshots>;
 
-pub const T0: i64 = 1_717_200_000_000;
+pub use snapshot_core::testing::T0;
 pub const HOUR: i64 = 3_600_000;
 
 pub fn settings(vars: &[(&str, &str)]) -> Settings {
@@ -200,52 +201,33 @@ pub fn json_of(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes).unwrap()
 }
 
-fn envelope(
-    id: &str,
-    sequence: u64,
-    aggregate_type: &str,
-    event_type: &str,
-    payload: serde_json::Value,
-) -> EventEnvelope {
-    EventEnvelope {
-        aggregate_id: id.to_owned(),
-        sequence,
-        aggregate_type: aggregate_type.to_owned(),
-        event_type: event_type.to_owned(),
-        payload,
-        event_id: format!("{id}-{sequence}"),
-        timestamp: T0 + sequence as i64,
-        metadata: None,
-    }
-}
-
 /// Events `from..=to` of an inventory item: created at 1, then stock movements that change
 /// the state at every step (receipts, reservations, shipments).
 pub fn item_events(id: &str, from: u64, to: u64) -> Vec<EventEnvelope> {
     (from..=to)
         .map(|seq| match seq {
-            1 => envelope(
+            1 => stored_event(
                 id,
                 1,
                 "INVENTORY_ITEM",
                 "ItemCreated",
                 json!({"sku": format!("SKU-{id}"), "name": "widget", "reorderPoint": 3}),
             ),
-            s if s % 3 == 0 => envelope(
+            s if s % 3 == 0 => stored_event(
                 id,
                 s,
                 "INVENTORY_ITEM",
                 "StockReserved",
                 json!({"orderId": format!("o-{s}"), "quantity": 1}),
             ),
-            s if s % 3 == 1 => envelope(
+            s if s % 3 == 1 => stored_event(
                 id,
                 s,
                 "INVENTORY_ITEM",
                 "StockShipped",
                 json!({"orderId": format!("o-{}", s - 1), "quantity": 1}),
             ),
-            s => envelope(
+            s => stored_event(
                 id,
                 s,
                 "INVENTORY_ITEM",
@@ -260,21 +242,21 @@ pub fn item_events(id: &str, from: u64, to: u64) -> Vec<EventEnvelope> {
 pub fn warehouse_events(id: &str, from: u64, to: u64) -> Vec<EventEnvelope> {
     (from..=to)
         .map(|seq| match seq {
-            1 => envelope(
+            1 => stored_event(
                 id,
                 1,
                 "WAREHOUSE",
                 "WarehouseCreated",
                 json!({"name": id, "capacity": 1_000_000}),
             ),
-            s if s % 2 == 0 => envelope(
+            s if s % 2 == 0 => stored_event(
                 id,
                 s,
                 "WAREHOUSE",
                 "LocationAdded",
                 json!({"location": format!("L-{s}")}),
             ),
-            s => envelope(
+            s => stored_event(
                 id,
                 s,
                 "WAREHOUSE",
