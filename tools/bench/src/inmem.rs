@@ -212,8 +212,8 @@ pub fn codec(runs: usize) -> Result<Vec<CodecRow>> {
     let mut rows = Vec::new();
     for (label, size, reps) in [
         ("10 KB", 10 * 1024, 200),
-        ("1 MB", 1024 * 1024, 5),
-        ("5 MB", 5 * 1024 * 1024, 1),
+        ("1 MB", 1024 * 1024, 50),
+        ("5 MB", 5 * 1024 * 1024, 10),
     ] {
         let json = warehouse_state_json(size);
         let record = build_snapshot(&codec, subject, json.clone(), metadata(), 0, None)?;
