@@ -142,19 +142,11 @@ where
 {
     for (expected, stored) in (base_version + 1..).zip(events) {
         let stored = stored?;
-        check_stored::<A, S>(aggregate_id, expected, &stored)?;
+        stored.belongs_to::<A>(aggregate_id)?;
+        check_sequence(aggregate_id, expected, stored.sequence())?;
         state.apply(&stored.decode::<A>()?);
     }
     Ok(state)
-}
-
-fn check_stored<A: Aggregate, S: StoredEvent>(
-    aggregate_id: &str,
-    expected: u64,
-    stored: &S,
-) -> Result<(), EventError> {
-    stored.belongs_to::<A>(aggregate_id)?;
-    check_sequence(aggregate_id, expected, stored.sequence())
 }
 
 fn check_sequence(aggregate_id: &str, expected: u64, found: u64) -> Result<(), EventError> {

@@ -296,13 +296,8 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             futures::join!(self.snapshots.records(aggregate_id, None, 1), newest);
         let mut reads = Reads::with_newest(newest?, 2);
         let start = Start::Page(first_page?);
-        let walk = SnapshotWalk {
-            events,
-            snapshots: &self.snapshots,
-            codec: &self.codec,
-            actor: &self.actor,
-        };
-        let walked = walk
+        let walked = self
+            .walk_with(events)
             .newest_valid_with(target, start, Tail::ToEnd, &mut reads, |candidate| {
                 let version = candidate.header.version;
                 match fold(version, Some(&candidate.state), &candidate.tail) {
@@ -355,8 +350,14 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
 
     /// The walk over this repository's stores.
     pub fn walk(&self) -> SnapshotWalk<'_, E, S> {
+        self.walk_with(&self.events)
+    }
+
+    /// The walk over this repository's snapshots, reading events through `events` (its event
+    /// store in another form, e.g. [`Decoding`]).
+    fn walk_with<'a, R: ?Sized>(&'a self, events: &'a R) -> SnapshotWalk<'a, R, S> {
         SnapshotWalk {
-            events: &self.events,
+            events,
             snapshots: &self.snapshots,
             codec: &self.codec,
             actor: &self.actor,

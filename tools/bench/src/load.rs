@@ -89,6 +89,29 @@ impl Samples {
         }
     }
 
+    /// Times `load` (its requests counted on `wire`), checks that it gave `expected` at
+    /// version `n`, and records it; `what` names the load in the error.
+    async fn measure(
+        &mut self,
+        wire: &Wire,
+        expected: &InventoryItem,
+        n: usize,
+        what: &str,
+        load: impl std::future::Future<Output = Result<(InventoryItem, usize, Option<LoadReport>)>>,
+    ) -> Result<()> {
+        wire.reset();
+        let t = Instant::now();
+        let (state, version, reported) = load.await?;
+        let wall = t.elapsed().as_secs_f64() * 1000.0;
+        let cost = wire.take();
+        ensure!(
+            &state == expected && version == n,
+            "{what} gave version {version} and a different state"
+        );
+        self.push(wall, cost, reported.as_ref());
+        Ok(())
+    }
+
     fn row(self, events: usize, store: &'static str, load: &'static str) -> LoadRow {
         let of = |f: fn(&Cost) -> f64| Figure::of(self.costs.iter().map(f).collect());
         LoadRow {
@@ -175,35 +198,33 @@ pub async fn run(
             for k in 0..4 {
                 // Rotate the order so no load always runs first (warm caches on the emulator).
                 let which = (k + run) % 4;
-                wire.reset();
-                let t = Instant::now();
-                let (state, version, reported) = match which {
-                    0 => {
-                        let (root, report) = without_snapshots.load::<InventoryItem>(&id).await?;
-                        ensure!(report.snapshot_version.is_none(), "expected a full replay");
-                        (root.state().clone(), root.version() as usize, Some(report))
-                    }
-                    1 => {
-                        let (state, version, report) =
-                            load_from_snapshot(&with_snapshots, &id, n).await?;
-                        (state, version, Some(report))
-                    }
-                    2 => {
-                        let (state, version) = peer.load_replay(counted, &id).await?;
-                        (state, version, None)
-                    }
-                    _ => {
-                        let (state, version) = peer.load_snapshot(counted, &id).await?;
-                        (state, version, None)
-                    }
+                let load = async {
+                    Ok(match which {
+                        0 => {
+                            let (root, report) =
+                                without_snapshots.load::<InventoryItem>(&id).await?;
+                            ensure!(report.snapshot_version.is_none(), "expected a full replay");
+                            (root.state().clone(), root.version() as usize, Some(report))
+                        }
+                        1 => {
+                            let (state, version, report) =
+                                load_from_snapshot(&with_snapshots, &id, n).await?;
+                            (state, version, Some(report))
+                        }
+                        2 => {
+                            let (state, version) = peer.load_replay(counted, &id).await?;
+                            (state, version, None)
+                        }
+                        _ => {
+                            let (state, version) = peer.load_snapshot(counted, &id).await?;
+                            (state, version, None)
+                        }
+                    })
                 };
-                let wall = t.elapsed().as_secs_f64() * 1000.0;
-                let cost = wire.take();
-                ensure!(
-                    state == expected && version == n,
-                    "load {which} of {id} gave version {version} and a different state"
-                );
-                samples[which].push(wall, cost, reported.as_ref());
+                let what = format!("load {which} of {id}");
+                samples[which]
+                    .measure(wire, &expected, n, &what, load)
+                    .await?;
             }
         }
         let mut it = samples.into_iter();
@@ -238,25 +259,20 @@ pub async fn run(
             let (mut ours, mut theirs) = (Samples::new(), Samples::new());
             for run in 0..runs {
                 for k in 0..2 {
-                    wire.reset();
-                    let t = Instant::now();
                     let product = (k + run) % 2 == 0;
-                    let (state, version, reported) = if product {
-                        let (state, version, report) =
-                            load_from_snapshot(&repository, &id, n).await?;
-                        (state, version, Some(report))
-                    } else {
-                        let (state, version) = peer.load_snapshot(client, &id).await?;
-                        (state, version, None)
+                    let load = async {
+                        if product {
+                            let (state, version, report) =
+                                load_from_snapshot(&repository, &id, n).await?;
+                            Ok((state, version, Some(report)))
+                        } else {
+                            let (state, version) = peer.load_snapshot(client, &id).await?;
+                            Ok((state, version, None))
+                        }
                     };
-                    let wall = t.elapsed().as_secs_f64() * 1000.0;
-                    let cost = wire.take();
-                    ensure!(
-                        state == expected && version == n,
-                        "delayed load of {id} gave version {version} and a different state"
-                    );
                     let sample = if product { &mut ours } else { &mut theirs };
-                    sample.push(wall, cost, reported.as_ref());
+                    let what = format!("delayed load of {id}");
+                    sample.measure(wire, &expected, n, &what, load).await?;
                 }
             }
             for (store, sample) in [(PRODUCT, ours), (PEER, theirs)] {
