@@ -8,9 +8,9 @@ cd "$ROOT"
 
 scripts/venv.sh
 scripts/browser.sh
-# shellcheck source=scripts/lib/moto-session.sh
-source scripts/lib/moto-session.sh
-moto_session
+# shellcheck source=scripts/lib/local-aws.sh
+source scripts/lib/local-aws.sh
+local_aws_session screenshots
 mkdir -p docs/console
 CONSOLE_SCREENSHOTS="$ROOT/docs/console" cargo test --locked -p integration-tests --test console_browser
 rm -f docs/console/failure.png

@@ -38,12 +38,12 @@ scripts/venv.sh
 step "cargo build --locked -p local-stack"
 cargo build --locked -p local-stack
 
-# shellcheck source=scripts/lib/moto-session.sh
-source scripts/lib/moto-session.sh
-step "local AWS emulator (moto)"
+# shellcheck source=scripts/lib/local-aws.sh
+source scripts/lib/local-aws.sh
+step "local AWS: DynamoDB Local (DynamoDB, Streams), moto (KMS, S3)"
 # local-stack handles Ctrl-C itself; the emulator runs in a session of its own and is stopped
 # by the EXIT trap once local-stack has shut down.
-moto_session --own-session
+local_aws_session run --own-session
 
 step "local stack (Ctrl-C stops it)"
 status=0

@@ -34,10 +34,10 @@ done
 step "python venv (.venv) for the local AWS emulator"
 scripts/venv.sh
 
-# shellcheck source=scripts/lib/moto-session.sh
-source scripts/lib/moto-session.sh
-step "local AWS emulator (moto)"
-moto_session
+# shellcheck source=scripts/lib/local-aws.sh
+source scripts/lib/local-aws.sh
+step "local AWS: DynamoDB Local (DynamoDB, Streams), moto (KMS, S3)"
+local_aws_session test
 
 step "cargo fmt --all --check"
 cargo fmt --all --check

@@ -1,6 +1,7 @@
-//! Helpers of the integration tests: a client for the local DynamoDB-compatible server
-//! (reached through `AWS_ENDPOINT_URL`, as in production code) and per-test tables, so tests
-//! run in parallel against one server without seeing each other's data. Plus what
+//! Helpers of the integration tests: clients for the local engines (DynamoDB and its Streams on
+//! AWS's DynamoDB Local, KMS and S3 on moto; each found through the SDK's own variables,
+//! `AWS_ENDPOINT_URL_<SERVICE>` then `AWS_ENDPOINT_URL`, as in production code) and per-test
+//! tables, so tests run in parallel against one engine without seeing each other's data. Plus what
 //! `tests/template.rs` reads: the SAM template ([`template`]), the workspace's crates
 //! ([`workspace`]) and the environment variables their code reads ([`env_reads`]).
 
@@ -14,21 +15,25 @@ pub mod workspace;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::Client;
-use snapshot_dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
+use snapshot_dynamo::{schema, DynamoEventStore, DynamoSnapshotStore, Endpoints};
 
-/// The endpoint the tests run against; `make test` starts the emulator and sets it.
+/// The DynamoDB endpoint the tests run against (DynamoDB Local); `make test` starts it and sets
+/// `AWS_ENDPOINT_URL_DYNAMODB`. Panics without one: a test must never reach AWS's own endpoint.
 pub fn endpoint() -> String {
-    match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!(
-            "AWS_ENDPOINT_URL is not set: integration tests need the local DynamoDB emulator; run them with `make test`"
+    let endpoints = Endpoints::from_env().unwrap_or_else(|e| panic!("{e}"));
+    match endpoints.for_service("DynamoDB") {
+        Some(url) => url.to_owned(),
+        None => panic!(
+            "AWS_ENDPOINT_URL_DYNAMODB is not set: integration tests need DynamoDB Local; run them with `make test`"
         ),
     }
 }
 
-/// An SDK config for the local endpoint, with dummy credentials unless some are set.
+/// An SDK config for the local engines, with dummy credentials unless some are set. Every
+/// client built from it resolves its own service's endpoint from the environment.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).endpoint_url(endpoint());
+    endpoint();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
         loader = loader.credentials_provider(Credentials::new("test", "test", None, None, "local"));
     }

@@ -49,8 +49,13 @@ const DEV_ONLY: &[&str] = &[
     "ADMIN_DEV_TOKEN",
     // Port of the local admin server.
     "ADMIN_API_PORT",
-    // The local DynamoDB emulator's endpoint (read by aws-config).
+    // The local engines' endpoints (shared/dynamo/src/endpoints.rs; aws-config reads them too):
+    // in AWS every client resolves its service's regional endpoint.
     "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+    "AWS_ENDPOINT_URL_KMS",
+    "AWS_ENDPOINT_URL_S3",
 ];
 
 fn template() -> Template {

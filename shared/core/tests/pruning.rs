@@ -627,3 +627,41 @@ async fn a_position_saved_for_another_segment_count_is_not_used() {
     positions.save(0, 2, None).await.unwrap();
     assert_eq!(positions.load(0, 2).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_run_whose_last_deletes_the_deadline_stops_resumes_before_them_not_from_the_start() {
+    // Key order a8 | b1 b2 | c1 c2, two keys a page: the deadline's fifth check is the delete
+    // batch sent after the segment's last page (c1). That run read to the end of the segment
+    // but did not delete everything it decided; the next run must read c again, not start over.
+    let store = InMemorySnapshotStore::new();
+    seed(&store, "item-a", &current([8])).await;
+    seed(&store, "item-b", &current(1..=2)).await;
+    seed(&store, "item-c", &current(1..=2)).await;
+    let positions = MemoryScanPositions::new();
+    let mut req = request(1);
+    req.segments = 1;
+    req.page_size = 2;
+    req.buffer_keys = 2;
+    req.deadline = after_checks(4);
+    let cut = prune_resuming(&store, &positions, &Registry::builtin(), &req)
+        .await
+        .unwrap();
+    assert!(!cut.complete, "{cut:?}");
+    assert_eq!(cut.deleted, 1, "b1 only: {cut:?}");
+    assert_eq!(versions_of(&store, "item-c"), vec![1, 2]);
+    let resume_at = SnapshotKey {
+        aggregate_id: "item-b".into(),
+        version: 2,
+    };
+    assert_eq!(positions.load(0, 1).await.unwrap(), Some(resume_at));
+
+    req.deadline = Deadline::none();
+    let next = prune_resuming(&store, &positions, &Registry::builtin(), &req)
+        .await
+        .unwrap();
+    assert!(next.complete);
+    assert_eq!(next.scanned, 2, "c1 and c2 again, nothing before them");
+    assert_eq!(next.deleted, 1);
+    assert_eq!(versions_of(&store, "item-c"), vec![2]);
+    assert_eq!(positions.load(0, 1).await.unwrap(), None);
+}

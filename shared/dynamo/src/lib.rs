@@ -1,6 +1,7 @@
 //! DynamoDB adapters of the ports (aws-sdk-dynamodb + serde_dynamo) and the table definitions.
 
 mod attr;
+pub mod endpoints;
 mod events;
 mod items;
 mod jobs;
@@ -10,6 +11,7 @@ pub mod sdk;
 mod snapshots;
 mod stored;
 
+pub use endpoints::Endpoints;
 pub use events::DynamoEventStore;
 pub use jobs::{DynamoJobStore, JOB_AGGREGATE_ID};
 pub use positions::{DynamoScanPositions, POSITIONS_AGGREGATE_ID, POSITION_TYPE};

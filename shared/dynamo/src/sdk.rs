@@ -19,6 +19,8 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use snapshot_core::config::{ConfigError, Env};
 use snapshot_core::error::{BackendFailure, StoreError};
 
+use crate::endpoints::Endpoints;
+
 /// Connect timeout, in milliseconds.
 pub const CONNECT_TIMEOUT_MS: &str = "SDK_CONNECT_TIMEOUT_MS";
 /// Timeout of one attempt (one HTTP request), in milliseconds.
@@ -129,23 +131,29 @@ impl SdkSettings {
             .with_max_backoff(self.max_backoff)
     }
 
-    /// The shared SDK configuration (region, credentials, endpoint from the environment as
-    /// usual) with these timeouts and retries: every client built from it has them.
-    pub async fn load(&self) -> SdkConfig {
-        self.apply(aws_config::defaults(BehaviorVersion::latest()))
+    /// The shared SDK configuration (region, credentials and endpoints from the environment
+    /// as aws-config reads them) with these timeouts and retries: every client built from it
+    /// has them. The endpoint variables are checked first (see [`Endpoints`]): a malformed one
+    /// is an error naming it.
+    pub async fn load(&self) -> Result<SdkConfig, ConfigError> {
+        Endpoints::from_env()?;
+        Ok(self
+            .apply(aws_config::defaults(BehaviorVersion::latest()))
             .load()
-            .await
+            .await)
     }
 
     /// The SDK configuration of a Lambda function, from the variables Lambda sets: region
     /// (`AWS_REGION`, else `AWS_DEFAULT_REGION`), credentials (`AWS_ACCESS_KEY_ID`,
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, read when a request is signed) and
-    /// `AWS_ENDPOINT_URL` when set (the local emulator), with these timeouts and retries.
+    /// the endpoint variables when set (the local engines: a service's own
+    /// `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, see [`Endpoints`]), with these
+    /// timeouts and retries.
     ///
     /// Unlike [`SdkSettings::load`] there is no provider chain: no profile files read, no
     /// instance-metadata probe, no STS or web-identity client. That is a shorter cold start,
     /// and code a function never runs stays out of its binary. A missing region fails the
-    /// cold start naming the variable.
+    /// cold start naming the variable, and so does a malformed endpoint URL.
     pub fn function_config(&self) -> Result<SdkConfig, ConfigError> {
         self.function_config_from(|k| std::env::var(k).ok())
     }
@@ -164,6 +172,7 @@ impl SdkSettings {
                 value: String::new(),
                 reason: "must be set (Lambda sets it): the region of the tables".to_owned(),
             })?;
+        let endpoints = Endpoints::from_lookup(&lookup)?;
         let credentials =
             SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new());
         let mut builder = SdkConfig::builder()
@@ -172,10 +181,11 @@ impl SdkSettings {
             .credentials_provider(credentials)
             .timeout_config(self.timeout_config())
             .retry_config(self.retry_config());
-        if let Some(url) = env.optional("AWS_ENDPOINT_URL") {
+        if let Some(url) = endpoints.fallback() {
             builder = builder.endpoint_url(url);
         }
-        Ok(builder.build())
+        // Each client asks this for its service's own variable before taking the fallback.
+        Ok(builder.service_config(endpoints).build())
     }
 
     /// `loader` with these timeouts and retries (for callers that set more, e.g. local
@@ -335,6 +345,15 @@ mod tests {
 
         let err = settings.function_config_from(|_| None).unwrap_err();
         assert_eq!(err.variable, "AWS_REGION");
+
+        let err = settings
+            .function_config_from(|k| match k {
+                "AWS_REGION" => Some("eu-west-1".to_owned()),
+                "AWS_ENDPOINT_URL_DYNAMODB_STREAMS" => Some("localhost:8000".to_owned()),
+                _ => None,
+            })
+            .unwrap_err();
+        assert_eq!(err.variable, "AWS_ENDPOINT_URL_DYNAMODB_STREAMS");
     }
 
     #[test]

@@ -104,6 +104,10 @@ async fn cold_start_env(
     env.extend(
         [
             "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+            "AWS_ENDPOINT_URL_KMS",
+            "AWS_ENDPOINT_URL_S3",
             "AWS_REGION",
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
@@ -196,8 +200,11 @@ async fn main() -> Result<()> {
     if only.in_memory() {
         return in_memory(&only, started);
     }
-    let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
-        bail!("the bench needs the local emulator: run it with `make bench`");
+    let Some(endpoint) = snapshot_dynamo::Endpoints::from_env()?
+        .for_service("DynamoDB")
+        .map(str::to_owned)
+    else {
+        bail!("the bench needs a local DynamoDB (DynamoDB Local): run it with `make bench`");
     };
     let runs: usize = env_or("BENCH_RUNS", 5)?;
     let sizes: Vec<usize> = std::env::var("BENCH_SIZES")

@@ -12,7 +12,7 @@ use clap::Parser;
 use local_stack::args::Args;
 use local_stack::{LocalStack, Reporter, StackSettings};
 use snapshot_core::telemetry::env_log_filter;
-use snapshot_dynamo::SdkSettings;
+use snapshot_dynamo::{Endpoints, SdkSettings};
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -45,11 +45,12 @@ async fn main() -> anyhow::Result<()> {
             .cloned()
             .or_else(|| std::env::var(name).ok())
     })?;
-    let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL")
-        .ok()
-        .filter(|e| !e.trim().is_empty())
+    // Never AWS's own endpoint: the stack creates tables and writes demo traffic.
+    let Some(endpoint) = Endpoints::from_env()?
+        .for_service("DynamoDB")
+        .map(str::to_owned)
     else {
-        bail!("AWS_ENDPOINT_URL is not set: local-stack runs against the local DynamoDB emulator; use `make run`, or `eval \"$(scripts/moto.sh start)\"` first");
+        bail!("neither AWS_ENDPOINT_URL_DYNAMODB nor AWS_ENDPOINT_URL is set: local-stack runs against a local DynamoDB (DynamoDB Local); use `make run`, or `eval \"$(scripts/dynamodb-local.sh start)\"` first");
     };
     let mut loader =
         SdkSettings::from_env()?.apply(aws_config::defaults(BehaviorVersion::latest()));

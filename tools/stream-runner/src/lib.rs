@@ -1,11 +1,12 @@
-//! Local event source mapping: reads the event table's DynamoDB Stream from the local
-//! emulator (aws-sdk-dynamodbstreams: shards, iterators, GetRecords), turns the records into
+//! Local event source mapping: reads the event table's DynamoDB Stream from DynamoDB Local
+//! (aws-sdk-dynamodbstreams: shards, iterators, GetRecords), turns the records into
 //! the event Lambda delivers and invokes the same handler the Lambda function runs, with
 //! Lambda's partial-batch-failure and checkpoint semantics.
 
 pub mod args;
 pub mod checkpoint;
 pub mod convert;
+pub mod empty_maps;
 pub mod machine;
 pub mod runner;
 pub mod settings;

@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
             .cloned()
             .or_else(|| std::env::var(name).ok())
     })?;
-    let sdk = SdkSettings::from_env()?.load().await;
+    let sdk = SdkSettings::from_env()?.load().await?;
     let region = sdk
         .region()
         .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);

@@ -15,6 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::checkpoint::{CheckpointError, Checkpoints};
 use crate::convert::lambda_record;
+use crate::empty_maps::EmptyMapRepair;
 use crate::machine::{Resume, ShardState};
 use crate::settings::RunnerSettings;
 
@@ -117,6 +118,7 @@ pub struct StreamRunner {
 
 impl StreamRunner {
     /// Finds the table's latest stream (DescribeTable) and loads checkpoints if configured.
+    /// `streams` is used with [`EmptyMapRepair`] added.
     pub async fn connect(
         dynamodb: &aws_sdk_dynamodb::Client,
         streams: aws_sdk_dynamodbstreams::Client,
@@ -143,8 +145,16 @@ impl StreamRunner {
                 ..Checkpoints::default()
             },
         };
+        // DynamoDB Local's Streams drop the type of empty maps (crate::empty_maps).
+        let client = aws_sdk_dynamodbstreams::Client::from_conf(
+            streams
+                .config()
+                .to_builder()
+                .interceptor(EmptyMapRepair)
+                .build(),
+        );
         Ok(Self {
-            client: streams,
+            client,
             stream_arn,
             region: region.to_owned(),
             settings,

@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
         std::env::args().nth(1),
         std::env::var("ADMIN_API_PORT").ok(),
     )?;
-    let sdk = SdkSettings::from_env()?.load().await;
+    let sdk = SdkSettings::from_env()?.load().await?;
     // The snapshot MAC key from the emulator's KMS (local-stack writes SNAPSHOT_MAC_KEYS).
     let keys = snapshot_kms::keys_from_env(&aws_sdk_kms::Client::new(&sdk))
         .await
