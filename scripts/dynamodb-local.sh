@@ -147,9 +147,11 @@ cmd_start() {
     # A session of its own: Ctrl-C in the terminal reaches the caller, not the engine, which the
     # caller stops (by PID) once it no longer needs it. -sharedDb: one database whatever
     # credentials and region a client signs with.
+    # From .local/: the engine writes a metadata file into its working directory.
     # shellcheck disable=SC2086 # DYNAMODB_LOCAL_JAVA_OPTS is a list of options
-    nohup setsid java ${DYNAMODB_LOCAL_JAVA_OPTS:-} -Djava.library.path="$DIST/DynamoDBLocal_lib" \
-      -jar "$JAR" -inMemory -sharedDb -port "$port" </dev/null >>"$LOG_FILE" 2>&1 &
+    (cd "$STATE" && exec nohup setsid java ${DYNAMODB_LOCAL_JAVA_OPTS:-} \
+      -Djava.library.path="$DIST/DynamoDBLocal_lib" -jar "$JAR" -inMemory -sharedDb -port "$port" \
+      </dev/null >>"$LOG_FILE" 2>&1) &
     pid=$!
     echo "$pid" >"$PID_FILE"
 
