@@ -150,7 +150,7 @@ cmd_start() {
     # From .local/: the engine writes a metadata file into its working directory.
     # shellcheck disable=SC2086 # DYNAMODB_LOCAL_JAVA_OPTS is a list of options
     (cd "$STATE" && exec nohup setsid java ${DYNAMODB_LOCAL_JAVA_OPTS:-} \
-      -Djava.library.path="$DIST/DynamoDBLocal_lib" -jar "$JAR" -inMemory -sharedDb -port "$port" \
+      -Djava.library.path="$DIST/DynamoDBLocal_lib" -jar "$JAR" -inMemory -sharedDb -disableTelemetry -port "$port" \
       </dev/null >>"$LOG_FILE" 2>&1) &
     pid=$!
     echo "$pid" >"$PID_FILE"
