@@ -57,7 +57,11 @@ pub struct FaultPlan {
     rate_per_mille: u64,
     kinds: Vec<Fault>,
     only: Option<Vec<&'static str>>,
+    /// Injects no more than this many faults (`None`: no limit).
+    at_most: Option<u64>,
     injected: Arc<AtomicU64>,
+    /// Requests seen, by operation (the `X-Amz-Target` after its last `.`).
+    seen: Arc<Mutex<HashMap<String, u64>>>,
     by_kind: Arc<Mutex<HashMap<Fault, u64>>>,
     enabled: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -80,7 +84,9 @@ impl FaultPlan {
             rate_per_mille: rate_per_mille.min(1000),
             kinds: ALL.to_vec(),
             only: None,
+            at_most: None,
             injected: Arc::default(),
+            seen: Arc::default(),
             by_kind: Arc::default(),
             enabled: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
@@ -96,6 +102,24 @@ impl FaultPlan {
     pub fn only(mut self, operations: &[&'static str]) -> Self {
         self.only = Some(operations.to_vec());
         self
+    }
+
+    /// No more than `faults` faults in all (e.g. `1` with a rate of 1000: only the first
+    /// matching request meets one, and the SDK's retry of it gets through).
+    pub fn at_most(mut self, faults: u64) -> Self {
+        self.at_most = Some(faults);
+        self
+    }
+
+    /// Requests of `operation` (e.g. `Query`) that reached the fault layer, SDK retries
+    /// included, faulted or not.
+    pub fn requests_of(&self, operation: &str) -> u64 {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Faults injected so far.
@@ -131,10 +155,20 @@ impl FaultPlan {
     }
 
     fn decide(&self, request: &HttpRequest) -> Option<Fault> {
+        let target = request.headers().get("x-amz-target").unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+        *self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(operation)
+            .or_default() += 1;
         if !self.enabled.load(Ordering::Relaxed) || self.kinds.is_empty() {
             return None;
         }
-        let target = request.headers().get("x-amz-target").unwrap_or_default();
+        if self.at_most.is_some_and(|limit| self.injected() >= limit) {
+            return None;
+        }
         if let Some(only) = &self.only {
             if !only.iter().any(|op| target.ends_with(&format!(".{op}"))) {
                 return None;

@@ -105,3 +105,66 @@ async fn a_request_the_service_refuses_is_not_retryable() {
         "{err}"
     );
 }
+
+/// A function's configuration (`SdkSettings::function_config_from`, no aws-config loader)
+/// sends each service to its own `AWS_ENDPOINT_URL_<SERVICE>`, and the others to
+/// `AWS_ENDPOINT_URL`, as aws-config does for the local tools.
+#[tokio::test]
+async fn each_service_of_a_functions_config_reaches_its_own_endpoint() {
+    let tables = integration_tests::TestTables::create("endpoints").await;
+    let dynamodb_local = integration_tests::endpoint();
+    // Nothing listens on the fallback: a client sent there fails to connect.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let config = |vars: Vec<(&'static str, String)>| {
+        let lookup = move |k: &str| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.clone())
+        };
+        tight().function_config_from(lookup).unwrap()
+    };
+
+    let own = config(vec![
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ENDPOINT_URL", nowhere.clone()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_local.clone()),
+        ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", dynamodb_local.clone()),
+    ]);
+    Client::new(&own)
+        .describe_table()
+        .table_name(&tables.events_table)
+        .send()
+        .await
+        .expect("DynamoDB reached at AWS_ENDPOINT_URL_DYNAMODB");
+    let streams = aws_sdk_dynamodbstreams::Client::new(&own)
+        .list_streams()
+        .table_name(&tables.events_table)
+        .send()
+        .await
+        .expect("DynamoDB Streams reached at AWS_ENDPOINT_URL_DYNAMODB_STREAMS");
+    assert_eq!(streams.streams().len(), 1, "the event table's stream");
+    let kms = aws_sdk_kms::Client::new(&own).list_keys().send().await;
+    let err = kms.expect_err("KMS has no variable of its own: sent to AWS_ENDPOINT_URL");
+    assert!(
+        matches!(
+            err,
+            aws_sdk_kms::error::SdkError::DispatchFailure(_)
+                | aws_sdk_kms::error::SdkError::TimeoutError(_)
+        ),
+        "{err:?}"
+    );
+
+    // Without a variable of its own, DynamoDB falls back to AWS_ENDPOINT_URL.
+    let fallback = config(vec![
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ENDPOINT_URL", dynamodb_local),
+    ]);
+    Client::new(&fallback)
+        .describe_table()
+        .table_name(&tables.events_table)
+        .send()
+        .await
+        .expect("DynamoDB reached at AWS_ENDPOINT_URL");
+}
