@@ -1,12 +1,12 @@
 # Developer entry points. `make test` is the full check that CI runs (.ci/run).
-.PHONY: test run build bench venv moto-start moto-stop fmt lint template-check deny
+.PHONY: test run build bench venv dynamodb-start dynamodb-stop moto-start moto-stop fmt lint template-check deny
 
-## Full test command: fmt check, clippy, cargo test against a local moto server.
+## Full test command: fmt check, clippy, cargo test against DynamoDB Local (KMS, S3: moto).
 ## Extra cargo test args: make test ARGS='-p snapshot-core -- --nocapture'
 test:
 	scripts/test.sh $(ARGS)
 
-## The whole system locally (emulator, tables, admin API, snapshotter, pruner, demo traffic);
+## The whole system locally (DynamoDB Local, moto, tables, admin API, snapshotter, pruner, demo traffic);
 ## Ctrl-C stops it. No demo traffic: make run DEMO=0. Flags: make run ARGS='--port 8080'
 run:
 	@DEMO=$(DEMO) scripts/run.sh $(ARGS)
@@ -16,7 +16,7 @@ run:
 build:
 	scripts/build.sh $(ARGS)
 
-## Performance figures written to docs/bench/ (release build, local emulator, cqrs-es +
+## Performance figures written to docs/bench/ (release build, DynamoDB Local, cqrs-es +
 ## dynamo-es in the same run); not part of `make test`. make bench BENCH_RUNS=5
 bench:
 	@BENCH_RUNS=$(BENCH_RUNS) BENCH_SIZES=$(BENCH_SIZES) BENCH_ONLY=$(BENCH_ONLY) scripts/bench.sh
@@ -29,11 +29,19 @@ template-check:
 deny:
 	scripts/deny.sh
 
-## Project-local Python virtualenv (.venv) with the local AWS emulator.
+## A DynamoDB Local of your own (instance `dev`, in memory); use with: eval "$$(make -s dynamodb-start)"
+dynamodb-start:
+	@scripts/dynamodb-local.sh start
+
+## Stop the DynamoDB Local started by dynamodb-start.
+dynamodb-stop:
+	@scripts/dynamodb-local.sh stop
+
+## Project-local Python virtualenv (.venv) with moto (KMS and S3 locally).
 venv:
 	@scripts/venv.sh
 
-## Start moto in the background; use with: eval "$$(make -s moto-start)"
+## Start moto (KMS and S3) in the background; use with: eval "$$(make -s moto-start)"
 moto-start:
 	@scripts/moto.sh start
 

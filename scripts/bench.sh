@@ -5,7 +5,7 @@
 #
 #   1. release build of the three functions (scripts/build.sh): their bootstraps are measured
 #      (size, cold start through a local Lambda Runtime API);
-#   2. the local emulator (moto, through tools/moto/launcher.py);
+#   2. a fresh DynamoDB Local (DynamoDB, Streams) and moto (KMS, S3): scripts/lib/local-aws.sh;
 #   3. cargo run --release -p bench (tools/bench): loads at 1k/10k/50k events for this product
 #      and cqrs-es + dynamo-es in the same run, fold, codec, snapshotter, pruner, binaries.
 #
@@ -22,7 +22,7 @@ started=$SECONDS
 step "release build of the functions (scripts/build.sh)"
 scripts/build.sh
 
-step "python venv (.venv) for the local AWS emulator"
+step "python venv (.venv) for moto (KMS, S3)"
 scripts/venv.sh
 
 # shellcheck source=scripts/lib/local-aws.sh

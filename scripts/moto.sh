@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start/stop the local AWS emulator (moto server, via tools/moto/launcher.py).
+# Start/stop moto (KMS and S3 locally; DynamoDB runs on DynamoDB Local, scripts/dynamodb-local.sh),
+# via tools/moto/launcher.py.
 #
 #   scripts/moto.sh start   start it on a free loopback port (or reuse the one
 #                           already running from .local/moto.pid) and print

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole system locally, in one command (what `make run` runs):
-#   1. installs what is missing: the emulator's virtualenv (scripts/venv.sh), the Rust build
-#   2. starts the local DynamoDB emulator (scripts/moto.sh), or reuses a running one
+#   1. installs what is missing: moto's virtualenv (scripts/venv.sh), the Rust build
+#   2. starts a fresh DynamoDB Local (scripts/dynamodb-local.sh) and moto for KMS and S3
+#      (scripts/moto.sh, or reuses a running one)
 #   3. runs tools/local-stack in the foreground: tables, admin API on 127.0.0.1 (URL and dev
 #      token printed and written to .local/admin-api.env), stream runner + snapshotter,
 #      pruner timer, demo traffic
-# Ctrl-C stops local-stack gracefully, then the emulator if this script started it.
+# Ctrl-C stops local-stack gracefully, then DynamoDB Local, and moto if this script started it.
 #
 #   scripts/run.sh [local-stack flags]     e.g. --no-demo, --port 8080, --threshold 5
 #   DEMO=0 scripts/run.sh                  same as --no-demo (make run DEMO=0)
@@ -32,7 +33,7 @@ case "${DEMO:-1}" in
     ;;
 esac
 
-step "python venv (.venv) for the local AWS emulator"
+step "python venv (.venv) for moto (KMS, S3)"
 scripts/venv.sh
 
 step "cargo build --locked -p local-stack"
@@ -41,7 +42,7 @@ cargo build --locked -p local-stack
 # shellcheck source=scripts/lib/local-aws.sh
 source scripts/lib/local-aws.sh
 step "local AWS: DynamoDB Local (DynamoDB, Streams), moto (KMS, S3)"
-# local-stack handles Ctrl-C itself; the emulator runs in a session of its own and is stopped
+# local-stack handles Ctrl-C itself; the engines run in sessions of their own and are stopped
 # by the EXIT trap once local-stack has shut down.
 local_aws_session run --own-session
 

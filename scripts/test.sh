@@ -8,11 +8,11 @@
 #   6. cargo test --locked --workspace [extra args passed to this script]
 # Every cargo build runs --locked: Cargo.lock is the dependency set that was reviewed (and that
 # cargo-deny checked); a Cargo.toml change that needs a new lock fails instead of resolving.
-# against a local moto server (scripts/moto.sh) for the integration tests.
+# The integration tests run against a fresh DynamoDB Local (DynamoDB and Streams) and moto (KMS,
+# S3), started by scripts/lib/local-aws.sh and stopped on exit, whatever the outcome (a moto
+# already running from `scripts/moto.sh start` is reused and left running).
 #
 # Extra arguments go to `cargo test`, e.g.  scripts/test.sh -p snapshot-core -- --nocapture
-# moto is stopped on exit if this script started it (a server already running
-# from `scripts/moto.sh start` is reused and left running).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,7 +31,7 @@ for component in fmt clippy; do
   fi
 done
 
-step "python venv (.venv) for the local AWS emulator"
+step "python venv (.venv) for moto (KMS, S3)"
 scripts/venv.sh
 
 # shellcheck source=scripts/lib/local-aws.sh
