@@ -41,12 +41,9 @@ use integration_tests::TestTables;
 use pruner::PrunerSettings;
 use snapshot_core::config::Config;
 use snapshot_core::domain::{Aggregate, AggregateRoot, InventoryItem, Warehouse};
-use snapshot_core::ports::{EventStore, Page, PutOutcome, SnapshotStore};
+use snapshot_core::ports::{EventStore, SnapshotStore, SnapshotStoreDecorator};
 use snapshot_core::pruning::{prune, prune_resuming, Deadline, PruneError, PruneRequest};
-use snapshot_core::snapshot::{
-    open_snapshot, InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary,
-    Stored,
-};
+use snapshot_core::snapshot::{open_snapshot, SnapshotKey};
 use snapshot_core::{AggregateRepository, Registry, RepositoryError, StoreError};
 use snapshot_dynamo::{DynamoEventStore, DynamoScanPositions, DynamoSnapshotStore};
 use snapshotter::{Action, Settings, Snapshotter};
@@ -351,41 +348,13 @@ impl DeletesRecorded<'_> {
 }
 
 #[async_trait]
-impl SnapshotStore for DeletesRecorded<'_> {
-    async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
-        self.inner.put_if_absent(snapshot).await
+impl SnapshotStoreDecorator for DeletesRecorded<'_> {
+    type Inner = DynamoSnapshotStore;
+
+    fn delegate(&self) -> &DynamoSnapshotStore {
+        &self.inner
     }
-    async fn headers(
-        &self,
-        aggregate_id: &str,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
-        self.inner.headers(aggregate_id, before, limit).await
-    }
-    async fn records(
-        &self,
-        aggregate_id: &str,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
-        self.inner.records(aggregate_id, before, limit).await
-    }
-    async fn mark_invalid(
-        &self,
-        aggregate_id: &str,
-        version: u64,
-        mark: &InvalidMark,
-    ) -> Result<bool, StoreError> {
-        self.inner.mark_invalid(aggregate_id, version, mark).await
-    }
-    async fn get(
-        &self,
-        aggregate_id: &str,
-        version: u64,
-    ) -> Result<Option<SnapshotRecord>, StoreError> {
-        self.inner.get(aggregate_id, version).await
-    }
+
     async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError> {
         self.record(&[SnapshotKey {
             aggregate_id: aggregate_id.to_owned(),
@@ -393,17 +362,7 @@ impl SnapshotStore for DeletesRecorded<'_> {
         }]);
         self.inner.delete(aggregate_id, version).await
     }
-    async fn scan_summaries(
-        &self,
-        segment: u32,
-        total_segments: u32,
-        cursor: Option<SnapshotKey>,
-        limit: usize,
-    ) -> Result<Page<SnapshotSummary, SnapshotKey>, StoreError> {
-        self.inner
-            .scan_summaries(segment, total_segments, cursor, limit)
-            .await
-    }
+
     async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
         self.record(keys);
         self.inner.delete_many(keys).await

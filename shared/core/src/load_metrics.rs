@@ -31,14 +31,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{Aggregate, DecodedEvent, EventEnvelope};
 use crate::error::StoreError;
 use crate::metrics::MetricSet;
-use crate::ports::{EventStore, Page, PutOutcome, SnapshotStore};
+use crate::ports::{EventStore, EventStoreDecorator, SnapshotStore, SnapshotStoreDecorator};
 use crate::repository::LoadReport;
-use crate::snapshot::{
-    InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
-};
+use crate::snapshot::SnapshotRecord;
 
 /// Metric: repository loads.
 pub const LOADS: &str = "Loads";
@@ -180,154 +177,28 @@ impl<T> Metered<T> {
     }
 }
 
-#[async_trait]
-impl<E: EventStore> EventStore for Metered<E> {
-    async fn append(
-        &self,
-        expected_version: u64,
-        events: &[EventEnvelope],
-    ) -> Result<(), StoreError> {
-        self.count();
-        self.inner.append(expected_version, events).await
-    }
+/// Every call is one request, counted as it is forwarded.
+impl<E: EventStore> EventStoreDecorator for Metered<E> {
+    type Inner = E;
 
-    async fn read(
-        &self,
-        aggregate_id: &str,
-        from: u64,
-        to: Option<u64>,
-    ) -> Result<Vec<EventEnvelope>, StoreError> {
+    fn delegate(&self) -> &E {
         self.count();
-        self.inner.read(aggregate_id, from, to).await
-    }
-
-    async fn read_counted(
-        &self,
-        aggregate_id: &str,
-        from: u64,
-        to: Option<u64>,
-    ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
-        self.count();
-        self.inner.read_counted(aggregate_id, from, to).await
-    }
-
-    async fn read_newest(
-        &self,
-        aggregate_id: &str,
-        limit: usize,
-    ) -> Result<Page<EventEnvelope, u64>, StoreError> {
-        self.count();
-        self.inner.read_newest(aggregate_id, limit).await
-    }
-
-    async fn read_decoded<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-        from: u64,
-        to: Option<u64>,
-    ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
-        self.count();
-        self.inner.read_decoded::<A>(aggregate_id, from, to).await
-    }
-
-    async fn read_newest_decoded<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-        limit: usize,
-    ) -> Result<Page<DecodedEvent<A::Event>, u64>, StoreError> {
-        self.count();
-        self.inner
-            .read_newest_decoded::<A>(aggregate_id, limit)
-            .await
+        &self.inner
     }
 }
 
+/// Every call is one request, counted as it is forwarded, except `fetch_state`: it makes a
+/// request only for an offloaded state, and the read that returned the record was counted.
 #[async_trait]
-impl<S: SnapshotStore> SnapshotStore for Metered<S> {
-    async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
-        self.count();
-        self.inner.put_if_absent(snapshot).await
-    }
+impl<S: SnapshotStore> SnapshotStoreDecorator for Metered<S> {
+    type Inner = S;
 
-    async fn headers(
-        &self,
-        aggregate_id: &str,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
+    fn delegate(&self) -> &S {
         self.count();
-        self.inner.headers(aggregate_id, before, limit).await
-    }
-
-    async fn records(
-        &self,
-        aggregate_id: &str,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
-        self.count();
-        self.inner.records(aggregate_id, before, limit).await
-    }
-
-    async fn mark_invalid(
-        &self,
-        aggregate_id: &str,
-        version: u64,
-        mark: &InvalidMark,
-    ) -> Result<bool, StoreError> {
-        self.count();
-        self.inner.mark_invalid(aggregate_id, version, mark).await
-    }
-
-    async fn newest_unfetched(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<Option<Stored<SnapshotRecord>>, StoreError> {
-        self.count();
-        self.inner.newest_unfetched(aggregate_id).await
+        &self.inner
     }
 
     async fn fetch_state(&self, record: SnapshotRecord) -> Result<SnapshotRecord, StoreError> {
         self.inner.fetch_state(record).await
-    }
-
-    async fn get(
-        &self,
-        aggregate_id: &str,
-        version: u64,
-    ) -> Result<Option<SnapshotRecord>, StoreError> {
-        self.count();
-        self.inner.get(aggregate_id, version).await
-    }
-
-    async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError> {
-        self.count();
-        self.inner.delete(aggregate_id, version).await
-    }
-
-    async fn scan_summaries(
-        &self,
-        segment: u32,
-        total_segments: u32,
-        cursor: Option<SnapshotKey>,
-        limit: usize,
-    ) -> Result<Page<SnapshotSummary, SnapshotKey>, StoreError> {
-        self.count();
-        self.inner
-            .scan_summaries(segment, total_segments, cursor, limit)
-            .await
-    }
-
-    async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
-        self.count();
-        self.inner.delete_many(keys).await
-    }
-
-    async fn latest_header(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<Option<Stored<SnapshotHeader>>, StoreError> {
-        self.count();
-        self.inner.latest_header(aggregate_id).await
     }
 }

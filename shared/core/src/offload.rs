@@ -22,10 +22,9 @@ use tracing::{info, warn};
 
 use crate::codec::StateBody;
 use crate::error::StoreError;
-use crate::ports::{Page, PutOutcome, SnapshotStore};
+use crate::ports::{Page, PutOutcome, SnapshotStore, SnapshotStoreDecorator};
 use crate::snapshot::{
-    InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, StateRef, Stored,
-    UnreadableSnapshot,
+    SnapshotHeader, SnapshotKey, SnapshotRecord, StateRef, Stored, UnreadableSnapshot,
 };
 
 /// Object prefix of offloaded states.
@@ -184,23 +183,25 @@ impl<S: SnapshotStore, O: StateObjectStore> OffloadingSnapshotStore<S, O> {
     }
 }
 
+/// Writes, full-record reads and deletes handle the state object; header reads, marks, scans
+/// and the snapshotter's policy read (`newest_unfetched`: the item only, its object fetched by
+/// `fetch_state` when the state is needed) go to the item store unchanged.
 #[async_trait]
-impl<S: SnapshotStore, O: StateObjectStore> SnapshotStore for OffloadingSnapshotStore<S, O> {
+impl<S: SnapshotStore, O: StateObjectStore> SnapshotStoreDecorator
+    for OffloadingSnapshotStore<S, O>
+{
+    type Inner = S;
+
+    fn delegate(&self) -> &S {
+        &self.inner
+    }
+
     async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
         if snapshot.header.is_offloaded() && snapshot.header.state_ref.is_none() {
             self.put_offloaded(snapshot).await
         } else {
             self.inner.put_if_absent(snapshot).await
         }
-    }
-
-    async fn headers(
-        &self,
-        aggregate_id: &str,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
-        self.inner.headers(aggregate_id, before, limit).await
     }
 
     async fn records(
@@ -235,23 +236,6 @@ impl<S: SnapshotStore, O: StateObjectStore> SnapshotStore for OffloadingSnapshot
         })
     }
 
-    async fn mark_invalid(
-        &self,
-        aggregate_id: &str,
-        version: u64,
-        mark: &InvalidMark,
-    ) -> Result<bool, StoreError> {
-        self.inner.mark_invalid(aggregate_id, version, mark).await
-    }
-
-    // The snapshotter's policy read: the item only; the object when the state is needed.
-    async fn newest_unfetched(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<Option<Stored<SnapshotRecord>>, StoreError> {
-        self.inner.newest_unfetched(aggregate_id).await
-    }
-
     async fn fetch_state(&self, record: SnapshotRecord) -> Result<SnapshotRecord, StoreError> {
         self.fetch(record).await
     }
@@ -278,29 +262,10 @@ impl<S: SnapshotStore, O: StateObjectStore> SnapshotStore for OffloadingSnapshot
         Ok(deleted)
     }
 
-    async fn scan_summaries(
-        &self,
-        segment: u32,
-        total_segments: u32,
-        cursor: Option<SnapshotKey>,
-        limit: usize,
-    ) -> Result<Page<SnapshotSummary, SnapshotKey>, StoreError> {
-        self.inner
-            .scan_summaries(segment, total_segments, cursor, limit)
-            .await
-    }
-
     async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
         let deleted = self.inner.delete_many(keys).await?;
         self.delete_objects(keys).await?;
         Ok(deleted)
-    }
-
-    async fn latest_header(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<Option<Stored<SnapshotHeader>>, StoreError> {
-        self.inner.latest_header(aggregate_id).await
     }
 }
 

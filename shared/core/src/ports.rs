@@ -2,6 +2,7 @@
 //! implement them with the same semantics.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -313,94 +314,216 @@ pub trait SnapshotStore: Send + Sync {
     }
 }
 
+/// An [`EventStore`] that wraps another and changes only some of its calls (metering, fault
+/// injection, recording). Implement this trait instead of [`EventStore`]: name the wrapped store
+/// in [`EventStoreDecorator::delegate`] and override only the methods the wrapper changes; every
+/// other call goes to the wrapped store unchanged, its own overrides included (not the port's
+/// defaults, which would turn one `read_newest` into a full read). The blanket
+/// `impl EventStore for D: EventStoreDecorator` below makes the wrapper a store.
+///
+/// A method added to [`EventStore`] gets its forward here and in that impl (this file), and
+/// its implementation in the adapters (`crate::memory`, `shared/dynamo`); no wrapper changes.
+/// Where both this trait and [`EventStore`] are in scope, a call on a decorator is ambiguous:
+/// name the port there (`EventStore::read(&store, ..)`).
 #[async_trait]
-impl<T: EventStore + ?Sized> EventStore for std::sync::Arc<T> {
+pub trait EventStoreDecorator: Send + Sync {
+    /// The wrapped store.
+    type Inner: EventStore + ?Sized;
+
+    /// The store every call this decorator does not override goes to. Asked exactly once per
+    /// forwarded call, so a decorator that counts calls can count here
+    /// ([`crate::load_metrics::Metered`]).
+    fn delegate(&self) -> &Self::Inner;
+
+    /// Forwards [`EventStore::append`].
     async fn append(
         &self,
         expected_version: u64,
         events: &[EventEnvelope],
     ) -> Result<(), StoreError> {
-        (**self).append(expected_version, events).await
+        self.delegate().append(expected_version, events).await
     }
+
+    /// Forwards [`EventStore::read`].
     async fn read(
         &self,
         aggregate_id: &str,
         from: u64,
         to: Option<u64>,
     ) -> Result<Vec<EventEnvelope>, StoreError> {
-        (**self).read(aggregate_id, from, to).await
+        self.delegate().read(aggregate_id, from, to).await
     }
+
+    /// Forwards [`EventStore::read_counted`].
     async fn read_counted(
         &self,
         aggregate_id: &str,
         from: u64,
         to: Option<u64>,
     ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
-        (**self).read_counted(aggregate_id, from, to).await
+        self.delegate().read_counted(aggregate_id, from, to).await
     }
+
+    /// Forwards [`EventStore::read_newest`].
     async fn read_newest(
         &self,
         aggregate_id: &str,
         limit: usize,
     ) -> Result<Page<EventEnvelope, u64>, StoreError> {
-        (**self).read_newest(aggregate_id, limit).await
+        self.delegate().read_newest(aggregate_id, limit).await
     }
+
+    /// Forwards [`EventStore::read_decoded`].
     async fn read_decoded<A: Aggregate>(
         &self,
         aggregate_id: &str,
         from: u64,
         to: Option<u64>,
     ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
-        (**self).read_decoded::<A>(aggregate_id, from, to).await
+        self.delegate()
+            .read_decoded::<A>(aggregate_id, from, to)
+            .await
     }
+
+    /// Forwards [`EventStore::read_newest_decoded`].
     async fn read_newest_decoded<A: Aggregate>(
         &self,
         aggregate_id: &str,
         limit: usize,
     ) -> Result<Page<DecodedEvent<A::Event>, u64>, StoreError> {
-        (**self).read_newest_decoded::<A>(aggregate_id, limit).await
+        self.delegate()
+            .read_newest_decoded::<A>(aggregate_id, limit)
+            .await
     }
 }
 
 #[async_trait]
-impl<T: SnapshotStore + ?Sized> SnapshotStore for std::sync::Arc<T> {
-    async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
-        (**self).put_if_absent(snapshot).await
+impl<D: EventStoreDecorator> EventStore for D {
+    async fn append(
+        &self,
+        expected_version: u64,
+        events: &[EventEnvelope],
+    ) -> Result<(), StoreError> {
+        EventStoreDecorator::append(self, expected_version, events).await
     }
+
+    async fn read(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<EventEnvelope>, StoreError> {
+        EventStoreDecorator::read(self, aggregate_id, from, to).await
+    }
+
+    async fn read_counted(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
+        EventStoreDecorator::read_counted(self, aggregate_id, from, to).await
+    }
+
+    async fn read_newest(
+        &self,
+        aggregate_id: &str,
+        limit: usize,
+    ) -> Result<Page<EventEnvelope, u64>, StoreError> {
+        EventStoreDecorator::read_newest(self, aggregate_id, limit).await
+    }
+
+    async fn read_decoded<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
+        EventStoreDecorator::read_decoded::<A>(self, aggregate_id, from, to).await
+    }
+
+    async fn read_newest_decoded<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        limit: usize,
+    ) -> Result<Page<DecodedEvent<A::Event>, u64>, StoreError> {
+        EventStoreDecorator::read_newest_decoded::<A>(self, aggregate_id, limit).await
+    }
+}
+
+/// A [`SnapshotStore`] that wraps another and changes only some of its calls (offloading,
+/// metering, recording). Implement this trait instead of [`SnapshotStore`]: name the wrapped
+/// store in [`SnapshotStoreDecorator::delegate`] and override only the methods the wrapper
+/// changes; every other call goes to the wrapped store unchanged, its own overrides included
+/// (a DynamoDB `latest_header` stays one request). The blanket
+/// `impl SnapshotStore for D: SnapshotStoreDecorator` below makes the wrapper a store.
+///
+/// A method added to [`SnapshotStore`] gets its forward here and in that impl (this file), and
+/// its implementation in the adapters (`crate::memory`, `shared/dynamo`); no wrapper changes.
+/// Where both this trait and [`SnapshotStore`] are in scope, a call on a decorator is
+/// ambiguous: name the port there (`SnapshotStore::get(&store, ..)`).
+#[async_trait]
+pub trait SnapshotStoreDecorator: Send + Sync {
+    /// The wrapped store.
+    type Inner: SnapshotStore + ?Sized;
+
+    /// The store every call this decorator does not override goes to. Asked exactly once per
+    /// forwarded call, so a decorator that counts calls can count here
+    /// ([`crate::load_metrics::Metered`]).
+    fn delegate(&self) -> &Self::Inner;
+
+    /// Forwards [`SnapshotStore::put_if_absent`].
+    async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
+        self.delegate().put_if_absent(snapshot).await
+    }
+
+    /// Forwards [`SnapshotStore::headers`].
     async fn headers(
         &self,
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
     ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
-        (**self).headers(aggregate_id, before, limit).await
+        self.delegate().headers(aggregate_id, before, limit).await
     }
+
+    /// Forwards [`SnapshotStore::records`].
     async fn records(
         &self,
         aggregate_id: &str,
         before: Option<u64>,
         limit: usize,
     ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
-        (**self).records(aggregate_id, before, limit).await
+        self.delegate().records(aggregate_id, before, limit).await
     }
+
+    /// Forwards [`SnapshotStore::mark_invalid`].
     async fn mark_invalid(
         &self,
         aggregate_id: &str,
         version: u64,
         mark: &InvalidMark,
     ) -> Result<bool, StoreError> {
-        (**self).mark_invalid(aggregate_id, version, mark).await
+        self.delegate()
+            .mark_invalid(aggregate_id, version, mark)
+            .await
     }
+
+    /// Forwards [`SnapshotStore::get`].
     async fn get(
         &self,
         aggregate_id: &str,
         version: u64,
     ) -> Result<Option<SnapshotRecord>, StoreError> {
-        (**self).get(aggregate_id, version).await
+        self.delegate().get(aggregate_id, version).await
     }
+
+    /// Forwards [`SnapshotStore::delete`].
     async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError> {
-        (**self).delete(aggregate_id, version).await
+        self.delegate().delete(aggregate_id, version).await
     }
+
+    /// Forwards [`SnapshotStore::scan_summaries`].
     async fn scan_summaries(
         &self,
         segment: u32,
@@ -408,26 +531,195 @@ impl<T: SnapshotStore + ?Sized> SnapshotStore for std::sync::Arc<T> {
         cursor: Option<SnapshotKey>,
         limit: usize,
     ) -> Result<Page<SnapshotSummary, SnapshotKey>, StoreError> {
-        (**self)
+        self.delegate()
             .scan_summaries(segment, total_segments, cursor, limit)
             .await
     }
+
+    /// Forwards [`SnapshotStore::delete_many`].
     async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
-        (**self).delete_many(keys).await
+        self.delegate().delete_many(keys).await
     }
+
+    /// Forwards [`SnapshotStore::newest_unfetched`].
     async fn newest_unfetched(
         &self,
         aggregate_id: &str,
     ) -> Result<Option<Stored<SnapshotRecord>>, StoreError> {
-        (**self).newest_unfetched(aggregate_id).await
+        self.delegate().newest_unfetched(aggregate_id).await
     }
+
+    /// Forwards [`SnapshotStore::fetch_state`].
     async fn fetch_state(&self, record: SnapshotRecord) -> Result<SnapshotRecord, StoreError> {
-        (**self).fetch_state(record).await
+        self.delegate().fetch_state(record).await
     }
+
+    /// Forwards [`SnapshotStore::latest_header`].
     async fn latest_header(
         &self,
         aggregate_id: &str,
     ) -> Result<Option<Stored<SnapshotHeader>>, StoreError> {
-        (**self).latest_header(aggregate_id).await
+        self.delegate().latest_header(aggregate_id).await
+    }
+}
+
+#[async_trait]
+impl<D: SnapshotStoreDecorator> SnapshotStore for D {
+    async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
+        SnapshotStoreDecorator::put_if_absent(self, snapshot).await
+    }
+
+    async fn headers(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
+        SnapshotStoreDecorator::headers(self, aggregate_id, before, limit).await
+    }
+
+    async fn records(
+        &self,
+        aggregate_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
+        SnapshotStoreDecorator::records(self, aggregate_id, before, limit).await
+    }
+
+    async fn mark_invalid(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+        mark: &InvalidMark,
+    ) -> Result<bool, StoreError> {
+        SnapshotStoreDecorator::mark_invalid(self, aggregate_id, version, mark).await
+    }
+
+    async fn get(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+    ) -> Result<Option<SnapshotRecord>, StoreError> {
+        SnapshotStoreDecorator::get(self, aggregate_id, version).await
+    }
+
+    async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError> {
+        SnapshotStoreDecorator::delete(self, aggregate_id, version).await
+    }
+
+    async fn scan_summaries(
+        &self,
+        segment: u32,
+        total_segments: u32,
+        cursor: Option<SnapshotKey>,
+        limit: usize,
+    ) -> Result<Page<SnapshotSummary, SnapshotKey>, StoreError> {
+        SnapshotStoreDecorator::scan_summaries(self, segment, total_segments, cursor, limit).await
+    }
+
+    async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
+        SnapshotStoreDecorator::delete_many(self, keys).await
+    }
+
+    async fn newest_unfetched(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<Stored<SnapshotRecord>>, StoreError> {
+        SnapshotStoreDecorator::newest_unfetched(self, aggregate_id).await
+    }
+
+    async fn fetch_state(&self, record: SnapshotRecord) -> Result<SnapshotRecord, StoreError> {
+        SnapshotStoreDecorator::fetch_state(self, record).await
+    }
+
+    async fn latest_header(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<Stored<SnapshotHeader>>, StoreError> {
+        SnapshotStoreDecorator::latest_header(self, aggregate_id).await
+    }
+}
+
+/// A shared store is the store itself: every call goes to it.
+impl<T: EventStore + ?Sized> EventStoreDecorator for Arc<T> {
+    type Inner = T;
+
+    fn delegate(&self) -> &T {
+        self
+    }
+}
+
+/// A shared store is the store itself: every call goes to it.
+impl<T: SnapshotStore + ?Sized> SnapshotStoreDecorator for Arc<T> {
+    type Inner = T;
+
+    fn delegate(&self) -> &T {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store whose reads answer in a way no port default does: a forward that fell back to
+    /// the default (a full read, `headers(.., 1)`) would not see these answers.
+    struct Probe;
+
+    #[async_trait]
+    impl EventStore for Probe {
+        async fn append(&self, _: u64, _: &[EventEnvelope]) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn read(
+            &self,
+            _: &str,
+            _: u64,
+            _: Option<u64>,
+        ) -> Result<Vec<EventEnvelope>, StoreError> {
+            Err(StoreError::backend(
+                "Query",
+                "the default read_newest reads it all",
+            ))
+        }
+        async fn read_newest(
+            &self,
+            _: &str,
+            _: usize,
+        ) -> Result<Page<EventEnvelope, u64>, StoreError> {
+            Ok(Page {
+                items: Vec::new(),
+                next: Some(42),
+            })
+        }
+    }
+
+    /// Wraps without changing anything.
+    struct Plain(Probe);
+
+    impl EventStoreDecorator for Plain {
+        type Inner = Probe;
+
+        fn delegate(&self) -> &Probe {
+            &self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn decorators_forward_to_the_wrapped_stores_own_overrides() {
+        // Both traits are in scope here, so calls name the port.
+        let shared = Arc::new(Probe);
+        let page = EventStore::read_newest(&shared, "a", 1).await.unwrap();
+        assert_eq!(page.next, Some(42));
+        let page = EventStore::read_newest(&Plain(Probe), "a", 1)
+            .await
+            .unwrap();
+        assert_eq!(page.next, Some(42));
+        let nested = Arc::new(Plain(Probe));
+        let page = EventStore::read_newest_decoded::<crate::domain::InventoryItem>(&nested, "a", 1)
+            .await
+            .unwrap();
+        assert_eq!(page.next, Some(42));
     }
 }

@@ -10,14 +10,13 @@ use proptest::prelude::*;
 use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::error::StoreError;
 use snapshot_core::memory::InMemorySnapshotStore;
-use snapshot_core::ports::{Page, PutOutcome, SnapshotStore};
+use snapshot_core::ports::{Page, SnapshotStore, SnapshotStoreDecorator};
 use snapshot_core::pruning::{
     prune, prune_resuming, Deadline, MemoryScanPositions, PruneError, PruneRequest, Retention,
     ScanPositions, SeenSnapshot, SnapshotRef, StartOver,
 };
 use snapshot_core::snapshot::{
-    build_snapshot, InvalidMark, SnapshotHeader, SnapshotKey, SnapshotMetadata, SnapshotRecord,
-    SnapshotSubject, SnapshotSummary, Stored,
+    build_snapshot, SnapshotKey, SnapshotMetadata, SnapshotRecord, SnapshotSubject, SnapshotSummary,
 };
 use snapshot_core::Registry;
 
@@ -386,36 +385,13 @@ struct FailingSegment {
 }
 
 #[async_trait]
-impl SnapshotStore for FailingSegment {
-    async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
-        self.inner.put_if_absent(snapshot).await
+impl SnapshotStoreDecorator for FailingSegment {
+    type Inner = InMemorySnapshotStore;
+
+    fn delegate(&self) -> &InMemorySnapshotStore {
+        &self.inner
     }
-    async fn headers(
-        &self,
-        aggregate_id: &str,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Page<Stored<SnapshotHeader>, u64>, StoreError> {
-        self.inner.headers(aggregate_id, before, limit).await
-    }
-    async fn records(
-        &self,
-        aggregate_id: &str,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Page<Stored<SnapshotRecord>, u64>, StoreError> {
-        self.inner.records(aggregate_id, before, limit).await
-    }
-    async fn get(
-        &self,
-        aggregate_id: &str,
-        version: u64,
-    ) -> Result<Option<SnapshotRecord>, StoreError> {
-        self.inner.get(aggregate_id, version).await
-    }
-    async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError> {
-        self.inner.delete(aggregate_id, version).await
-    }
+
     async fn scan_summaries(
         &self,
         segment: u32,
@@ -429,17 +405,6 @@ impl SnapshotStore for FailingSegment {
         self.inner
             .scan_summaries(segment, total_segments, cursor, limit)
             .await
-    }
-    async fn delete_many(&self, keys: &[SnapshotKey]) -> Result<usize, StoreError> {
-        self.inner.delete_many(keys).await
-    }
-    async fn mark_invalid(
-        &self,
-        aggregate_id: &str,
-        version: u64,
-        mark: &InvalidMark,
-    ) -> Result<bool, StoreError> {
-        self.inner.mark_invalid(aggregate_id, version, mark).await
     }
 }
 
