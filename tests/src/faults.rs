@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use aws_config::SdkConfig;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -20,6 +22,7 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
+use snapshot_dynamo::SdkSettings;
 
 /// One kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -326,23 +329,30 @@ impl FaultyConnector {
     }
 }
 
-/// An SDK config for the local endpoint whose HTTP client injects `plan`'s faults, with the
-/// SDK's standard retries (`attempts` in total per call, short backoff): every client built
-/// from it (DynamoDB, DynamoDB Streams, …) meets the faults.
-pub async fn faulty_sdk_config(plan: &FaultPlan, attempts: u32) -> aws_config::SdkConfig {
-    let sdk = crate::sdk_config().await;
-    // The emulator speaks plain HTTP; the SDK's own client, built the default way.
+/// `sdk` with its HTTP client wrapped in `plan`'s faults, everything else (endpoint,
+/// credentials, timeouts, retries) as it was: every client built from it (DynamoDB, DynamoDB
+/// Streams, …) meets the faults, and the SDK's own retries run on them as configured.
+pub fn with_faults(sdk: &SdkConfig, plan: &FaultPlan) -> SdkConfig {
+    // The emulator speaks plain HTTP; without a client of its own, the SDK's default one.
     let inner = sdk
         .http_client()
         .unwrap_or_else(|| aws_smithy_http_client::Builder::new().build_http());
-    sdk.to_builder()
-        .http_client(plan.wrap(inner))
-        .retry_config(
-            aws_config::retry::RetryConfig::standard()
-                .with_max_attempts(attempts)
-                .with_initial_backoff(std::time::Duration::from_millis(5))
-                .with_max_backoff(std::time::Duration::from_millis(50)),
-        )
+    sdk.to_builder().http_client(plan.wrap(inner)).build()
+}
+
+/// An SDK config for the local endpoint whose HTTP client injects `plan`'s faults, with the
+/// SDK's standard retries (`attempts` in total per call, 5 to 50 ms of backoff) and its
+/// default timeouts.
+pub async fn faulty_sdk_config(plan: &FaultPlan, attempts: u32) -> SdkConfig {
+    let retries = SdkSettings {
+        max_attempts: attempts,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+        ..SdkSettings::default()
+    };
+    with_faults(&crate::sdk_config().await, plan)
+        .to_builder()
+        .retry_config(retries.retry_config())
         .build()
 }
 

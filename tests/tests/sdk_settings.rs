@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::Client;
-use integration_tests::faults::{Fault, FaultPlan};
+use integration_tests::faults::{with_faults, Fault, FaultPlan};
 use snapshot_core::ports::EventStore;
 use snapshot_core::{BackendFailure, StoreError};
 use snapshot_dynamo::{DynamoEventStore, SdkSettings};
@@ -31,16 +31,10 @@ async fn client(settings: &SdkSettings, endpoint: &str, plan: Option<&FaultPlan>
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
         .region(Region::new("us-east-1"));
     let sdk = loader.load().await;
-    let Some(plan) = plan else {
-        return Client::new(&sdk);
-    };
-    let inner = sdk
-        .http_client()
-        .unwrap_or_else(|| aws_smithy_http_client::Builder::new().build_http());
-    let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
-        .http_client(plan.wrap(inner))
-        .build();
-    Client::from_conf(config)
+    match plan {
+        Some(plan) => Client::new(&with_faults(&sdk, plan)),
+        None => Client::new(&sdk),
+    }
 }
 
 fn failure(err: &StoreError) -> BackendFailure {

@@ -22,17 +22,11 @@ use tracing::{info, warn};
 use snapshot_core::config::Config;
 use snapshot_core::{EventError, Registry};
 
+use crate::audit::{ACTION, ACTOR, DRIFT_ACTION};
 use crate::batch::AggregateBatch;
 use crate::error::SnapshotterError;
 use crate::outcome::{Action, AggregateOutcome, Counts};
 use crate::rebuild::{header_usable, Newest, Rebuilder};
-
-/// Actor of the audit records.
-pub const ACTOR: &str = "snapshotter";
-/// Action of the audit records.
-pub const ACTION: &str = "snapshot.create";
-/// Action of the audit record of a drift (a sampled snapshot differs from a full replay).
-pub const DRIFT_ACTION: &str = "snapshot.drift";
 
 /// Whether the snapshot of `aggregate_id` at `version` is in the 1-in-`sample` drift sample:
 /// a hash, so a redelivered batch decides the same way.

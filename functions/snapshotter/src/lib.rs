@@ -6,8 +6,9 @@
 //! [`handler`] runs the aggregates concurrently and reports partial batch failures.
 //!
 //! Imports run one way: [`handler`] → [`evaluate`] → [`rebuild`] → [`outcome`] (with
-//! [`batch`], [`error`] and [`records`] as leaves beside them).
+//! [`audit`], [`batch`], [`error`] and [`records`] as leaves beside them).
 
+pub mod audit;
 pub mod batch;
 pub mod error;
 pub mod evaluate;

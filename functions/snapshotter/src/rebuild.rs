@@ -11,9 +11,9 @@ use snapshot_core::snapshot::{InvalidSnapshot, SnapshotHeader, SnapshotRecord};
 use snapshot_core::walk::{Candidate, SnapshotWalk, Start, Tail, Target, Verdict, WalkError};
 use snapshot_core::EventEnvelope;
 
+use crate::audit::ACTOR;
 use crate::batch::AggregateBatch;
 use crate::error::SnapshotterError;
-use crate::evaluate::ACTOR;
 use crate::outcome::Counts;
 
 /// The newest snapshot as first read.

@@ -9,9 +9,9 @@ use snapshot_core::clock::now_millis;
 use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::ports::SnapshotStore;
 use snapshot_core::snapshot::{build_snapshot, SnapshotMetadata, SnapshotSubject};
+use snapshot_core::testing::audit::AuditCapture;
 use snapshotter::evaluate::sampled;
 use snapshotter::metrics::{DRIFT_CHECKS, SNAPSHOT_DRIFT};
-use support::audit::{capture_audit, captured_audit};
 use support::{item_events, json_of, metric, Harness};
 
 fn harness() -> Harness {
@@ -69,16 +69,16 @@ async fn a_drifted_snapshot_is_detected_counted_and_taken_out_of_use() {
     h.snapshots.put_if_absent(&base).await.unwrap();
 
     // The next snapshot (version 6) is built on it, inherits the error, and is caught.
-    capture_audit();
+    let audit = AuditCapture::start();
     let report = h.deliver(&events[5..]).await;
-    let records = captured_audit();
+    let records = audit.text();
     let drift_record = records
         .lines()
-        .find(|l| l.contains(snapshotter::evaluate::DRIFT_ACTION))
+        .find(|l| l.contains(snapshotter::audit::DRIFT_ACTION))
         .unwrap_or_else(|| {
             panic!(
                 "no {} audit record in:\n{records}",
-                snapshotter::evaluate::DRIFT_ACTION
+                snapshotter::audit::DRIFT_ACTION
             )
         });
     assert!(drift_record.contains("drift-1"), "{drift_record}");

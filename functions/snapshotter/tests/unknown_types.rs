@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use snapshot_core::domain::Aggregate;
+use snapshot_core::testing::audit::AuditCapture;
 use snapshot_core::{EventEnvelope, Registry};
 use snapshotter::metrics::{FAILURES, POISON_RECORDS, SNAPSHOTS_CREATED, UNKNOWN_EVENT_TYPES};
 use snapshotter::{Action, Snapshotter};
-use support::audit::{capture_audit, captured_audit};
 use support::{failures, metric, sample, sample_events, settings, Harness};
 
 const UNKNOWN: &str = include_str!("../../../events/snapshotter/unknown-event-type.json");
@@ -24,9 +24,9 @@ async fn an_unknown_event_type_skips_its_aggregate_with_a_metric_and_an_audit_re
     let batch = sample(UNKNOWN);
     // The writing service stored all of them, `StockTeleported` (item-2002#2) included.
     h.append(&sample_events(&batch)).await;
-    capture_audit();
+    let capture = AuditCapture::start();
     let report = h.snapshotter.process(batch, Some("req-unknown")).await;
-    let audit = captured_audit();
+    let audit = capture.text();
 
     assert!(
         failures(&report).is_empty(),

@@ -27,6 +27,7 @@ pub mod registry;
 pub mod repository;
 pub mod snapshot;
 pub mod telemetry;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod walk;
 

@@ -14,9 +14,15 @@
 //! item.create("SKU-1", "Bolt", 5).unwrap();
 //! then_recorded(&item, &[created]);
 //! ```
+//!
+//! Also: event items as a test stores them ([`stored_event`]), deterministic histories for
+//! benchmarks ([`histories`]) and the audit records a test's thread wrote ([`audit`]). Compiled
+//! with the `testing` feature only (a test's or a tool's dev-dependency), so none of it is in
+//! the functions' release builds.
 
 use crate::domain::{fold, Aggregate, AggregateRoot, DomainError, EventEnvelope};
 
+pub mod audit;
 pub mod histories;
 
 /// Epoch milliseconds of the first event [`stored_event`] writes (2024-05-31).

@@ -3,7 +3,6 @@
 //! paginated, strongly consistent reads.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
@@ -70,14 +69,7 @@ impl DynamoEventStore {
             .await;
         match result {
             Ok(_) => Ok(Attempt::Done),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(Attempt::ConditionFailed)
-            }
+            Err(e) if super::is_condition_failed(&e) => Ok(Attempt::ConditionFailed),
             Err(e) => Ok(Attempt::Unknown(super::backend("PutItem", e))),
         }
     }

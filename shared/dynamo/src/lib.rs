@@ -19,4 +19,4 @@ pub use sdk::SdkSettings;
 pub use snapshots::DynamoSnapshotStore;
 pub use stored::{fold_items, Item, ItemEvent};
 
-pub(crate) use sdk::store_error as backend;
+pub(crate) use sdk::{is_condition_failed, store_error as backend};

@@ -263,6 +263,16 @@ fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> BackendFailure 
     }
 }
 
+/// True when DynamoDB refused a conditional write because its condition did not hold
+/// (`ConditionalCheckFailedException`, of PutItem, UpdateItem or DeleteItem). Not a failure:
+/// the caller turns it into its own answer (a conflict, a snapshot already there, nothing to
+/// mark); any other error goes through [`store_error`].
+pub(crate) fn is_condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
 
@@ -139,14 +137,7 @@ impl SnapshotStore for DynamoSnapshotStore {
             .await;
         match result {
             Ok(_) => Ok(PutOutcome::Created),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(PutOutcome::AlreadyExists)
-            }
+            Err(e) if super::is_condition_failed(&e) => Ok(PutOutcome::AlreadyExists),
             Err(e) => Err(super::backend("PutItem", e)),
         }
     }
@@ -216,14 +207,7 @@ impl SnapshotStore for DynamoSnapshotStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
+            Err(e) if super::is_condition_failed(&e) => Ok(false),
             Err(e) => Err(super::backend("UpdateItem", e)),
         }
     }

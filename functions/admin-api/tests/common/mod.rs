@@ -1,10 +1,10 @@
 //! Helpers of the in-process tests: the router on in-memory stores, seeded aggregates,
-//! requests as an admin, and captured audit records.
+//! requests as an admin, and captured audit records
+//! ([`AuditCapture`], shared with the snapshotter's tests).
 #![allow(dead_code)]
 
 pub mod tokens;
 
-use std::io::Write;
 use std::sync::Arc;
 
 use admin_api::{router, AccessPolicy, AppState, Authenticator, DevToken};
@@ -20,6 +20,11 @@ use snapshot_core::memory::{InMemoryEventStore, InMemorySnapshotStore};
 use snapshot_core::snapshot::SnapshotMetadata;
 use snapshot_core::{AggregateRepository, Registry};
 use tower::ServiceExt;
+
+/// The audit records a test wrote, as the deployed function writes them.
+// Not every test binary that includes this module captures audit records.
+#[allow(unused_imports)]
+pub use snapshot_core::testing::audit::AuditCapture;
 
 pub const TOKEN: &str = "local-dev-token";
 
@@ -235,55 +240,4 @@ pub fn anonymous(method: Method, uri: &str) -> Request<Body> {
         .uri(uri)
         .body(Body::empty())
         .unwrap()
-}
-
-/// Captures the records logged on the `audit` target on the current thread since `start`.
-///
-/// One global subscriber writes into a per-thread buffer: scoped (`set_default`) subscribers
-/// race with tracing's callsite-interest cache when tests run in parallel, and drop records.
-/// `#[tokio::test]` runs each test on its own thread, so the buffer is the test's own.
-pub struct AuditCapture;
-
-thread_local! {
-    static AUDIT_LINES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-struct ThreadBuffer;
-
-impl Write for ThreadBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        AUDIT_LINES.with(|lines| lines.borrow_mut().extend_from_slice(buf));
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AuditCapture {
-    pub fn start() -> Self {
-        static INSTALL: std::sync::Once = std::sync::Once::new();
-        INSTALL.call_once(|| {
-            let subscriber = tracing_subscriber::fmt()
-                .json()
-                .with_env_filter(tracing_subscriber::EnvFilter::new("audit=info"))
-                .with_writer(|| ThreadBuffer)
-                .finish();
-            tracing::subscriber::set_global_default(subscriber).unwrap();
-        });
-        AUDIT_LINES.with(|lines| lines.borrow_mut().clear());
-        AuditCapture
-    }
-
-    /// The audit records emitted so far, parsed.
-    pub fn records(&self) -> Vec<Value> {
-        let bytes = AUDIT_LINES.with(|lines| lines.borrow().clone());
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|line| line["target"] == "audit")
-            .map(|line| serde_json::from_str(line["fields"]["audit"].as_str().unwrap()).unwrap())
-            .collect()
-    }
 }

@@ -1,8 +1,6 @@
 //! Helpers of the snapshotter tests: in-memory stores, generated events and stream batches.
 #![allow(dead_code)]
 
-pub mod audit;
-
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 

@@ -246,13 +246,14 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
 ) -> Result<Option<SnapshotKey>, StoreError> {
     let request = sweep.request;
     let mut groups: HashMap<String, Group> = HashMap::new();
-    // For each undecided aggregate, the key read just before its first item (an exclusive
-    // start key): the next run resumes there, so an aggregate cut off by a deadline is read
-    // whole again, and everything before it is not read again.
-    let mut first_seen: HashMap<String, Option<SnapshotKey>> = HashMap::new();
     let mut buffered = 0usize;
-    // The aggregate of the last item read: its snapshots may continue on the next page.
+    // The aggregate of the last item read (open: its snapshots may continue on the next page),
+    // and the key read just before its first item (an exclusive start key, `None` at the
+    // segment's start): the next run resumes there, so an aggregate cut off by a deadline is
+    // read whole again, and everything before it is not read again. A scan returns one
+    // aggregate's snapshots together (one partition), so only the open one needs its start.
     let mut current: Option<String> = None;
+    let mut current_start: Option<SnapshotKey> = None;
     // Everything before this position is decided and its deletes sent.
     let mut resume = start.clone();
     let mut cursor = start;
@@ -287,17 +288,17 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
             };
             let before = previous.replace(summary.key.clone());
             let id = summary.key.aggregate_id;
-            first_seen.entry(id.clone()).or_insert(before);
+            if current.as_deref() != Some(id.as_str()) {
+                current = Some(id.clone());
+                current_start = before;
+            }
             match groups.get_mut(&id) {
                 Some(group) => group.add(&summary.aggregate_type, snapshot),
                 None => {
                     let mut group = Group::new(summary.aggregate_type);
                     group.snapshots.push(snapshot);
-                    groups.insert(id.clone(), group);
+                    groups.insert(id, group);
                 }
-            }
-            if current.as_deref() != Some(id.as_str()) {
-                current = Some(id);
             }
         }
         let Some(next) = page.next else {
@@ -314,15 +315,9 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
             let open = current.as_ref().and_then(|id| groups.remove_entry(id));
             let settled = std::mem::take(&mut groups);
             buffered = 0;
-            let open_since = open
-                .as_ref()
-                .and_then(|(id, _)| first_seen.get(id).cloned());
-            first_seen.clear();
+            let still_open = open.is_some();
             if let Some((id, group)) = open {
                 buffered = group.snapshots.len();
-                if let Some(since) = open_since.clone() {
-                    first_seen.insert(id.clone(), since);
-                }
                 groups.insert(id, group);
             }
             sweep.settle_all(settled).await?;
@@ -330,9 +325,10 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
             sweep.deleter.flush().await?;
             if !sweep.deleter.stopped {
                 // All decided and sent up to the aggregate still open (or the next page).
-                resume = match open_since {
-                    Some(since) => since,
-                    None => cursor.clone(),
+                resume = if still_open {
+                    current_start.clone()
+                } else {
+                    cursor.clone()
                 };
             }
         }
