@@ -43,9 +43,10 @@ for f in "${FUNCTIONS[@]}"; do
 done
 
 echo "build.sh: $(cargo lambda --version)" >&2
-# --disable-optimizations: cargo-lambda would otherwise build with panic = "abort"; the functions
-# keep unwinding (docs/binaries.md#panics-unwinding-stays-on), as the workspace profile says.
-cargo lambda build --release --disable-optimizations --locked "${bins[@]}" "$@"
+# Every other build setting is in Cargo.toml ([profile.release] and cargo-lambda's
+# [workspace.metadata.lambda.build]), where `sam build` reads it too: no flag here that changes
+# the bootstraps (tests/tests/template.rs checks it).
+cargo lambda build --release --locked "${bins[@]}" "$@"
 
 echo "build.sh: built" >&2
 for f in "${FUNCTIONS[@]}"; do

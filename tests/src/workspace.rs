@@ -135,3 +135,44 @@ pub fn source_dirs_with_workspace_dependencies(dir: &str) -> Vec<PathBuf> {
     }
     dirs
 }
+
+/// The plain `key = value` lines of one table of the root `Cargo.toml` (`[profile.release]`,
+/// `[workspace.metadata.lambda.build]`), values without their quotes.
+pub fn root_table(table: &str) -> BTreeMap<String, String> {
+    let text =
+        std::fs::read_to_string(root().join("Cargo.toml")).expect("reading the root Cargo.toml");
+    let mut current = "";
+    let mut values = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            current = line;
+        } else if current == table && !line.starts_with('#') {
+            if let Some((key, value)) = line.split_once('=') {
+                let value = value.trim().trim_matches('"');
+                values.insert(key.trim().to_owned(), value.to_owned());
+            }
+        }
+    }
+    values
+}
+
+/// The arguments `make build` (scripts/build.sh) gives `cargo lambda build`, as the script
+/// writes them (shell words, quotes kept: `"${bins[@]}"` is the function selection, `"$@"` the
+/// caller's own arguments).
+pub fn make_build_arguments() -> Vec<String> {
+    let path = root().join("scripts/build.sh");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let mut commands = text
+        .lines()
+        .map(str::trim)
+        .filter_map(|line| line.strip_prefix("cargo lambda build "));
+    let command = commands
+        .next()
+        .expect("scripts/build.sh runs `cargo lambda build`");
+    assert!(
+        commands.next().is_none(),
+        "scripts/build.sh runs `cargo lambda build` once"
+    );
+    command.split_whitespace().map(str::to_owned).collect()
+}

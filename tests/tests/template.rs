@@ -1,8 +1,9 @@
 //! The SAM template (`template.yaml`) tied to the code: its tables match the schema the code
 //! creates locally, every function is a crate of this workspace and every crate is deployed,
 //! every environment variable the code reads is set (and none is set that nothing reads), the
-//! stream mapping, schedule, routes and alarms match what the functions expect, and each
-//! function's IAM policy stays within what it needs.
+//! stream mapping, schedule, routes and alarms match what the functions expect, each
+//! function's IAM policy stays within what it needs, and `sam build` builds the bootstraps
+//! `make build` builds (their settings in Cargo.toml alone).
 //!
 //! `scripts/template-check.sh` (part of `make test`) runs cfn-lint and `sam validate` on the
 //! same file.
@@ -333,6 +334,59 @@ fn every_function_crate_is_deployed_by_the_template() {
     assert!(
         missing.is_empty(),
         "function crates without a function in template.yaml: {missing:?}"
+    );
+}
+
+/// `sam build` and `make build` build the same bootstraps. SAM's rust-cargolambda build runs
+/// `cargo lambda build --release --arm64 --bin <Binary>` in each function's folder and takes
+/// nothing else from the template (SAM CLI 1.170 reads `BuildProperties.Binary` only; a `Flags`
+/// entry would be dropped without a word). So every setting that shapes a bootstrap lives in
+/// the workspace's Cargo.toml, which both builds' cargo-lambda read: `[profile.release]` and
+/// cargo-lambda's `[workspace.metadata.lambda.build]`. Without `disable_optimizations`,
+/// cargo-lambda would build with `panic = "abort"` (no panic-to-500 in the admin API, a cold
+/// start after every panic) and its own `-C target-cpu`, not the measured profile
+/// (docs/binaries.md).
+#[test]
+fn sam_build_and_make_build_take_their_settings_from_cargo_toml_alone() {
+    for f in template().functions() {
+        let properties: BTreeSet<&str> = f
+            .metadata(&["BuildProperties"])
+            .and_then(Value::as_mapping)
+            .map(|m| m.keys().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            properties,
+            BTreeSet::from(["Binary"]),
+            "{}: SAM passes cargo-lambda nothing but Binary; put build settings in Cargo.toml",
+            f.id
+        );
+    }
+    let cargo_lambda = workspace::root_table("[workspace.metadata.lambda.build]");
+    assert_eq!(
+        cargo_lambda
+            .get("disable_optimizations")
+            .map(String::as_str),
+        Some("true"),
+        "Cargo.toml's [workspace.metadata.lambda.build] keeps cargo-lambda's release defaults \
+         (panic = \"abort\", -C target-cpu) out of both builds"
+    );
+    let release = workspace::root_table("[profile.release]");
+    assert_eq!(
+        release.get("panic").map(String::as_str),
+        Some("unwind"),
+        "the release profile says how panics behave (docs/binaries.md#panics-unwinding-stays-on)"
+    );
+    // --release: SAM passes it too; --locked changes no output; the rest selects functions
+    // (`"${bins[@]}"`) or is the caller's (`"$@"`, e.g. --arm64, which SAM passes as well).
+    let same_for_both = ["--release", "--locked", "\"${bins[@]}\"", "\"$@\""];
+    let only_make_build: Vec<String> = workspace::make_build_arguments()
+        .into_iter()
+        .filter(|arg| !same_for_both.contains(&arg.as_str()))
+        .collect();
+    assert!(
+        only_make_build.is_empty(),
+        "scripts/build.sh passes {only_make_build:?} to cargo lambda build and sam build does not: \
+         put the setting in Cargo.toml ([profile.release] or [workspace.metadata.lambda.build])"
     );
 }
 
