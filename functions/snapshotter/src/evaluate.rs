@@ -1,10 +1,12 @@
 //! One aggregate of a batch: decide from the newest snapshot, rebuild from the latest valid
 //! snapshot plus only the missing events and the batch's own images, store it conditionally.
 //!
-//! Requests per aggregate: one newest-snapshot read (the whole record: it is the base when
-//! the policy trips); when it trips, one read of the base's boundary event with the gap
-//! between base and batch, and one conditional put. At most 3 per snapshot, whether the
-//! count was reached within the batch or across batches.
+//! Requests per aggregate: none when this container remembers the aggregate's head and the
+//! policy does not trip; else one read of the store's head (a small item: half a read unit
+//! whatever the state's size), which decides whenever the policy does not trip. When it trips
+//! (or no head is kept yet), one newest-snapshot read (the whole record: it is the base), one
+//! read of the base's boundary event with the gap between base and batch, one conditional put
+//! and its head. See snapshot_core::head for why a head may be trusted this far.
 
 use std::time::Instant;
 
@@ -20,6 +22,7 @@ use snapshot_core::walk::mark_invalid;
 use tracing::{info, warn};
 
 use snapshot_core::config::Config;
+use snapshot_core::head::{HeadCache, SnapshotHead};
 use snapshot_core::{EventError, Registry};
 
 use crate::audit::{ACTION, ACTOR, DRIFT_ACTION};
@@ -38,11 +41,20 @@ pub fn sampled(sample: u64, aggregate_id: &str, version: u64) -> bool {
         ) == 0
 }
 
+/// What an aggregate's head decided.
+enum FromHead {
+    /// Not due, or snapshotted already: nothing more to read.
+    Decided(Action),
+    /// The full record decides; `head_kept`: the store has a head (none is recorded again).
+    Undecided { head_kept: bool },
+}
+
 /// Evaluates the aggregates of a batch against the stores, registry and configuration it
 /// borrows from the handler.
 pub(crate) struct Evaluator<'a, E, S> {
     events: &'a E,
     snapshots: &'a S,
+    heads: &'a HeadCache,
     registry: &'a Registry,
     config: &'a Config,
     clock: &'a (dyn Fn() -> i64 + Send + Sync),
@@ -52,6 +64,7 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
     pub(crate) fn new(
         events: &'a E,
         snapshots: &'a S,
+        heads: &'a HeadCache,
         registry: &'a Registry,
         config: &'a Config,
         clock: &'a (dyn Fn() -> i64 + Send + Sync),
@@ -59,6 +72,7 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
         Self {
             events,
             snapshots,
+            heads,
             registry,
             config,
             clock,
@@ -162,18 +176,32 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
         let policy = self.config.policies.for_type(&batch.aggregate_type);
         let now = (self.clock)();
 
+        let head_kept = match self.decide_from_head(id, kind.as_ref(), last, now).await? {
+            FromHead::Decided(action) => return Ok(action),
+            FromHead::Undecided { head_kept } => head_kept,
+        };
         let newest = self.newest(id).await?;
         // A marked or unreadable newest snapshot stands for nothing: it may be replaced.
         if let Some(snapshot_version) = newest.standing_version().filter(|v| *v >= last) {
             return Ok(Action::UpToDate { snapshot_version });
         }
-        let last_snapshot = newest
+        let usable = newest
             .header()
-            .filter(|h| header_usable(h, kind.as_ref(), id))
-            .map(|h| LastSnapshot {
-                version: h.version,
-                timestamp: h.timestamp,
-            });
+            .filter(|h| header_usable(h, kind.as_ref(), id));
+        if let Some(header) = usable.filter(|_| !head_kept) {
+            // Read whole because no head was there (a snapshot written before heads existed,
+            // or its head dropped): keep one from now on.
+            let head = SnapshotHead::of(header);
+            self.snapshots
+                .record_head(&head)
+                .await
+                .map_err(SnapshotterError::store(id))?;
+            self.heads.remember(head);
+        }
+        let last_snapshot = usable.map(|h| LastSnapshot {
+            version: h.version,
+            timestamp: h.timestamp,
+        });
         let Some(reason) = policy.decide(last_snapshot, last, now) else {
             return Ok(Action::NotDue);
         };
@@ -240,6 +268,7 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             version = last,
             "rebuilt"
         );
+        self.heads.remember(SnapshotHead::of(&record.header));
         if outcome == PutOutcome::Created && sampled(self.config.drift_sample, id, last) {
             self.check_drift(kind.as_ref(), &record, request_id, counts)
                 .await?;
@@ -286,6 +315,7 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             "drift: state checksum {} differs from the full replay's {computed}",
             record.header.checksum
         );
+        self.heads.forget(id);
         let marked = mark_invalid(self.snapshots, ACTOR, id, version, &reason)
             .await
             .map_err(SnapshotterError::store(id))?;
@@ -296,6 +326,61 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             .took(started.elapsed())
             .emit();
         Ok(())
+    }
+
+    /// Decides from the aggregate's head when it can: one this container remembers (no
+    /// request), else the store's (a small read). `None`: no head, or one that leaves the
+    /// policy due; the full record decides then. A head older than the newest snapshot only
+    /// makes a snapshot look due sooner, and one at or past the batch's last event means the
+    /// batch is snapshotted already. A remembered head is used only to say "not due": whether
+    /// the batch is snapshotted already is asked of the store, which drops a head whose
+    /// snapshot was marked invalid (a redelivery may then replace it).
+    async fn decide_from_head(
+        &self,
+        id: &str,
+        kind: &dyn AggregateKind,
+        last: u64,
+        now: i64,
+    ) -> Result<FromHead, SnapshotterError> {
+        let policy = self.config.policies.for_type(kind.type_name());
+        let usable = |head: &SnapshotHead| {
+            head.aggregate_type == kind.type_name() && head.schema_version == kind.schema_version()
+        };
+        let not_due = |head: &SnapshotHead| {
+            let since = LastSnapshot {
+                version: head.version,
+                timestamp: head.timestamp,
+            };
+            usable(head) && head.version < last && policy.decide(Some(since), last, now).is_none()
+        };
+        if let Some(remembered) = self.heads.get(id) {
+            if not_due(&remembered) {
+                return Ok(FromHead::Decided(Action::NotDue));
+            }
+            if remembered.version < last {
+                // Due by what this container saw last (a put here wrote the store's head too):
+                // the full record decides, with no head read first.
+                return Ok(FromHead::Undecided { head_kept: true });
+            }
+        }
+        let Some(head) = self
+            .snapshots
+            .head(id)
+            .await
+            .map_err(SnapshotterError::store(id))?
+        else {
+            return Ok(FromHead::Undecided { head_kept: false });
+        };
+        self.heads.remember(head.clone());
+        if head.version >= last {
+            return Ok(FromHead::Decided(Action::UpToDate {
+                snapshot_version: head.version,
+            }));
+        }
+        if not_due(&head) {
+            return Ok(FromHead::Decided(Action::NotDue));
+        }
+        Ok(FromHead::Undecided { head_kept: true })
     }
 
     /// The one read the policy decides on: the newest snapshot with its state when the state

@@ -9,6 +9,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use futures::stream::{self, StreamExt};
 use snapshot_core::clock::now_millis;
 use snapshot_core::config::Config;
+use snapshot_core::head::HeadCache;
 use snapshot_core::metrics::MetricSet;
 use snapshot_core::ports::{EventStore, SnapshotStore};
 use snapshot_core::Registry;
@@ -28,6 +29,9 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub struct Snapshotter<E, S> {
     events: E,
     snapshots: S,
+    /// Heads of the aggregates this container has seen: a record that trips no policy on an
+    /// aggregate met before costs no request (snapshot_core::head).
+    heads: HeadCache,
     registry: Registry,
     config: Config,
     clock: Clock,
@@ -49,6 +53,7 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
         Self {
             events,
             snapshots,
+            heads: HeadCache::default(),
             registry: Registry::builtin(),
             config: settings.config,
             clock: Arc::new(now_millis),
@@ -64,6 +69,11 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
     pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
         self
+    }
+
+    /// The heads this container remembers (for tests of the warm path).
+    pub fn heads(&self) -> &HeadCache {
+        &self.heads
     }
 
     pub fn events(&self) -> &E {
@@ -105,6 +115,7 @@ impl<E: EventStore, S: SnapshotStore> Snapshotter<E, S> {
         let evaluator = Evaluator::new(
             &self.events,
             &self.snapshots,
+            &self.heads,
             &self.registry,
             &self.config,
             self.clock.as_ref(),

@@ -15,6 +15,7 @@ pub mod codec;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod head;
 pub mod load_metrics;
 pub mod mac;
 pub mod memory;

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::domain::EventEnvelope;
 use crate::error::StoreError;
+use crate::head::SnapshotHead;
 use crate::ports::{
     already_appended, validate_append, EventStore, Page, PutOutcome, SnapshotStore,
 };
@@ -139,6 +140,9 @@ impl EventStore for InMemoryEventStore {
 /// In memory snapshot store.
 pub struct InMemorySnapshotStore {
     items: Mutex<BTreeMap<(String, u64), Stored<SnapshotRecord>>>,
+    /// One head per aggregate, kept as the DynamoDB store keeps its head items
+    /// (shared/dynamo/src/heads.rs): advanced on each put, dropped with the snapshot it names.
+    heads: Mutex<HashMap<String, SnapshotHead>>,
     requests: AtomicU64,
 }
 
@@ -168,6 +172,35 @@ impl InMemorySnapshotStore {
             marked: false,
         };
         lock(&self.items).insert((aggregate_id.to_owned(), version), Err(unreadable));
+    }
+
+    /// Removes an aggregate's head, as a store written before heads existed has none: for
+    /// tests of the path that reads the snapshot instead.
+    pub fn forget_head(&self, aggregate_id: &str) {
+        lock(&self.heads).remove(aggregate_id);
+    }
+
+    /// Moves `head` forward (never back); one request, like the DynamoDB store's conditional put.
+    fn advance_head(&self, head: SnapshotHead) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut heads = lock(&self.heads);
+        if heads
+            .get(&head.aggregate_id)
+            .is_none_or(|known| known.version < head.version)
+        {
+            heads.insert(head.aggregate_id.clone(), head);
+        }
+    }
+
+    /// Drops the head naming `version` (that snapshot is marked invalid or deleted).
+    fn drop_head_at(&self, aggregate_id: &str, version: u64) {
+        let mut heads = lock(&self.heads);
+        if heads
+            .get(aggregate_id)
+            .is_some_and(|h| h.version == version)
+        {
+            heads.remove(aggregate_id);
+        }
     }
 
     /// Every stored key, in key order.
@@ -227,17 +260,25 @@ impl SnapshotStore for InMemorySnapshotStore {
             snapshot.header.aggregate_id.clone(),
             snapshot.header.version,
         );
-        let mut items = lock(&self.items);
-        let replaceable = match items.get(&key) {
-            None => true,
-            Some(Ok(stored)) => stored.header.invalid.is_some(),
-            Some(Err(unreadable)) => unreadable.marked,
+        let outcome = {
+            let mut items = lock(&self.items);
+            let replaceable = match items.get(&key) {
+                None => true,
+                Some(Ok(stored)) => stored.header.invalid.is_some(),
+                Some(Err(unreadable)) => unreadable.marked,
+            };
+            if replaceable {
+                items.insert(key, Ok(snapshot.clone()));
+                PutOutcome::Created
+            } else {
+                PutOutcome::AlreadyExists
+            }
         };
-        if !replaceable {
-            return Ok(PutOutcome::AlreadyExists);
+        // Either way a valid snapshot is at this key now: its head may move forward.
+        if snapshot.header.invalid.is_none() {
+            self.advance_head(SnapshotHead::of(&snapshot.header));
         }
-        items.insert(key, Ok(snapshot.clone()));
-        Ok(PutOutcome::Created)
+        Ok(outcome)
     }
 
     async fn headers(
@@ -273,18 +314,22 @@ impl SnapshotStore for InMemorySnapshotStore {
         mark: &InvalidMark,
     ) -> Result<bool, StoreError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let mut items = lock(&self.items);
-        match items.get_mut(&(aggregate_id.to_owned(), version)) {
-            Some(Ok(record)) => {
-                record.header.invalid = Some(mark.clone());
-                Ok(true)
+        let marked = {
+            let mut items = lock(&self.items);
+            match items.get_mut(&(aggregate_id.to_owned(), version)) {
+                Some(Ok(record)) => {
+                    record.header.invalid = Some(mark.clone());
+                    true
+                }
+                Some(Err(unreadable)) => {
+                    unreadable.marked = true;
+                    true
+                }
+                None => false,
             }
-            Some(Err(unreadable)) => {
-                unreadable.marked = true;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        };
+        self.drop_head_at(aggregate_id, version);
+        Ok(marked)
     }
 
     async fn get(
@@ -306,9 +351,11 @@ impl SnapshotStore for InMemorySnapshotStore {
 
     async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        Ok(lock(&self.items)
+        let deleted = lock(&self.items)
             .remove(&(aggregate_id.to_owned(), version))
-            .is_some())
+            .is_some();
+        self.drop_head_at(aggregate_id, version);
+        Ok(deleted)
     }
 
     async fn scan_summaries(
@@ -358,7 +405,19 @@ impl SnapshotStore for InMemorySnapshotStore {
         for key in keys {
             items.remove(&(key.aggregate_id.clone(), key.version));
         }
+        // Heads stay, as in the DynamoDB store: the pruner never deletes an aggregate's newest
+        // valid snapshot, the one a head names.
         Ok(keys.len())
+    }
+
+    async fn head(&self, aggregate_id: &str) -> Result<Option<SnapshotHead>, StoreError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(lock(&self.heads).get(aggregate_id).cloned())
+    }
+
+    async fn record_head(&self, head: &SnapshotHead) -> Result<(), StoreError> {
+        self.advance_head(head.clone());
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::domain::{Aggregate, DecodedEvent, EventEnvelope, ReadEvent};
 use crate::error::StoreError;
+use crate::head::SnapshotHead;
 use crate::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
 };
@@ -312,6 +313,25 @@ pub trait SnapshotStore: Send + Sync {
             .into_iter()
             .next())
     }
+
+    /// The head of the aggregate's newest valid snapshot as the store keeps it
+    /// ([`crate::head`]): a small read (half a read unit on DynamoDB, whatever the state's
+    /// size), possibly older than the newest snapshot, never naming one since marked invalid
+    /// or deleted. `None`: no head kept (no snapshot yet, one written before heads existed, or
+    /// its head dropped with it); the caller then reads the snapshot itself. A store that
+    /// keeps no heads answers `None` always.
+    async fn head(&self, aggregate_id: &str) -> Result<Option<SnapshotHead>, StoreError> {
+        let _ = aggregate_id;
+        Ok(None)
+    }
+
+    /// Records `head` for a snapshot the caller read and found to be the newest valid one, so
+    /// a store written before heads existed gets them as aggregates are met. Never moves a
+    /// stored head back to an older version.
+    async fn record_head(&self, head: &SnapshotHead) -> Result<(), StoreError> {
+        let _ = head;
+        Ok(())
+    }
 }
 
 /// An [`EventStore`] that wraps another and changes only some of its calls (metering, fault
@@ -561,6 +581,16 @@ pub trait SnapshotStoreDecorator: Send + Sync {
     ) -> Result<Option<Stored<SnapshotHeader>>, StoreError> {
         self.delegate().latest_header(aggregate_id).await
     }
+
+    /// Forwards [`SnapshotStore::head`].
+    async fn head(&self, aggregate_id: &str) -> Result<Option<SnapshotHead>, StoreError> {
+        self.delegate().head(aggregate_id).await
+    }
+
+    /// Forwards [`SnapshotStore::record_head`].
+    async fn record_head(&self, head: &SnapshotHead) -> Result<(), StoreError> {
+        self.delegate().record_head(head).await
+    }
 }
 
 #[async_trait]
@@ -638,6 +668,14 @@ impl<D: SnapshotStoreDecorator> SnapshotStore for D {
         aggregate_id: &str,
     ) -> Result<Option<Stored<SnapshotHeader>>, StoreError> {
         SnapshotStoreDecorator::latest_header(self, aggregate_id).await
+    }
+
+    async fn head(&self, aggregate_id: &str) -> Result<Option<SnapshotHead>, StoreError> {
+        SnapshotStoreDecorator::head(self, aggregate_id).await
+    }
+
+    async fn record_head(&self, head: &SnapshotHead) -> Result<(), StoreError> {
+        SnapshotStoreDecorator::record_head(self, head).await
     }
 }
 

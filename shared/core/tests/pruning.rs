@@ -374,7 +374,8 @@ async fn invalid_requests_are_refused_before_any_read() {
             other => panic!("expected InvalidRequest({field}), got {other:?}"),
         }
     }
-    assert_eq!(store.requests(), 30, "only the seeding writes");
+    // Each seeding put is two requests: the snapshot and its head.
+    assert_eq!(store.requests(), 60, "only the seeding writes");
     assert_eq!(store.keys().len(), 30);
 }
 

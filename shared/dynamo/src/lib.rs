@@ -3,6 +3,7 @@
 mod attr;
 pub mod endpoints;
 mod events;
+mod heads;
 mod items;
 mod jobs;
 mod positions;
@@ -13,6 +14,7 @@ mod stored;
 
 pub use endpoints::Endpoints;
 pub use events::DynamoEventStore;
+pub use heads::HEAD_PREFIX;
 pub use jobs::{DynamoJobStore, JOB_AGGREGATE_ID};
 pub use positions::{DynamoScanPositions, POSITIONS_AGGREGATE_ID, POSITION_TYPE};
 pub use sdk::SdkSettings;

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
 
+use crate::heads;
 use crate::items::{
     header_from_item, key_from_item, key_item, record_from_item, snapshot_to_item, stored,
     summary_from_item, Item, HEADER_ATTRIBUTES,
@@ -15,6 +16,7 @@ use crate::items::{
 use crate::jobs::JOB_AGGREGATE_ID;
 use crate::positions::POSITIONS_AGGREGATE_ID;
 use snapshot_core::error::{BackendFailure, StoreError};
+use snapshot_core::head::SnapshotHead;
 use snapshot_core::ports::{Page, PutOutcome, SnapshotStore};
 use snapshot_core::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
@@ -135,11 +137,22 @@ impl SnapshotStore for DynamoSnapshotStore {
             .expression_attribute_names("#invalid", "invalid")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(PutOutcome::Created),
-            Err(e) if super::is_condition_failed(&e) => Ok(PutOutcome::AlreadyExists),
-            Err(e) => Err(super::backend("PutItem", e)),
+        let outcome = match result {
+            Ok(_) => PutOutcome::Created,
+            Err(e) if super::is_condition_failed(&e) => PutOutcome::AlreadyExists,
+            Err(e) => return Err(super::backend("PutItem", e)),
+        };
+        // Either way a valid snapshot is at this key now: its head may move forward (a failure
+        // here fails the put, whose retry finds the snapshot there and writes the head again).
+        if snapshot.header.invalid.is_none() {
+            heads::advance(
+                &self.client,
+                &self.table,
+                &SnapshotHead::of(&snapshot.header),
+            )
+            .await?;
         }
+        Ok(outcome)
     }
 
     async fn headers(
@@ -205,11 +218,13 @@ impl SnapshotStore for DynamoSnapshotStore {
             .expression_attribute_values(":mark", value)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(super::backend("UpdateItem", e)),
-        }
+        let marked = match result {
+            Ok(_) => true,
+            Err(e) if super::is_condition_failed(&e) => false,
+            Err(e) => return Err(super::backend("UpdateItem", e)),
+        };
+        heads::drop_if_at(&self.client, &self.table, aggregate_id, version).await?;
+        Ok(marked)
     }
 
     async fn get(
@@ -247,6 +262,7 @@ impl SnapshotStore for DynamoSnapshotStore {
             .send()
             .await
             .map_err(|e| super::backend("DeleteItem", e))?;
+        heads::drop_if_at(&self.client, &self.table, aggregate_id, version).await?;
         Ok(output.attributes.is_some_and(|a| !a.is_empty()))
     }
 
@@ -332,16 +348,25 @@ impl SnapshotStore for DynamoSnapshotStore {
         }
         Ok(keys.len())
     }
+
+    async fn head(&self, aggregate_id: &str) -> Result<Option<SnapshotHead>, StoreError> {
+        heads::read(&self.client, &self.table, aggregate_id).await
+    }
+
+    async fn record_head(&self, head: &SnapshotHead) -> Result<(), StoreError> {
+        heads::advance(&self.client, &self.table, head).await
+    }
 }
 
 /// The records this crate keeps in the snapshot table beside the snapshots (the backfill job,
 /// `crate::jobs`; the pruner's scan positions, `crate::positions`): not snapshots, so a scan
 /// passes over them instead of reporting them as snapshots of an unknown type.
 fn is_reserved(item: &HashMap<String, AttributeValue>) -> bool {
-    matches!(
-        item.get("aggregateId"),
-        Some(AttributeValue::S(id)) if id == JOB_AGGREGATE_ID || id == POSITIONS_AGGREGATE_ID
-    )
+    heads::is_head(item)
+        || matches!(
+            item.get("aggregateId"),
+            Some(AttributeValue::S(id)) if id == JOB_AGGREGATE_ID || id == POSITIONS_AGGREGATE_ID
+        )
 }
 
 #[cfg(test)]

@@ -1,0 +1,159 @@
+//! A snapshot's head: the few fields the snapshot policy decides on (version, time, type,
+//! schema), kept apart from the state so that a stream record that trips no policy costs the
+//! read of a few dozen bytes, not of a whole snapshot item (one read unit per 4 KB of it).
+//!
+//! A store keeps one head per aggregate, for its newest valid snapshot
+//! ([`crate::ports::SnapshotStore::head`]); a warm snapshotter also remembers the heads it has
+//! seen ([`HeadCache`]). Neither is ever trusted for a state: a head only lets the snapshotter
+//! say "not due" or "already snapshotted" without reading. A head may be older than the
+//! newest snapshot (a write lost between the snapshot and its head, another writer's newer
+//! snapshot): an older head only makes a snapshot look due sooner, and a due snapshot is
+//! decided again on the full record (functions/snapshotter/src/evaluate.rs). A head naming a
+//! snapshot that has since been marked invalid or deleted is removed by the store with it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::snapshot::SnapshotHeader;
+
+/// The policy's view of an aggregate's newest valid snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotHead {
+    /// The aggregate the head belongs to.
+    pub aggregate_id: String,
+    /// The snapshot's version (the sequence of the last event folded in).
+    pub version: u64,
+    /// When the snapshot was created, epoch milliseconds (the time policy's reference).
+    pub timestamp: i64,
+    /// The snapshot's `aggregateType`: a head of another type is not used.
+    pub aggregate_type: String,
+    /// Revision of the state shape: a head of an obsolete revision is not used.
+    pub schema_version: u32,
+    /// TTL of the snapshot it describes (epoch seconds): the head goes with it.
+    pub expires_at: Option<i64>,
+}
+
+impl SnapshotHead {
+    /// The head of a stored snapshot.
+    pub fn of(header: &SnapshotHeader) -> Self {
+        Self {
+            aggregate_id: header.aggregate_id.clone(),
+            version: header.version,
+            timestamp: header.timestamp,
+            aggregate_type: header.aggregate_type.clone(),
+            schema_version: header.schema_version,
+            expires_at: header.expires_at,
+        }
+    }
+}
+
+/// Heads a warm container has seen, by aggregate: at most `capacity` of them (an arbitrary one
+/// goes when a new one would exceed it; about 100 bytes each). Only ever moved forward, so a
+/// late or redelivered batch cannot turn it back.
+#[derive(Debug)]
+pub struct HeadCache {
+    heads: Mutex<HashMap<String, SnapshotHead>>,
+    capacity: usize,
+}
+
+impl Default for HeadCache {
+    /// Room for 100,000 aggregates (about 10 MB).
+    fn default() -> Self {
+        Self::new(100_000)
+    }
+}
+
+impl HeadCache {
+    /// A cache of at most `capacity` heads (`0`: remembers nothing).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            heads: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SnapshotHead>> {
+        self.heads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The head remembered for `aggregate_id`.
+    pub fn get(&self, aggregate_id: &str) -> Option<SnapshotHead> {
+        self.lock().get(aggregate_id).cloned()
+    }
+
+    /// Remembers `head` unless a newer one is remembered already.
+    pub fn remember(&self, head: SnapshotHead) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut heads = self.lock();
+        if let Some(known) = heads.get(&head.aggregate_id) {
+            if known.version >= head.version {
+                return;
+            }
+        } else if heads.len() >= self.capacity {
+            if let Some(any) = heads.keys().next().cloned() {
+                heads.remove(&any);
+            }
+        }
+        heads.insert(head.aggregate_id.clone(), head);
+    }
+
+    /// Forgets `aggregate_id` (its newest snapshot was found unusable).
+    pub fn forget(&self, aggregate_id: &str) {
+        self.lock().remove(aggregate_id);
+    }
+
+    /// How many heads are remembered.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(id: &str, version: u64) -> SnapshotHead {
+        SnapshotHead {
+            aggregate_id: id.to_owned(),
+            version,
+            timestamp: 1_700_000_000_000,
+            aggregate_type: "INVENTORY_ITEM".to_owned(),
+            schema_version: 1,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_head_only_moves_forward() {
+        let cache = HeadCache::new(10);
+        cache.remember(head("a", 20));
+        cache.remember(head("a", 10));
+        assert_eq!(cache.get("a").map(|h| h.version), Some(20));
+        cache.remember(head("a", 30));
+        assert_eq!(cache.get("a").map(|h| h.version), Some(30));
+        cache.forget("a");
+        assert_eq!(cache.get("a"), None);
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_capacity() {
+        let cache = HeadCache::new(3);
+        for n in 0..10 {
+            cache.remember(head(&format!("agg-{n}"), n));
+        }
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get("agg-9").is_some(), "the newest one is kept");
+        let off = HeadCache::new(0);
+        off.remember(head("a", 1));
+        assert!(off.is_empty());
+    }
+}
