@@ -349,7 +349,15 @@ async fn a_snapshot_put_refused_by_its_condition_is_already_there_and_throttling
         store.put_if_absent(&record).await.unwrap(),
         PutOutcome::AlreadyExists
     );
-    assert_eq!(mock.bodies("PutItem").len(), 1);
+    // The snapshot, then its head (refused too: a head at that version is there already),
+    // each sent once: a refused condition is an answer, not a failure to retry.
+    let puts = mock.bodies("PutItem");
+    assert_eq!(puts.len(), 2);
+    assert_eq!(puts[0]["Item"]["aggregateId"]["S"], "item-1");
+    assert_eq!(
+        puts[1]["Item"]["aggregateId"]["S"],
+        format!("{}item-1", snapshot_dynamo::HEAD_PREFIX)
+    );
 
     let mock = MockDynamo::new(|operation, _| match operation {
         "PutItem" => Reply::throttling(),
