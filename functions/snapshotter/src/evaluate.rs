@@ -22,7 +22,7 @@ use snapshot_core::walk::mark_invalid;
 use tracing::{info, warn};
 
 use snapshot_core::config::Config;
-use snapshot_core::head::{HeadCache, SnapshotHead};
+use snapshot_core::head::{HeadCache, Seen, SnapshotHead};
 use snapshot_core::{EventError, Registry};
 
 use crate::audit::{ACTION, ACTOR, DRIFT_ACTION};
@@ -184,6 +184,9 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
         // A marked or unreadable newest snapshot stands for nothing: it may be replaced.
         if let Some(snapshot_version) = newest.standing_version().filter(|v| *v >= last) {
             return Ok(Action::UpToDate { snapshot_version });
+        }
+        if matches!(newest, Newest::None) {
+            self.heads.remember_none(id);
         }
         let usable = newest
             .header()
@@ -353,15 +356,25 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             };
             usable(head) && head.version < last && policy.decide(Some(since), last, now).is_none()
         };
-        if let Some(remembered) = self.heads.get(id) {
-            if not_due(&remembered) {
-                return Ok(FromHead::Decided(Action::NotDue));
+        match self.heads.get(id) {
+            Some(Seen::Head(remembered)) => {
+                if not_due(&remembered) {
+                    return Ok(FromHead::Decided(Action::NotDue));
+                }
+                if remembered.version < last {
+                    // Due by what this container saw last (a put here wrote the store's head
+                    // too): the full record decides, with no head read first.
+                    return Ok(FromHead::Undecided { head_kept: true });
+                }
             }
-            if remembered.version < last {
-                // Due by what this container saw last (a put here wrote the store's head too):
-                // the full record decides, with no head read first.
-                return Ok(FromHead::Undecided { head_kept: true });
+            // No snapshot when last read: decided as if there still were none (see Seen).
+            Some(Seen::NoSnapshot) => {
+                if policy.decide(None, last, now).is_none() {
+                    return Ok(FromHead::Decided(Action::NotDue));
+                }
+                return Ok(FromHead::Undecided { head_kept: false });
             }
+            None => {}
         }
         let Some(head) = self
             .snapshots

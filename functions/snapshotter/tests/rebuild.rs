@@ -76,7 +76,16 @@ async fn a_batch_that_does_not_trip_reads_no_snapshot_only_its_head_or_nothing_w
     let report = h.deliver(&item_events("item-1", 1, 3)).await;
     assert!(matches!(report.outcomes[0].result(), Ok(Action::NotDue)));
     assert_eq!(h.snapshots.requests() - before, 2, "head, newest");
-    h.deliver(&item_events("item-1", 4, 10)).await;
+    // Warm, the container remembers there was none: nothing is read.
+    let before = h.snapshots.requests();
+    let report = h.deliver(&item_events("item-1", 4, 6)).await;
+    assert!(matches!(report.outcomes[0].result(), Ok(Action::NotDue)));
+    assert_eq!(
+        h.snapshots.requests() - before,
+        0,
+        "remembered: no snapshot"
+    );
+    h.deliver(&item_events("item-1", 7, 10)).await;
     assert_eq!(h.snapshot_versions("item-1"), vec![10]);
 
     // Snapshotted, warm: this container remembers the head; nothing is read.

@@ -47,12 +47,24 @@ impl SnapshotHead {
     }
 }
 
+/// What a warm container knows of an aggregate's snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// The head of its newest valid snapshot, as last seen.
+    Head(SnapshotHead),
+    /// It had no snapshot when last read. A snapshot written since (an operator's, a
+    /// backfill's) only makes the next one due later, so deciding as if there were none errs
+    /// toward snapshotting early, never late, by count; the time policy of `hybrid` waits for
+    /// the count then (`time` alone is due at once without a snapshot, so it always reads).
+    NoSnapshot,
+}
+
 /// Heads a warm container has seen, by aggregate: at most `capacity` of them (an arbitrary one
 /// goes when a new one would exceed it; about 100 bytes each). Only ever moved forward, so a
 /// late or redelivered batch cannot turn it back.
 #[derive(Debug)]
 pub struct HeadCache {
-    heads: Mutex<HashMap<String, SnapshotHead>>,
+    heads: Mutex<HashMap<String, Seen>>,
     capacity: usize,
 }
 
@@ -72,33 +84,46 @@ impl HeadCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SnapshotHead>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
         self.heads
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The head remembered for `aggregate_id`.
-    pub fn get(&self, aggregate_id: &str) -> Option<SnapshotHead> {
+    /// What is remembered of `aggregate_id`.
+    pub fn get(&self, aggregate_id: &str) -> Option<Seen> {
         self.lock().get(aggregate_id).cloned()
     }
 
     /// Remembers `head` unless a newer one is remembered already.
     pub fn remember(&self, head: SnapshotHead) {
+        let id = head.aggregate_id.clone();
+        self.put(&id, Seen::Head(head));
+    }
+
+    /// Remembers that `aggregate_id` had no snapshot, unless a head is remembered.
+    pub fn remember_none(&self, aggregate_id: &str) {
+        self.put(aggregate_id, Seen::NoSnapshot);
+    }
+
+    fn put(&self, aggregate_id: &str, seen: Seen) {
         if self.capacity == 0 {
             return;
         }
         let mut heads = self.lock();
-        if let Some(known) = heads.get(&head.aggregate_id) {
-            if known.version >= head.version {
-                return;
-            }
-        } else if heads.len() >= self.capacity {
-            if let Some(any) = heads.keys().next().cloned() {
-                heads.remove(&any);
+        match (heads.get(aggregate_id), &seen) {
+            (Some(Seen::Head(known)), Seen::Head(new)) if known.version >= new.version => return,
+            (Some(Seen::Head(_)), Seen::NoSnapshot) => return,
+            (Some(_), _) => {}
+            (None, _) => {
+                if heads.len() >= self.capacity {
+                    if let Some(any) = heads.keys().next().cloned() {
+                        heads.remove(&any);
+                    }
+                }
             }
         }
-        heads.insert(head.aggregate_id.clone(), head);
+        heads.insert(aggregate_id.to_owned(), seen);
     }
 
     /// Forgets `aggregate_id` (its newest snapshot was found unusable).
@@ -135,11 +160,14 @@ mod tests {
     #[test]
     fn a_head_only_moves_forward() {
         let cache = HeadCache::new(10);
+        cache.remember_none("a");
+        assert_eq!(cache.get("a"), Some(Seen::NoSnapshot));
         cache.remember(head("a", 20));
         cache.remember(head("a", 10));
-        assert_eq!(cache.get("a").map(|h| h.version), Some(20));
+        cache.remember_none("a");
+        assert_eq!(cache.get("a"), Some(Seen::Head(head("a", 20))));
         cache.remember(head("a", 30));
-        assert_eq!(cache.get("a").map(|h| h.version), Some(30));
+        assert_eq!(cache.get("a"), Some(Seen::Head(head("a", 30))));
         cache.forget("a");
         assert_eq!(cache.get("a"), None);
     }
