@@ -209,6 +209,14 @@ fn the_contract_rejects_an_undocumented_status_or_content_type() {
         .check(&Method::GET, HEALTH, StatusCode::OK, "text/plain", ok)
         .unwrap_err();
     assert!(media.contains("text/plain"), "{media}");
+    // HEAD is answered as GET, without the body.
+    assert_eq!(
+        contract.check(&Method::HEAD, HEALTH, StatusCode::OK, JSON, b""),
+        Ok(())
+    );
+    assert!(contract
+        .check(&Method::HEAD, HEALTH, StatusCode::OK, JSON, ok)
+        .is_err());
     // A path no template matches answers only with a refusal.
     assert!(contract
         .check(

@@ -499,3 +499,93 @@ fn resolve<'a>(
         None => part.as_object(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn document(schemas: Value) -> Value {
+        json!({ "paths": {}, "components": { "schemas": schemas } })
+    }
+
+    #[test]
+    fn a_flattened_struct_becomes_one_closed_object() {
+        let mut doc = document(json!({
+            "Inner": { "type": "object", "required": ["a"], "properties": { "a": { "type": "string" } } },
+            "Outer": { "description": "outer", "allOf": [
+                { "$ref": "#/components/schemas/Inner" },
+                { "type": "object", "required": ["b"], "properties": { "b": { "type": "integer" } } },
+            ] },
+        }));
+        make_strict(&mut doc);
+        assert_eq!(
+            doc["components"]["schemas"]["Outer"],
+            json!({
+                "description": "outer",
+                "type": "object",
+                "required": ["a", "b"],
+                "properties": { "a": { "type": "string" }, "b": { "type": "integer" } },
+                "additionalProperties": false,
+            })
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["Inner"]["additionalProperties"],
+            json!(false)
+        );
+    }
+
+    #[test]
+    fn an_all_of_with_a_part_that_is_no_object_stays() {
+        let all_of = json!({ "allOf": [{ "type": "string" }, { "minLength": 1 }] });
+        let mut doc = document(json!({ "Text": all_of.clone() }));
+        make_strict(&mut doc);
+        assert_eq!(doc["components"]["schemas"]["Text"], all_of);
+    }
+
+    #[test]
+    fn maps_and_free_form_objects_stay_open() {
+        let map = json!({ "type": "object", "additionalProperties": { "type": "integer" } });
+        let free = json!({ "type": "object" });
+        let mut doc = document(json!({ "Map": map.clone(), "Free": free.clone() }));
+        make_strict(&mut doc);
+        assert_eq!(doc["components"]["schemas"]["Map"], map);
+        assert_eq!(doc["components"]["schemas"]["Free"], free);
+    }
+
+    #[test]
+    fn an_inline_copy_of_a_component_points_at_it() {
+        let item = json!({ "type": "object", "properties": { "a": { "type": "string" } } });
+        let mut doc = document(json!({
+            "Item": item.clone(),
+            "Page": { "type": "object", "properties": { "items": { "type": "array", "items": item } } },
+        }));
+        reuse_components(&mut doc);
+        assert_eq!(
+            doc["components"]["schemas"]["Page"]["properties"]["items"]["items"],
+            json!({ "$ref": "#/components/schemas/Item" })
+        );
+        assert!(doc["components"]["schemas"]["Item"]["properties"].is_object());
+    }
+
+    #[test]
+    fn an_optional_body_is_absent_not_null() {
+        let mut body = json!({ "content": { "application/json": { "schema": {
+            "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/Body" }]
+        } } } });
+        absent_not_null(&mut body);
+        assert_eq!(
+            body["content"]["application/json"]["schema"],
+            json!({ "$ref": "#/components/schemas/Body" })
+        );
+    }
+
+    #[test]
+    fn the_document_serialises_once_and_parses() {
+        let first = openapi_json().unwrap();
+        assert!(std::ptr::eq(first, openapi_json().unwrap()));
+        let doc: Value = serde_json::from_str(first).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
+}

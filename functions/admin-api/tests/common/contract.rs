@@ -60,7 +60,13 @@ impl Contract {
         let Some(template) = self.template_of(path) else {
             return self.check_refusal(&UNROUTED, "no documented path", status, content_type, body);
         };
-        let operation = &self.document["paths"][template][method.as_str().to_lowercase()];
+        let item = &self.document["paths"][template];
+        let mut operation = &item[method.as_str().to_lowercase()];
+        // The router answers HEAD as GET without the body.
+        let head = *method == Method::HEAD && !operation.is_object();
+        if head {
+            operation = &item["get"];
+        }
         if !operation.is_object() {
             return self.check_refusal(
                 &WRONG_METHOD,
@@ -84,6 +90,13 @@ impl Contract {
                 Err(format!("{status} of {method} {template} documents no body"))
             };
         };
+        if head {
+            return if body.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("HEAD {template} answered with a body"))
+            };
+        }
         let media_type = essence(content_type);
         let Some(media) = content.get(&media_type) else {
             return Err(format!(
