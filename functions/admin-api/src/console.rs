@@ -12,6 +12,8 @@ use axum::http::header::{
 };
 use axum::response::{IntoResponse, Response};
 
+use crate::route_table;
+
 const INDEX_HTML: &str = include_str!("../console/index.html");
 const CONSOLE_JS: &str = include_str!("../console/console.js");
 const CONSOLE_CSS: &str = include_str!("../console/console.css");
@@ -36,16 +38,44 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 }
 
 /// `GET /console/`: the page.
+#[utoipa::path(
+    get,
+    path = route_table::CONSOLE,
+    operation_id = "console",
+    tag = "console",
+    summary = "Operator console page (static; its calls to the admin routes need the bearer token)",
+    security(),
+    responses((status = 200, description = "HTML page, strict Content-Security-Policy",
+        content_type = "text/html"))
+)]
 pub async fn index() -> Response {
     asset(INDEX_HTML, "text/html; charset=utf-8")
 }
 
 /// `GET /console/console.js`.
+#[utoipa::path(
+    get,
+    path = route_table::CONSOLE_JS,
+    operation_id = "consoleScript",
+    tag = "console",
+    summary = "Operator console script",
+    security(),
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript"))
+)]
 pub async fn script() -> Response {
     asset(CONSOLE_JS, "text/javascript; charset=utf-8")
 }
 
 /// `GET /console/console.css`.
+#[utoipa::path(
+    get,
+    path = route_table::CONSOLE_CSS,
+    operation_id = "consoleStyle",
+    tag = "console",
+    summary = "Operator console style sheet",
+    security(),
+    responses((status = 200, description = "CSS", content_type = "text/css"))
+)]
 pub async fn style() -> Response {
     asset(CONSOLE_CSS, "text/css; charset=utf-8")
 }

@@ -36,5 +36,6 @@ pub use route_table::{action_for, RouteSpec, ROUTES};
 pub use routes::router;
 pub use state::{dynamo_state, AppState};
 
-/// The OpenAPI 3.1 document served at `/admin/openapi.json`.
-pub use routes::OPENAPI_JSON;
+/// The OpenAPI 3.1 document served at `/admin/openapi.json`, generated from the routes and the
+/// request and response types.
+pub use routes::{openapi_json, DocumentError};

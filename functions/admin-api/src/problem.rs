@@ -38,6 +38,42 @@ pub struct Problem {
     retry_after: Option<u16>,
 }
 
+/// The problem+json body as the OpenAPI document describes it (`Problem`): what
+/// [`Problem::body`] writes once the outer layer has added `instance` and `requestId`, and the
+/// extension members some problems carry. Never built: it only describes.
+#[derive(utoipa::ToSchema)]
+#[schema(
+    as = Problem,
+    description = "An error (RFC 9457): type, title, status, detail, the request's path and id, and the members some problems add"
+)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // read by the schema derive only
+pub struct ProblemSchema {
+    /// `urn:inventory-snapshots:problem:` and the kind of problem, e.g.
+    /// `urn:inventory-snapshots:problem:aggregate-not-found`.
+    #[serde(rename = "type")]
+    #[schema(format = "uri")]
+    kind: String,
+    /// Short summary of the kind of problem.
+    title: String,
+    /// The HTTP status.
+    #[schema(minimum = 400, maximum = 599)]
+    status: u16,
+    /// What went wrong with this request, naming the aggregate, version or field (500s say
+    /// only to quote the requestId).
+    detail: String,
+    /// The request path.
+    instance: String,
+    /// The request's id, also in the `x-request-id` header and the audit record.
+    request_id: String,
+    /// `unsupported-aggregate-type` (400): the registered aggregate types.
+    supported_types: Option<Vec<String>>,
+    /// `method-not-allowed` (405): the methods the route accepts.
+    allow: Option<String>,
+    /// A cleanup stopped by storage (503): what it did before (its deletions stand).
+    partial: Option<snapshot_core::pruning::PruneSummary>,
+}
+
 /// Extension key holding what went wrong inside (500s only): logged and audited, never put in
 /// the body (kept among the extensions so a problem, the error of most results, stays small).
 const INTERNAL_KEY: &str = "\u{0}internal";

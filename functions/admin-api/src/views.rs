@@ -1,7 +1,11 @@
-//! JSON shapes of the responses (camelCase, like the stored items).
+//! JSON shapes of the responses (camelCase, like the stored items). Each derives its schema
+//! in the OpenAPI document (`ToSchema`); the names there are the `as = …` ones.
+
+use std::borrow::Cow;
 
 use serde::Serialize;
 use serde_json::Value;
+use snapshot_core::backfill::BackfillPlan;
 use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::repository::LoadReport;
 use snapshot_core::snapshot::{
@@ -9,6 +13,9 @@ use snapshot_core::snapshot::{
     UnreadableSnapshot,
 };
 use snapshot_core::Registry;
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 /// Most bytes of decoded state one response carries: a Lambda response is limited to 6 MB,
 /// and warehouse states can grow to megabytes. Larger states are omitted with a reason.
@@ -76,8 +83,9 @@ pub fn omitted_state(bytes: usize) -> Option<String> {
 }
 
 /// A snapshot's metadata, as listed and returned on creation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Snapshot)]
 pub struct SnapshotView {
     /// The aggregate.
     pub aggregate_id: String,
@@ -89,7 +97,8 @@ pub struct SnapshotView {
     pub last_event_sequence: u64,
     /// Revision of the state shape.
     pub schema_version: u32,
-    /// `json`, `json+zstd`, or offloaded: `s3+json`, `s3+json+zstd`.
+    /// `json`, `json+zstd`, or offloaded: `s3+json`, `s3+json+zstd` (as stored: an item that
+    /// says otherwise is listed as it is, and fails the checks).
     pub encoding: String,
     /// SHA-256 of the uncompressed state.
     pub checksum: String,
@@ -101,23 +110,26 @@ pub struct SnapshotView {
     pub stored_bytes: u64,
     /// Who made it and why.
     pub metadata: SnapshotMetadata,
-    /// TTL, epoch seconds.
+    /// TTL, epoch seconds (DynamoDB TTL).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
-    /// `eventId` of the event at `version`.
+    /// `eventId` of the event at `version`: a load uses the snapshot only when that event
+    /// carries it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_event_id: Option<String>,
-    /// Set once the snapshot was found invalid.
+    /// Set once a reader found the snapshot invalid: never used, never counted toward keep-N,
+    /// replaceable at its version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalid: Option<InvalidMark>,
-    /// Where an offloaded state is kept.
+    /// Offloaded states only (encoding `s3+…`): the S3 object holding the stored state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_ref: Option<StateRef>,
 }
 
 /// A stored item that does not read as a snapshot, listed as such.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UnreadableSnapshot)]
 pub struct UnreadableView {
     /// The aggregate.
     pub aggregate_id: String,
@@ -125,8 +137,10 @@ pub struct UnreadableView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     /// Always true.
+    #[schema(schema_with = always_true)]
     pub unreadable: bool,
     /// Always false.
+    #[schema(schema_with = always_false)]
     pub valid: bool,
     /// What does not read.
     pub invalid_reason: String,
@@ -145,7 +159,7 @@ impl From<&UnreadableSnapshot> for UnreadableView {
 }
 
 /// One listed item: a snapshot (metadata, or with state) or an unreadable item.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Listed<T> {
     /// A snapshot.
@@ -187,7 +201,7 @@ impl From<&SnapshotHeader> for SnapshotView {
 }
 
 /// A snapshot with its decoded state, or why it cannot be used.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotWithState {
     /// The snapshot's metadata.
@@ -195,15 +209,31 @@ pub struct SnapshotWithState {
     pub snapshot: SnapshotView,
     /// False when the checksum, schema version, identity or state does not check out.
     pub valid: bool,
-    /// The decoded state.
+    /// The decoded state, verified.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub state: Option<Value>,
     /// Why the snapshot is invalid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalid_reason: Option<String>,
-    /// Set when a valid state is too large to include (see [`STATE_RESPONSE_BUDGET`]).
+    /// Why a valid state is left out: over the 5 MiB state budget, or the response would pass
+    /// Lambda's 6 MB limit once encoded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_omitted: Option<String>,
+}
+
+/// Result of `GET /admin/snapshots/{aggregateId}/latest`: the newest valid snapshot with its
+/// state, and the newer ones the walk passed over.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = LatestSnapshot)]
+pub struct LatestView {
+    /// The snapshot and its state.
+    #[serde(flatten)]
+    pub snapshot: SnapshotWithState,
+    /// Versions of newer snapshots that failed a check (null: an item whose version does not
+    /// read), newest first.
+    pub skipped_invalid: Vec<Option<u64>>,
 }
 
 impl SnapshotWithState {
@@ -278,17 +308,28 @@ pub fn decode_state(
 }
 
 /// Result of `POST /admin/snapshots/create/…`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CreateResult)]
 pub struct CreateView {
     /// `created`, or `alreadyExists` when a snapshot at this version was already stored.
-    pub outcome: &'static str,
+    pub outcome: CreateOutcome,
     /// The snapshot's metadata.
     pub snapshot: SnapshotView,
 }
 
+/// What a manual snapshot request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CreateOutcome {
+    /// A new snapshot was stored.
+    Created,
+    /// A snapshot at this version was already stored; it is returned unchanged.
+    AlreadyExists,
+}
+
 /// One page of snapshots, newest first.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotPage<T> {
     /// The aggregate.
@@ -300,9 +341,71 @@ pub struct SnapshotPage<T> {
     pub next_cursor: Option<String>,
 }
 
+/// The body of a listing: a page of snapshots' metadata, or with `includeState=true` a page of
+/// snapshots with their states. Its schema is either page (`anyOf`: an empty page, or one of
+/// unreadable items only, is both).
+#[derive(Debug)]
+pub enum ListPage {}
+
+/// The two pages a listing answers with, whose derived schema (a `oneOf`) [`ListPage`] turns
+/// into an `anyOf`. Never built: it only describes.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // read by the schema derive only
+enum ListPageArms {
+    /// Metadata only.
+    Metadata(SnapshotPage<Listed<SnapshotView>>),
+    /// With `includeState=true`.
+    WithState(SnapshotPage<Listed<SnapshotWithState>>),
+}
+
+impl PartialSchema for ListPage {
+    fn schema() -> RefOr<Schema> {
+        match ListPageArms::schema() {
+            RefOr::T(Schema::OneOf(arms)) => {
+                let mut any_of = AnyOfBuilder::new().description(Some(
+                    "A page of snapshots' metadata, or with includeState=true a page of snapshots with their states",
+                ));
+                for arm in arms.items {
+                    any_of = any_of.item(arm);
+                }
+                any_of.into()
+            }
+            other => other,
+        }
+    }
+}
+
+impl ToSchema for ListPage {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SnapshotListing")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        ListPageArms::schemas(schemas);
+    }
+}
+
+/// A boolean that is always `true` (`unreadable` of an unreadable item).
+fn always_true() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Boolean)
+        .enum_values(Some([true]))
+        .into()
+}
+
+/// A boolean that is always `false` (`valid` of an unreadable item).
+fn always_false() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Boolean)
+        .enum_values(Some([false]))
+        .into()
+}
+
 /// Current state of an aggregate and how it was loaded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Aggregate)]
 pub struct AggregateView {
     /// The aggregate.
     pub aggregate_id: String,
@@ -312,8 +415,10 @@ pub struct AggregateView {
     pub version: u64,
     /// The decoded state.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub state: Option<Value>,
-    /// Set when the state is too large to include (see [`STATE_RESPONSE_BUDGET`]).
+    /// Why the state is left out: over the 5 MiB response budget, or the response would pass
+    /// Lambda's 6 MB limit once encoded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_omitted: Option<String>,
     /// How the load was served.
@@ -321,15 +426,16 @@ pub struct AggregateView {
 }
 
 /// Result of a drift check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = VerifyResult)]
 pub struct VerifyView {
     /// The aggregate.
     pub aggregate_id: String,
     /// Its registered type.
     pub aggregate_type: String,
     /// `match` or `mismatch`.
-    pub result: &'static str,
+    pub result: VerifyOutcome,
     /// JSON Pointers (RFC 6901) of the values that differ; `""` is the whole state. At most
     /// 100 (`differencesOmitted` counts the rest).
     pub differences: Vec<String>,
@@ -345,13 +451,35 @@ pub struct VerifyView {
     /// On a mismatch (and within the response budget): the state loaded through the
     /// snapshot, for showing the differences.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub loaded_state: Option<Value>,
     /// On a mismatch: the state of the full replay.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub replayed_state: Option<Value>,
     /// Set when the states were left out to keep the response within its limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub states_omitted: Option<String>,
+}
+
+/// What a drift check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum VerifyOutcome {
+    /// The state loaded through the snapshot equals the full replay's.
+    Match,
+    /// They differ (see `differences`).
+    Mismatch,
+}
+
+impl VerifyOutcome {
+    /// The word the body says (`match`, `mismatch`), for logs and the audit record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Match => "match",
+            Self::Mismatch => "mismatch",
+        }
+    }
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -360,8 +488,9 @@ fn is_zero(n: &usize) -> bool {
 }
 
 /// Result of a delete.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Deleted)]
 pub struct DeletedView {
     /// The aggregate.
     pub aggregate_id: String,
@@ -371,6 +500,18 @@ pub struct DeletedView {
     pub deleted: bool,
     /// True when it was the aggregate's only snapshot (allowed by `force=true`).
     pub was_only_snapshot: bool,
+}
+
+/// Result of a backfill dry run (`POST /admin/backfill`, the default).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = BackfillDryRun)]
+pub struct BackfillPlanView {
+    /// Always true: nothing was started.
+    pub dry_run: bool,
+    /// What a backfill would do.
+    #[serde(flatten)]
+    pub plan: BackfillPlan,
 }
 
 #[cfg(test)]

@@ -22,7 +22,6 @@ use common::tokens::{
     self, access_claims, issuer_key, now, rs256_header, sign_hs256, stranger_key, ISSUER,
 };
 use common::{TestApp, TOKEN};
-use http_body_util::BodyExt;
 use lambda_http::request::LambdaRequest;
 use serde_json::{json, Value};
 use snapshot_core::codec::SnapshotCodec;
@@ -289,10 +288,10 @@ where
     B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, bytes.to_vec())
+    let received = common::receive(&method, &path, response).await;
+    (received.status, received.bytes.to_vec())
 }
 
 /// In-process, through the Lambda path: forged tokens, missing and non-admin identities on

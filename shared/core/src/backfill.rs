@@ -50,14 +50,15 @@ pub struct Candidate {
 
 /// What a backfill would do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BackfillPlan {
     /// Aggregates to re-snapshot.
     pub aggregates: u64,
     /// Events the full replays read, at least (up to each obsolete snapshot's version).
     pub events_to_read: u64,
-    /// Strongly consistent read units of those reads: 1 per 4 KB per query page, at
-    /// [`ASSUMED_EVENT_BYTES`] per event.
+    /// Strongly consistent read units of those reads: 1 per 4 KB per query page, at 512
+    /// bytes per event (`ASSUMED_EVENT_BYTES`).
     pub estimated_read_units: u64,
     /// Aggregates to re-snapshot, per type.
     pub by_type: BTreeMap<String, u64>,
@@ -120,6 +121,7 @@ pub async fn plan<S: SnapshotStore + ?Sized>(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 /// Whether a job has aggregates left.
 pub enum JobState {

@@ -49,9 +49,12 @@ impl RepositoryError {
 
 /// How a load was served.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LoadReport {
-    /// Version of the snapshot the state started from (`None`: full replay).
+    /// Version of the snapshot the state started from (none, `null` in JSON: a full replay).
+    // Always serialised (null for a full replay), so required in the admin API's document.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub snapshot_version: Option<u64>,
     /// Events folded on top of it.
     pub events_replayed: u64,

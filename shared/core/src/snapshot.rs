@@ -8,6 +8,7 @@ use crate::mac::{MacError, MacFields, SnapshotMac};
 
 /// Who made a snapshot and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotMetadata {
     /// Who created it.
@@ -22,6 +23,7 @@ pub struct SnapshotMetadata {
 /// Where an offloaded state lives (`stateRef`): the object holds the stored bytes exactly as
 /// the `state` attribute would, so `checksum` and the sizes cover it the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateRef {
     /// Bucket name.
     pub bucket: String,
@@ -96,13 +98,14 @@ impl SnapshotHeader {
 
 /// Why, when and by whom a snapshot was found invalid (stored as the `invalid` map).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct InvalidMark {
     /// Why, in words that name what is wrong.
     pub reason: String,
     /// Epoch milliseconds.
     pub at: i64,
-    /// By.
+    /// Who found it invalid: the reader's actor (a function, or the admin API's caller).
     pub by: String,
 }
 

@@ -4,14 +4,42 @@ use axum::extract::State;
 use axum::response::Response;
 use snapshot_core::ports::{EventStore, SnapshotStore};
 
+use super::openapi::{
+    AggregateIdParam, AggregateTypeParam, BadRequest, Conflict, Forbidden, Internal, NotFound,
+    Unauthorized, Unavailable,
+};
 use crate::auth::Actor;
 use crate::problem::Problem;
+use crate::route_table::AGGREGATE;
 use crate::state::AppState;
 use crate::validation::{aggregate_id, aggregate_type, ValidPath};
 use crate::views::{encode_within_limit, json_response, omitted_state, AggregateView};
 
 /// `GET /admin/aggregates/{aggregateType}/{aggregateId}`: the state as the application would
 /// load it, and how (snapshot version used, events replayed, invalid snapshots skipped).
+#[utoipa::path(
+    get,
+    path = AGGREGATE,
+    operation_id = "getAggregate",
+    tag = "aggregates",
+    summary = "Current state through the repository and how it was loaded",
+    params(
+        ("aggregateType" = inline(AggregateTypeParam), Path,
+            description = "A registered aggregate type; others are a 400 listing the supported ones"),
+        ("aggregateId" = inline(AggregateIdParam), Path,
+            description = "1-256 printable characters"),
+    ),
+    responses(
+        (status = 200, description = "Current state", body = AggregateView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn current<E: EventStore, S: SnapshotStore>(
     State(app): State<AppState<E, S>>,
     _actor: Actor,

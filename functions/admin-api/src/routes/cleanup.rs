@@ -8,13 +8,17 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use snapshot_core::ports::{EventStore, SnapshotStore};
-use snapshot_core::pruning::{prune, Deadline, PruneError, PruneRequest};
+use snapshot_core::pruning::{prune, Deadline, PruneError, PruneRequest, PruneSummary};
 use tracing::info;
 
+use super::openapi::{
+    BadRequest, Forbidden, Internal, TooLarge, Unauthorized, Unavailable, UnsupportedMediaType,
+};
 use crate::auth::Actor;
 use crate::observe::AuditNote;
 use crate::problem::Problem;
 use crate::request_id::RequestId;
+use crate::route_table::CLEANUP;
 use crate::state::AppState;
 use crate::validation::{aggregate_id, OptionalJson};
 
@@ -25,19 +29,42 @@ pub const CLEANUP_BUDGET: Duration = Duration::from_secs(25);
 const LAMBDA_MARGIN: Duration = Duration::from_secs(2);
 
 /// Body of `POST /admin/snapshots/cleanup` (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = CleanupRequest)]
 pub struct CleanupBody {
     /// Only this aggregate; all of them when absent.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
     pub aggregate_id: Option<String>,
     /// Report what would be deleted, delete nothing.
     #[serde(default)]
+    #[schema(default = false)]
     pub dry_run: bool,
 }
 
 /// `POST /admin/snapshots/cleanup`: keeps the newest `MAX_SNAPSHOTS_PER_AGGREGATE` per
 /// aggregate and drops obsolete schema versions; returns the pruning summary.
+#[utoipa::path(
+    post,
+    path = CLEANUP,
+    operation_id = "cleanupSnapshots",
+    tag = "snapshots",
+    summary = "Run the pruning now: keep the newest MAX_SNAPSHOTS_PER_AGGREGATE per aggregate, drop obsolete schema versions",
+    request_body(content = Option<CleanupBody>, content_type = "application/json",
+        description = "Optional: no body prunes every aggregate for real"),
+    responses(
+        (status = 200, description = "Pruning summary (complete false: the time budget cut the run short; run again to continue)",
+            body = PruneSummary),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = TooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn cleanup<E: EventStore, S: SnapshotStore>(
     State(app): State<AppState<E, S>>,
     actor: Actor,

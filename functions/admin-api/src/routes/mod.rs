@@ -3,7 +3,8 @@
 mod aggregates;
 mod backfill;
 mod cleanup;
-pub(crate) mod meta;
+mod meta;
+mod openapi;
 mod snapshots;
 mod verify;
 
@@ -23,7 +24,7 @@ use crate::route_table::{
 use crate::state::AppState;
 use crate::validation::MAX_BODY_BYTES;
 
-pub use meta::OPENAPI_JSON;
+pub use openapi::{openapi_json, DocumentError};
 
 /// The admin API. The same router serves in Lambda (through `lambda_http::run`) and locally
 /// (through `axum::serve`); only `authenticator` differs.

@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use snapshot_core::audit::Outcome;
 use snapshot_core::clock::now_millis;
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
@@ -16,15 +15,21 @@ use snapshot_core::StoreError;
 use std::sync::Arc;
 use tracing::info;
 
+use super::openapi::{
+    AggregateIdParam, AggregateTypeParam, BadRequest, BoolParam, Conflict, Forbidden, Internal,
+    NotFound, PageSizeParam, Unauthorized, Unavailable,
+};
 use crate::auth::Actor;
 use crate::observe::AuditNote;
 use crate::problem::Problem;
 use crate::request_id::RequestId;
+use crate::route_table::{CREATE, DELETE, LATEST, LIST};
 use crate::state::AppState;
 use crate::validation::{aggregate_id, aggregate_type, ValidPath, ValidQuery};
 use crate::views::{
-    encode_within_limit, fits_lambda_response, json_response, lambda_payload_bytes, CreateView,
-    DeletedView, Listed, SnapshotPage, SnapshotView, SnapshotWithState, LAMBDA_RESPONSE_LIMIT,
+    encode_within_limit, fits_lambda_response, json_response, lambda_payload_bytes, CreateOutcome,
+    CreateView, DeletedView, LatestView, ListPage, Listed, SnapshotPage, SnapshotView,
+    SnapshotWithState, LAMBDA_RESPONSE_LIMIT,
 };
 
 /// `metadata.reason` of snapshots made through this API.
@@ -37,6 +42,33 @@ const PAGE_OVERHEAD: usize = 1024;
 
 /// `POST /admin/snapshots/create/{aggregateType}/{aggregateId}`: 201 with the new snapshot's
 /// metadata, or 200 with the stored one when a snapshot at that version already exists.
+#[utoipa::path(
+    post,
+    path = CREATE,
+    operation_id = "createSnapshot",
+    tag = "snapshots",
+    summary = "Snapshot the aggregate now at its current version (reason `manual`)",
+    params(
+        ("aggregateType" = inline(AggregateTypeParam), Path,
+            description = "A registered aggregate type; others are a 400 listing the supported ones"),
+        ("aggregateId" = inline(AggregateIdParam), Path,
+            description = "1-256 printable characters"),
+    ),
+    responses(
+        (status = 201, description = "Snapshot stored", body = CreateView),
+        (status = 200, description = "A snapshot at this version already existed; it is returned unchanged",
+            body = CreateView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, description = "The state is too large for one snapshot item",
+            body = crate::problem::ProblemSchema, content_type = "application/problem+json"),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn create<E: EventStore, S: SnapshotStore>(
     State(app): State<AppState<E, S>>,
     actor: Actor,
@@ -60,7 +92,7 @@ pub async fn create<E: EventStore, S: SnapshotStore>(
         PutOutcome::Created => {
             info!(aggregate_id = %id, version, actor = %actor.id, "manual snapshot stored");
             let view = CreateView {
-                outcome: "created",
+                outcome: CreateOutcome::Created,
                 snapshot: SnapshotView::from(&record.header),
             };
             AuditNote::default()
@@ -76,7 +108,7 @@ pub async fn create<E: EventStore, S: SnapshotStore>(
                 Err(e) => return Err(e.into()),
             };
             let view = CreateView {
-                outcome: "alreadyExists",
+                outcome: CreateOutcome::AlreadyExists,
                 snapshot: SnapshotView::from(&stored),
             };
             AuditNote::default()
@@ -161,6 +193,30 @@ fn clip(raw: &str) -> String {
 
 /// `GET /admin/snapshots/{aggregateId}`: newest first, metadata only unless
 /// `includeState=true`; `limit` (1–100, default 20) and `cursor` page through.
+#[utoipa::path(
+    get,
+    path = LIST,
+    operation_id = "listSnapshots",
+    tag = "snapshots",
+    summary = "Snapshots of an aggregate, newest first; metadata only unless includeState=true",
+    params(
+        ("aggregateId" = inline(AggregateIdParam), Path,
+            description = "1-256 printable characters"),
+        ("includeState" = inline(Option<BoolParam>), Query,
+            description = "Add each snapshot's verified, decoded state; invalid snapshots are flagged with invalidReason. A page stops early (nextCursor set) before it would pass Lambda's 6 MB response limit once encoded; a single state that would pass it alone is left out (stateOmitted)"),
+        ("limit" = inline(Option<PageSizeParam>), Query, description = "Page size"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = ListPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list<E: EventStore, S: SnapshotStore>(
     State(app): State<AppState<E, S>>,
     _actor: Actor,
@@ -255,6 +311,27 @@ async fn require_events<E: EventStore, S: SnapshotStore>(
 /// `GET /admin/snapshots/{aggregateId}/latest`: the newest snapshot that passes every
 /// check (the core's walk, boundary event included), with its state; newer ones it passed
 /// over are listed in `skippedInvalid` (and marked invalid when proven wrong).
+#[utoipa::path(
+    get,
+    path = LATEST,
+    operation_id = "latestSnapshot",
+    tag = "snapshots",
+    summary = "The newest snapshot that passes every check, with its decoded state",
+    params(
+        ("aggregateId" = inline(AggregateIdParam), Path,
+            description = "1-256 printable characters"),
+    ),
+    responses(
+        (status = 200, description = "Latest valid snapshot", body = LatestView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn latest<E: EventStore, S: SnapshotStore>(
     State(app): State<AppState<E, S>>,
     _actor: Actor,
@@ -292,23 +369,17 @@ pub async fn latest<E: EventStore, S: SnapshotStore>(
         })?;
     let skipped: Vec<Option<u64>> = walked.skipped.iter().map(|s| s.version).collect();
     if let Some((header, (state, bytes))) = walked.found {
-        let opened = SnapshotWithState::valid(&header, state, bytes);
-        let with_skipped = |opened: &SnapshotWithState| -> Result<Value, Problem> {
-            let mut body = serde_json::to_value(opened)?;
-            if let Some(object) = body.as_object_mut() {
-                object.insert("skippedInvalid".into(), json!(skipped));
-            }
-            Ok(body)
+        let mut view = LatestView {
+            snapshot: SnapshotWithState::valid(&header, state, bytes),
+            skipped_invalid: skipped,
         };
-        let body = with_skipped(&opened)?;
         // Measured as Lambda counts it: the encoded body, escaped once more in the envelope.
-        let body = match encode_within_limit(&body)? {
+        let body = match encode_within_limit(&view)? {
             Ok(bytes) => bytes,
             Err(reason) => {
-                let mut opened = opened;
-                opened.state = None;
-                opened.state_omitted = Some(reason);
-                serde_json::to_vec(&with_skipped(&opened)?)?
+                view.snapshot.state = None;
+                view.snapshot.state_omitted = Some(reason);
+                serde_json::to_vec(&view)?
             }
         };
         return Ok(json_response(body));
@@ -369,6 +440,30 @@ pub struct DeleteQuery {
 
 /// `DELETE /admin/snapshots/{aggregateId}/{version}`: 404 if absent; 409 if it is the
 /// aggregate's only snapshot, unless `force=true`.
+#[utoipa::path(
+    delete,
+    path = DELETE,
+    operation_id = "deleteSnapshot",
+    tag = "snapshots",
+    summary = "Delete one snapshot; the aggregate's only snapshot only with force=true",
+    params(
+        ("aggregateId" = inline(AggregateIdParam), Path,
+            description = "1-256 printable characters"),
+        ("version" = u64, Path, description = "The snapshot's version"),
+        ("force" = inline(Option<BoolParam>), Query,
+            description = "Also delete the aggregate's only snapshot"),
+    ),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn delete<E: EventStore, S: SnapshotStore>(
     State(app): State<AppState<E, S>>,
     actor: Actor,

@@ -8,19 +8,45 @@ use snapshot_core::ports::{EventStore, SnapshotStore};
 use snapshot_core::repository::LoadedState;
 use tracing::warn;
 
+use super::openapi::{
+    AggregateIdParam, BadRequest, Conflict, Forbidden, Internal, NotFound, Unauthorized,
+    Unavailable,
+};
 use crate::auth::Actor;
 use crate::diff::differences;
 use crate::observe::AuditNote;
 use crate::problem::Problem;
+use crate::route_table::VERIFY;
 use crate::state::AppState;
 use crate::validation::{aggregate_id, ValidPath};
-use crate::views::{encode_within_limit, json_response, omitted_state, VerifyView};
+use crate::views::{encode_within_limit, json_response, omitted_state, VerifyOutcome, VerifyView};
 
 /// Loads compared per request; a concurrent append between the two loads is retried once.
 const ATTEMPTS: usize = 2;
 
 /// `POST /admin/snapshots/{aggregateId}/verify`: `match`, or `mismatch` with the JSON
 /// Pointers that differ. The aggregate type is the one its first event was stored with.
+#[utoipa::path(
+    post,
+    path = VERIFY,
+    operation_id = "verifySnapshot",
+    tag = "snapshots",
+    summary = "Drift check: load through the latest valid snapshot + tail and compare with a full replay",
+    params(
+        ("aggregateId" = inline(AggregateIdParam), Path,
+            description = "1-256 printable characters"),
+    ),
+    responses(
+        (status = 200, description = "match or mismatch", body = VerifyView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn verify<E: EventStore, S: SnapshotStore>(
     State(app): State<AppState<E, S>>,
     _actor: Actor,
@@ -56,9 +82,9 @@ pub async fn verify<E: EventStore, S: SnapshotStore>(
         let show = !diffs.is_empty()
             && omitted_state(loaded.state_json.len() + replayed.state_json.len()).is_none();
         let result = if diffs.is_empty() {
-            "match"
+            VerifyOutcome::Match
         } else {
-            "mismatch"
+            VerifyOutcome::Mismatch
         };
         if !diffs.is_empty() {
             warn!(aggregate_id = %id, version = loaded.version,
@@ -66,8 +92,10 @@ pub async fn verify<E: EventStore, S: SnapshotStore>(
                 "snapshot drift detected");
         }
         let detail = format!(
-            "{result} at version {} (snapshot {:?})",
-            loaded.version, loaded.report.snapshot_version
+            "{} at version {} (snapshot {:?})",
+            result.as_str(),
+            loaded.version,
+            loaded.report.snapshot_version
         );
         let mut view = VerifyView {
             aggregate_id: id.to_owned(),

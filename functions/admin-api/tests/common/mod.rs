@@ -1,8 +1,10 @@
 //! Helpers of the in-process tests: the router on in-memory stores, seeded aggregates,
-//! requests as an admin, and captured audit records
-//! ([`AuditCapture`], shared with the snapshotter's tests).
+//! requests as an admin, and captured audit records ([`AuditCapture`], shared with the
+//! snapshotter's tests). Every response a test reads goes through [`receive`], which holds it
+//! to the OpenAPI document ([`contract`]).
 #![allow(dead_code)]
 
+pub mod contract;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use admin_api::{router, AccessPolicy, AppState, Authenticator, DevToken};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::response::Response;
 use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -184,15 +187,47 @@ impl Reply {
     }
 }
 
+/// Status, headers and body bytes of a response, once checked against the OpenAPI document:
+/// a status, content type or body it does not describe fails the test.
+pub struct Received {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub bytes: axum::body::Bytes,
+}
+
+/// Reads the response to `method path` (the request's path, without the query) and checks it
+/// against the document ([`contract::contract`]).
+pub async fn receive(method: &Method, path: &str, response: Response) -> Received {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Err(broken) = contract::contract().check(method, path, status, content_type, &bytes) {
+        panic!("{method} {path} -> {status}: not as the OpenAPI document says: {broken}");
+    }
+    Received {
+        status,
+        headers,
+        bytes,
+    }
+}
+
+/// Sends `request` through `router` and reads the response ([`receive`]).
 pub async fn send<B>(router: &Router, request: Request<B>) -> Reply
 where
     B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let Received {
+        status,
+        headers,
+        bytes,
+    } = receive(&method, &path, response).await;
     let text_asset = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -140,6 +140,7 @@ pub fn validate_aggregate_id(id: &str) -> Result<(), PruneError> {
 
 /// A snapshot named in a dry-run report.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotRef {
     /// The aggregate the item belongs to.
@@ -159,6 +160,7 @@ impl From<SnapshotKey> for SnapshotRef {
 
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PruneSummary {
     /// Snapshot items read.
@@ -177,7 +179,7 @@ pub struct PruneSummary {
     pub complete: bool,
     /// How long it took, in milliseconds.
     pub duration_ms: u64,
-    /// Dry run only: the snapshots it would delete (at most [`DRY_RUN_REPORT_LIMIT`]).
+    /// Dry run only: the snapshots it would delete (at most 1,000: `DRY_RUN_REPORT_LIMIT`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub would_delete: Vec<SnapshotRef>,
 }
