@@ -10,7 +10,8 @@ pub const MAX_DIFFERENCES: usize = 100;
 /// there are in all.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Differences {
-    /// Listed paths.
+    /// JSON Pointers (RFC 6901) of the differing values, sorted, at most
+    /// [`MAX_DIFFERENCES`]; `""` is the whole value.
     pub paths: Vec<String>,
     /// All differences, listed or not.
     pub total: usize,

@@ -12,7 +12,7 @@ pub const DEFAULT_PORT: u16 = 3000;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid port {value:?} (from {source_name}): must be 0-65535")]
 pub struct PortError {
-    /// The value given.
+    /// The port setting as given (not a number, or above 65535).
     pub value: String,
     /// Where it came from.
     pub source_name: &'static str,

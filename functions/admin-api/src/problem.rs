@@ -154,17 +154,19 @@ impl Problem {
         self
     }
 
-    /// 400.
+    /// A 400 problem of type `kind`: the request itself is wrong (a field, a path segment);
+    /// `detail` names what, and repeating it unchanged fails the same way.
     pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, kind, "Bad request", detail)
     }
 
-    /// 404.
+    /// A 404 problem of type `kind`: the aggregate or snapshot named does not exist.
     pub fn not_found(kind: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, kind, "Not found", detail)
     }
 
-    /// 409.
+    /// A 409 problem of type `kind`: the request contradicts what is stored (a concurrent
+    /// change, an aggregate of another type, a backfill already running); `detail` says which.
     pub fn conflict(kind: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, kind, "Conflict", detail)
     }

@@ -113,7 +113,8 @@ impl AggregateOutcome {
         }
     }
 
-    /// The aggregate.
+    /// The aggregate this outcome is about: the batch's records are grouped by it, one outcome
+    /// per aggregate.
     pub fn aggregate_id(&self) -> &str {
         &self.aggregate_id
     }

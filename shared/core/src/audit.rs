@@ -3,19 +3,23 @@
 
 use serde::Serialize;
 
+/// How an audited operation ended, serialised lowercase (`"success"`, …) as the record's
+/// `outcome`: what an alarm or a query over the trail filters on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-/// Outcome.
 pub enum Outcome {
-    /// Success.
+    /// It did what was asked: a snapshot written, deleted or marked, a 2xx answer.
     Success,
-    /// Noop.
+    /// Nothing needed doing and nothing changed: the snapshot was already there, already gone,
+    /// or a dry run only counted what it would delete.
     Noop,
-    /// Denied.
+    /// The caller was not allowed (the admin API's 401 and 403): nothing was read or changed.
     Denied,
-    /// Rejected.
+    /// The request was refused as it stands (another 4xx, a snapshot over the item limit, an
+    /// event type this version does not know); retrying it unchanged fails the same way.
     Rejected,
-    /// Failure.
+    /// It failed on the way (a store error, a bug, a drift found); what was meant may not have
+    /// happened, and retrying later may help.
     Failure,
 }
 
@@ -58,7 +62,9 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    /// A new value.
+    /// A record of `actor` doing `action` that ended as `outcome`, with no subject, identity or
+    /// detail yet (the builder methods below add them) and a duration of 0 ms until
+    /// [`AuditRecord::took`].
     pub fn new(actor: impl Into<String>, action: impl Into<String>, outcome: Outcome) -> Self {
         Self {
             actor: actor.into(),
@@ -76,7 +82,8 @@ impl AuditRecord {
         }
     }
 
-    /// Aggregate.
+    /// The aggregate acted on, and the version concerned when there is one (the snapshot
+    /// created, deleted or marked; `None` for an aggregate-wide action).
     pub fn aggregate(mut self, aggregate_id: impl Into<String>, version: Option<u64>) -> Self {
         self.aggregate_id = Some(aggregate_id.into());
         self.version = version;
@@ -102,13 +109,15 @@ impl AuditRecord {
         self
     }
 
-    /// Request.
+    /// The id of the request that caused it (API Gateway's or Lambda's), so a record can be
+    /// joined with that invocation's logs; `None` leaves it out.
     pub fn request(mut self, request_id: Option<String>) -> Self {
         self.request_id = request_id;
         self
     }
 
-    /// Detail.
+    /// What happened, in words an operator reads (a reason, an error's text); never a secret
+    /// or a state.
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self

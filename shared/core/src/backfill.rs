@@ -40,9 +40,9 @@ pub const REASON: &str = "backfill:schema";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Candidate {
-    /// Aggregate id.
+    /// The aggregate whose newest snapshot has an old schema revision.
     pub aggregate_id: String,
-    /// Aggregate type.
+    /// Its registered type, whose current revision the new snapshot is built with.
     pub aggregate_type: String,
     /// Its newest snapshot's version: a full replay reads at least this many events.
     pub snapshot_version: u64,
@@ -141,7 +141,7 @@ pub struct BackfillJob {
     pub state: JobState,
     /// Aggregates in the job.
     pub total: u64,
-    /// Aggregates re-snapshotted.
+    /// Aggregates that got a snapshot of the current revision (written now, or found there).
     pub done: u64,
     /// Aggregates that could not be re-snapshotted (logged, not retried).
     pub failed: u64,
@@ -216,7 +216,8 @@ pub trait BackfillJobStore: Send + Sync {
     async fn save(&self, job: &BackfillJob) -> Result<(), StoreError>;
 }
 
-/// Limits of one run.
+/// What one backfill run may spend before it saves its progress and stops; the next run (the
+/// next call of the backfill route) continues the job.
 #[derive(Debug, Clone, Copy)]
 pub struct RunLimits {
     /// Events read per run, at most (checked before each aggregate; one aggregate may go over).

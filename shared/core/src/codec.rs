@@ -23,12 +23,14 @@ pub const DYNAMODB_ITEM_LIMIT: usize = 400 * 1024;
 /// anything is allocated, and decompression never writes past the declared size.
 pub const MAX_STATE_BYTES: usize = 64 * 1024 * 1024;
 
+/// How a snapshot's state bytes are stored: the item's `encoding` attribute, which decides how
+/// its `state` attribute is read back ([`Encoding::as_str`] gives the stored form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-/// Encoding.
 pub enum Encoding {
-    /// Json.
+    /// `json`: the state's JSON as a string attribute, uncompressed (at most
+    /// [`SnapshotCodec::compress_above`] bytes).
     Json,
-    /// Json zstd.
+    /// `json+zstd`: the state's JSON compressed into one zstd frame, a binary attribute.
     JsonZstd,
     /// `json` bytes in an object (see [`crate::offload`]).
     S3Json,
@@ -37,7 +39,8 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    /// The value as stored.
+    /// The `encoding` attribute's value (`json`, `json+zstd`, `s3+json`, `s3+json+zstd`);
+    /// [`Encoding::parse`] reads it back.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Json => "json",
@@ -81,14 +84,16 @@ impl fmt::Display for Encoding {
 /// The stored `state` attribute: a string (`json`) or bytes (`json+zstd`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateBody {
-    /// JSON text.
+    /// JSON text, as `json` stores it (a DynamoDB string).
     Text(String),
-    /// Binary.
+    /// Bytes, as `json+zstd` stores them (a DynamoDB binary); also the bytes read from an
+    /// offloaded state's object, whatever its encoding.
     Binary(Vec<u8>),
 }
 
 impl StateBody {
-    /// How many.
+    /// The stored size in bytes (UTF-8 bytes of the text): what counts against the item limit
+    /// and is recorded as `storedBytes`.
     pub fn len(&self) -> usize {
         match self {
             Self::Text(s) => s.len(),
@@ -149,7 +154,8 @@ impl<'de> Deserialize<'de> for StateBody {
 pub struct EncodedState {
     /// How the state is stored (`json`, `json+zstd`, …).
     pub encoding: Encoding,
-    /// Body.
+    /// The bytes to store as the item's `state` attribute: text for `json`, the zstd frame for
+    /// `json+zstd`.
     pub body: StateBody,
     /// Lower-case hex SHA-256 of the uncompressed JSON.
     pub checksum: String,
@@ -159,14 +165,18 @@ pub struct EncodedState {
     pub stored_bytes: u64,
 }
 
+/// Why a state could not be encoded or a stored one could not be read back. Reading, every
+/// variant means the snapshot is unusable (a load skips it and replays from an older one or the
+/// events); none is retryable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-/// Codec error.
 pub enum CodecError {
     #[error("unknown snapshot encoding `{0}`")]
-    /// Unknown encoding.
+    /// The `encoding` attribute names no encoding this version reads (written by a newer one,
+    /// or damaged).
     UnknownEncoding(String),
     #[error("encoding {encoding} does not match a {found} state attribute")]
-    /// Body mismatch.
+    /// The `state` attribute's type contradicts the encoding (bytes for `json`, a string for
+    /// `json+zstd`).
     BodyMismatch {
         /// How the state is stored (`json`, `json+zstd`, …).
         encoding: Encoding,
@@ -174,13 +184,16 @@ pub enum CodecError {
         found: &'static str,
     },
     #[error("state is not valid UTF-8 JSON text")]
-    /// Not utf8.
+    /// A state to store uncompressed is not UTF-8, so it cannot be kept as JSON text (an
+    /// encoding error: the aggregate's state did not serialise to JSON).
     NotUtf8,
     #[error("zstd: {0}")]
-    /// Zstd.
+    /// Compressing failed, or the stored bytes are not exactly one complete zstd frame
+    /// (truncated, corrupt, bytes after it); zstd's message says which.
     Zstd(String),
     #[error("declared size {declared} bytes is beyond the {limit} byte limit")]
-    /// Declared size too large.
+    /// The item declares a state larger than [`SnapshotCodec::max_state_bytes`]: refused
+    /// before anything is allocated or decompressed.
     DeclaredSizeTooLarge {
         /// The size the item declares.
         declared: u64,
@@ -188,7 +201,7 @@ pub enum CodecError {
         limit: usize,
     },
     #[error("declared size {declared} bytes, decoded {actual} bytes")]
-    /// Size mismatch.
+    /// The decoded state is not as long as the item's `sizeBytes` says.
     SizeMismatch {
         /// The size the item declares.
         declared: u64,
@@ -199,7 +212,8 @@ pub enum CodecError {
     #[error("state is offloaded ({0}) but its object was not read")]
     ObjectNotRead(Encoding),
     #[error("checksum mismatch: stored {stored}, computed {computed}")]
-    /// Checksum mismatch.
+    /// The decoded state's SHA-256 differs from the item's `checksum`: the bytes changed after
+    /// they were written.
     ChecksumMismatch {
         /// The value stored with the item.
         stored: String,
@@ -377,7 +391,8 @@ fn decompress_into<'out>(
     Ok(())
 }
 
-/// Sha256 hex.
+/// SHA-256 of `bytes` as 64 lower-case hex digits: the form of a snapshot's `checksum` (of
+/// the uncompressed state) and of the snapshotter's drift comparison.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -393,7 +408,7 @@ fn hashed(bytes: Vec<u8>) -> (Vec<u8>, String) {
 pub struct SnapshotCodec {
     /// States larger than this many bytes are compressed.
     pub compress_above: usize,
-    /// Zstd level.
+    /// zstd compression level of `json+zstd` states (1 fastest … 22 smallest; default 3).
     pub zstd_level: i32,
     /// States that do not fit one item even compressed go to the state object store
     /// (`SNAPSHOT_BUCKET` set); without one they cannot be snapshotted.
@@ -418,7 +433,8 @@ impl Default for SnapshotCodec {
 }
 
 impl SnapshotCodec {
-    /// A new value.
+    /// The default codec (zstd level 3, no offload, [`MAX_STATE_BYTES`], the process-local
+    /// authenticator) compressing states larger than `compress_above` bytes.
     pub fn new(compress_above: usize) -> Self {
         Self {
             compress_above,

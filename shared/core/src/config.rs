@@ -10,13 +10,14 @@ use crate::policy::{PolicyOverride, PolicySet, SnapshotPolicy, Strategy};
 const MAX_THRESHOLD: u64 = 1_000_000;
 const MAX_INTERVAL_HOURS: u64 = 24 * 366;
 
+/// A setting that is missing or out of range: the function's cold start fails with it, naming
+/// the variable, rather than run with a guess.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration {variable}={value:?}: {reason}")]
-/// Config error.
 pub struct ConfigError {
-    /// The environment variable.
+    /// The environment variable at fault (`SNAPSHOT_THRESHOLD`, …).
     pub variable: &'static str,
-    /// The value given.
+    /// Its value as set (empty when it is missing).
     pub value: String,
     /// Why, in words that name what is wrong.
     pub reason: String,
@@ -53,7 +54,8 @@ pub struct Config {
 pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
-    /// String.
+    /// The variable's value, `default` when it is unset; set but blank is an error (a template
+    /// that sets an empty value means to set something).
     pub fn string(&self, variable: &'static str, default: &str) -> Result<String, ConfigError> {
         let value = self.0(variable).unwrap_or_else(|| default.to_owned());
         if value.trim().is_empty() {
@@ -62,7 +64,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(value)
     }
 
-    /// Optional.
+    /// The variable's value; `None` when it is unset or blank (a template's empty default
+    /// means "not configured").
     pub fn optional(&self, variable: &'static str) -> Option<String> {
         self.0(variable).filter(|v| !v.trim().is_empty())
     }
@@ -102,12 +105,14 @@ fn error(variable: &'static str, value: &str, reason: &str) -> ConfigError {
 }
 
 impl Config {
-    /// Built from env.
+    /// The settings of this process's environment (docs/policies.md#configuration); the
+    /// first variable out of range fails it.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// Built from lookup.
+    /// [`Config::from_env`] with the variables read through `lookup` (tests, and the local
+    /// stack's settings), each unset one at its default.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
         let strategy_raw = env.string("SNAPSHOT_STRATEGY", "hybrid")?;

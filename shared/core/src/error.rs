@@ -25,7 +25,8 @@ impl fmt::Display for EventRef {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("malformed event item ({at}): {reason}")]
-    /// Malformed.
+    /// The item lacks an attribute every event has, or one has the wrong type (`sequence`
+    /// not a number, no `eventType`, …).
     Malformed {
         /// Which event (aggregate and sequence).
         at: EventRef,
@@ -33,7 +34,7 @@ pub enum EventError {
         reason: String,
     },
     #[error("unknown aggregateType `{aggregate_type}` ({at})")]
-    /// Unknown aggregate type.
+    /// No registered aggregate type has this `aggregateType` (see [`crate::Registry`]).
     UnknownAggregateType {
         /// Which event (aggregate and sequence).
         at: EventRef,
@@ -41,7 +42,8 @@ pub enum EventError {
         aggregate_type: String,
     },
     #[error("unknown eventType `{event_type}` for {aggregate_type} ({at})")]
-    /// Unknown event type.
+    /// The aggregate type has no event of this `eventType`: written by a newer version of the
+    /// writing service, most often. The snapshotter skips the aggregate until it knows it.
     UnknownEventType {
         /// Which event (aggregate and sequence).
         at: EventRef,
@@ -51,7 +53,8 @@ pub enum EventError {
         event_type: String,
     },
     #[error("invalid {event_type} payload ({at}): {reason}")]
-    /// Invalid payload.
+    /// The event type is known but its `payload` does not deserialise into it (a missing or
+    /// mistyped field).
     InvalidPayload {
         /// Which event (aggregate and sequence).
         at: EventRef,
@@ -71,7 +74,8 @@ pub enum EventError {
         found: String,
     },
     #[error("sequence gap for aggregateId={aggregate_id}: expected {expected}, found {found}")]
-    /// Sequence gap.
+    /// The events read do not follow each other one by one from the state they are folded on
+    /// (a missing or repeated sequence): folding past it would build a wrong state.
     SequenceGap {
         /// The aggregate the item belongs to.
         aggregate_id: String,
@@ -83,7 +87,7 @@ pub enum EventError {
 }
 
 impl EventError {
-    /// The aggregate concerned.
+    /// The id of the aggregate whose event this is about (the item's, as far as it reads).
     pub fn aggregate_id(&self) -> &str {
         match self {
             Self::Malformed { at, .. }
@@ -104,14 +108,18 @@ pub enum StoreError {
     Conflict {
         /// The aggregate the item belongs to.
         aggregate_id: String,
-        /// Expected version.
+        /// The version the append was made at: the stream's last sequence as the writer saw
+        /// it, no longer its last.
         expected_version: u64,
     },
     #[error(transparent)]
-    /// Event.
+    /// A stored event could not be read as one (see [`EventError`]): a retry reads the same
+    /// item and fails the same way.
     Event(#[from] EventError),
     #[error("malformed snapshot item aggregateId={aggregate_id} version={version}: {reason}")]
-    /// Malformed snapshot.
+    /// A snapshot item, or its offloaded state, cannot be read as stored (an attribute
+    /// missing or mistyped, the state object gone): a reader that meets it passes over the
+    /// snapshot as invalid.
     MalformedSnapshot {
         /// The aggregate the item belongs to.
         aggregate_id: String,
@@ -121,7 +129,9 @@ pub enum StoreError {
         reason: String,
     },
     #[error("invalid request for aggregateId={aggregate_id}: {reason}")]
-    /// Invalid request.
+    /// The call breaks a rule of the port before anything is sent (an append of more than
+    /// [`crate::ports::MAX_EVENTS_PER_APPEND`] events or out of sequence, an offload without a
+    /// state bucket): a bug in the caller, not retryable.
     InvalidRequest {
         /// The aggregate the item belongs to.
         aggregate_id: String,

@@ -74,19 +74,21 @@ pub struct LoadTelemetry {
 /// What [`LoadTelemetry`] has counted, as numbers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadTotals {
-    /// Loads.
+    /// Loads recorded with [`LoadTelemetry::record`] (one per load report it was given).
     pub loads: u64,
-    /// Events folded.
+    /// Events folded on top of a snapshot or from the first event, over all loads.
     pub events_folded: u64,
     /// Snapshot ages in events, summed.
     pub snapshot_age_events_sum: u64,
     /// The largest snapshot age in events.
     pub snapshot_age_events_max: u64,
-    /// Snapshots skipped.
+    /// Invalid or unusable snapshots the loads passed over (their reports'
+    /// `snapshots_skipped`, summed).
     pub invalid_skipped: u64,
     /// Loads without a snapshot.
     pub full_replays: u64,
-    /// Store requests.
+    /// Requests the metered stores served ([`Metered`]: one per port call, `fetch_state`
+    /// excepted), loads or not.
     pub requests: u64,
 }
 

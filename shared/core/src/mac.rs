@@ -35,12 +35,14 @@ pub struct SnapshotMac {
     pub value: String,
 }
 
-/// The fields a MAC covers.
+/// The fields a snapshot's MAC covers: who it is of, at which version and revision, and the
+/// checksum of its state (so the state itself is covered without hashing it twice). Anything
+/// else in the item (metadata, sizes, marks) can change without breaking the MAC.
 #[derive(Debug, Clone, Copy)]
 pub struct MacFields<'a> {
     /// The aggregate the snapshot belongs to.
     pub aggregate_id: &'a str,
-    /// The `aggregateType`.
+    /// Its `aggregateType`, e.g. `INVENTORY_ITEM`: a state cannot be moved to another type.
     pub aggregate_type: &'a str,
     /// The aggregate version captured.
     pub version: u64,
@@ -104,7 +106,8 @@ impl SnapshotKey {
         Ok(Self { id, secret })
     }
 
-    /// The key id.
+    /// The key's id, recorded in every MAC it makes (`mac.keyId`) so a reader picks the right
+    /// key of its ring; not secret.
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -135,9 +138,9 @@ pub enum KeyError {
     /// Too short to be a key.
     #[error("snapshot key {id} has {len} bytes, at least 32 are needed")]
     TooShort {
-        /// The key id.
+        /// The id of the key refused.
         id: String,
-        /// Its length.
+        /// Its secret's length in bytes (below 32).
         len: usize,
     },
     /// Two keys of the ring share an id.
@@ -264,7 +267,8 @@ impl SnapshotAuthenticator {
         &self.keys
     }
 
-    /// The policy for unsigned snapshots.
+    /// How this authenticator treats a snapshot without a MAC (refused, or accepted until the
+    /// `SNAPSHOT_MAC_GRACE_UNTIL` grace ends).
     pub fn unsigned_policy(&self) -> UnsignedPolicy {
         self.unsigned
     }

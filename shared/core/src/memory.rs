@@ -26,15 +26,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// An [`EventStore`] in process memory: appends are checked and atomic as DynamoDB's
+/// conditional writes are, reads are strongly consistent, and the requests DynamoDB would
+/// serve are counted ([`InMemoryEventStore::requests`]). Lost when dropped.
 #[derive(Debug, Default)]
-/// In memory event store.
 pub struct InMemoryEventStore {
     streams: Mutex<HashMap<String, Vec<EventEnvelope>>>,
     requests: AtomicU64,
 }
 
 impl InMemoryEventStore {
-    /// A new value.
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
@@ -136,8 +138,11 @@ impl EventStore for InMemoryEventStore {
     }
 }
 
+/// A [`SnapshotStore`] in process memory with the DynamoDB adapter's semantics (conditional
+/// puts, newest-first pages, segmented scans); it can also hold unreadable items
+/// ([`InMemorySnapshotStore::insert_unreadable`]) to test how readers skip them. Requests are
+/// counted as DynamoDB would serve them (a batch delete per 25 keys). Lost when dropped.
 #[derive(Debug, Default)]
-/// In memory snapshot store.
 pub struct InMemorySnapshotStore {
     items: Mutex<BTreeMap<(String, u64), Stored<SnapshotRecord>>>,
     /// One head per aggregate, kept as the DynamoDB store keeps its head items
@@ -147,7 +152,7 @@ pub struct InMemorySnapshotStore {
 }
 
 impl InMemorySnapshotStore {
-    /// A new value.
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }

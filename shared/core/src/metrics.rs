@@ -11,14 +11,15 @@ use crate::clock::now_millis;
 /// CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "InventorySnapshots";
 
+/// Unit of a metric value, as CloudWatch names it in the EMF document (it decides how the
+/// console labels and converts the statistic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-/// Unit of a metric value.
 pub enum Unit {
-    /// Count.
+    /// A number of things (events, snapshots, requests); sums across invocations.
     Count,
-    /// Bytes.
+    /// A size in bytes (a snapshot's stored state).
     Bytes,
-    /// Milliseconds.
+    /// A duration in milliseconds.
     Milliseconds,
 }
 
@@ -40,7 +41,8 @@ pub struct MetricSet {
 }
 
 impl MetricSet {
-    /// A new value.
+    /// No metrics yet, reported under the `Function` dimension `function` (`snapshotter`,
+    /// `pruner`, `admin-api` or an application's name).
     pub fn new(function: impl Into<String>) -> Self {
         Self {
             function: function.into(),
@@ -53,17 +55,18 @@ impl MetricSet {
         self.values.entry(name).or_insert((0.0, unit)).0 += value;
     }
 
-    /// Count.
+    /// Adds `value` to the count metric `name` (created at 0; [`Unit::Count`]).
     pub fn count(&mut self, name: &'static str, value: u64) {
         self.add(name, value as f64, Unit::Count);
     }
 
-    /// The entry, if any.
+    /// The value of metric `name` so far; `None` when nothing was added to it.
     pub fn get(&self, name: &str) -> Option<f64> {
         self.values.get(name).map(|(v, _)| *v)
     }
 
-    /// The EMF document.
+    /// The metrics as one Embedded Metric Format document, timestamped now: the line
+    /// [`MetricSet::flush`] prints, which CloudWatch Logs turns into metrics.
     pub fn to_emf(&self) -> Value {
         let definitions: Vec<Value> = self
             .values

@@ -6,20 +6,23 @@ use std::fmt;
 
 use serde::Deserialize;
 
+/// Which rule trips a snapshot (`SNAPSHOT_STRATEGY`, or an override's `strategy`); see
+/// [`SnapshotPolicy::decide`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-/// Strategy.
 pub enum Strategy {
-    /// Count.
+    /// `count`: [`SnapshotPolicy::threshold`] events since the last snapshot.
     Count,
     /// By time since the last snapshot.
     Time,
-    /// Hybrid.
+    /// `hybrid` (the default): the count rule, or the time rule for an aggregate that has a
+    /// snapshot, whichever trips first.
     Hybrid,
 }
 
 impl Strategy {
-    /// Parses the stored form.
+    /// Parses `count`, `time` or `hybrid`, in any case and with surrounding blanks; `None`
+    /// for anything else.
     pub fn parse(value: &str) -> Option<Self> {
         match value.trim().to_ascii_lowercase().as_str() {
             "count" => Some(Self::Count),
@@ -33,14 +36,14 @@ impl Strategy {
 /// Why a policy tripped; stored as the snapshot's `metadata.reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TripReason {
-    /// Count.
+    /// The count rule: at least `threshold` events since the last snapshot.
     Count,
     /// By time since the last snapshot.
     Time,
 }
 
 impl TripReason {
-    /// The value as stored.
+    /// The snapshot's `metadata.reason`: `threshold:count` or `threshold:time`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Count => "threshold:count",
@@ -55,8 +58,9 @@ impl fmt::Display for TripReason {
     }
 }
 
+/// When one aggregate type gets a snapshot: the rule and its two bounds
+/// ([`SnapshotPolicy::decide`]). The default is hybrid, 100 events or 24 hours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-/// Snapshot policy.
 pub struct SnapshotPolicy {
     /// Which rule decides.
     pub strategy: Strategy,
@@ -139,7 +143,8 @@ pub struct PolicySet {
 }
 
 impl PolicySet {
-    /// For type.
+    /// The policy of `aggregate_type`: its override, else the default (an unknown type gets
+    /// the default too).
     pub fn for_type(&self, aggregate_type: &str) -> &SnapshotPolicy {
         self.overrides.get(aggregate_type).unwrap_or(&self.default)
     }

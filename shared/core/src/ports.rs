@@ -73,8 +73,11 @@ pub fn validate_append(expected_version: u64, events: &[EventEnvelope]) -> Resul
     Ok(())
 }
 
+/// The event table as the snapshot logic needs it: append-only streams of events per
+/// aggregate, numbered from 1 without gaps. Appends are conditional (optimistic concurrency,
+/// [`StoreError::Conflict`]) and idempotent; reads are strongly consistent. A failing call is
+/// [`StoreError::Backend`] whose kind says whether retrying can help.
 #[async_trait]
-/// Event store.
 pub trait EventStore: Send + Sync {
     /// Appends `events` atomically. They must carry sequences `expected_version + 1 ..` of one
     /// aggregate, and the event at `expected_version` must exist (no gap is ever left). If
@@ -221,8 +224,11 @@ impl<E: EventStore + ?Sized, A: Aggregate> EventReader<DecodedEvent<A::Event>>
     }
 }
 
+/// The snapshot table: at most one snapshot per aggregate and version (same key = same
+/// content), read newest first, never rewritten except to mark one invalid or replace a
+/// marked one. An item that does not read as a snapshot is returned as
+/// [`UnreadableSnapshot`](crate::snapshot::UnreadableSnapshot), never as an error of the call.
 #[async_trait]
-/// Snapshot store.
 pub trait SnapshotStore: Send + Sync {
     /// Writes the snapshot unless one with the same key exists (same key = same content);
     /// one marked invalid is replaced.

@@ -16,7 +16,8 @@ use crate::error::EventError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FoldError {
     #[error("snapshot state of {aggregate_id} does not decode as {aggregate_type}: {reason}")]
-    /// Base state.
+    /// The snapshot's state does not deserialise into the aggregate's state type: the
+    /// snapshot is invalid (a load passes over it), the events are not at fault.
     BaseState {
         /// The aggregate the item belongs to.
         aggregate_id: String,
@@ -26,7 +27,7 @@ pub enum FoldError {
         reason: String,
     },
     #[error(transparent)]
-    /// Event.
+    /// One of the events does not fold (see [`EventError`]): no snapshot makes that go away.
     Event(#[from] EventError),
 }
 
@@ -34,7 +35,8 @@ pub enum FoldError {
 pub trait AggregateKind: Send + Sync {
     /// The `aggregateType` it is registered under.
     fn type_name(&self) -> &'static str;
-    /// Schema version.
+    /// The revision of the state's shape ([`Aggregate::SCHEMA_VERSION`]): a snapshot of
+    /// another revision is not applied, and the pruner deletes those first.
     fn schema_version(&self) -> u32;
 
     /// Folds `events` (which must continue `base_version` without gaps and belong to this

@@ -17,23 +17,29 @@ use crate::snapshot::{
 };
 use crate::walk::{Reads, SnapshotWalk, Start, Tail, Target, Verdict, WalkError};
 
+/// Why a load, save or manual snapshot failed. Only [`RepositoryError::Store`] can be
+/// transient (see [`StoreError::is_retryable`]); the others say something about the data.
 #[derive(Debug, thiserror::Error)]
-/// Repository error.
 pub enum RepositoryError {
     #[error(transparent)]
-    /// A store call failed.
+    /// A store call failed: a conflict on save ([`RepositoryError::is_conflict`]), or a
+    /// backend failure that may be worth retrying.
     Store(#[from] StoreError),
     #[error(transparent)]
-    /// Event.
+    /// A stored event could not be folded (unknown type, bad payload, a gap): the aggregate
+    /// cannot be loaded until the code or the data is fixed.
     Event(#[from] EventError),
     #[error(transparent)]
-    /// Domain.
+    /// A command refused by the aggregate's rules, for callers that run commands and save in
+    /// one function (`?` converts it); the repository itself never returns it.
     Domain(#[from] DomainError),
     #[error(transparent)]
-    /// Snapshot.
+    /// A manual snapshot could not be built (too large for one item without a state bucket,
+    /// or not encodable); nothing was written.
     Snapshot(#[from] SnapshotBuildError),
     #[error("aggregate {aggregate_id} has no events")]
-    /// Not found.
+    /// The aggregate has no events: it does not exist (a load or manual snapshot of it is
+    /// refused, not answered with an initial state).
     NotFound {
         /// The aggregate the item belongs to.
         aggregate_id: String,
@@ -116,7 +122,11 @@ impl Head {
 /// Audit actor of the marks a repository sets when none is given.
 pub const DEFAULT_ACTOR: &str = "repository";
 
-/// Aggregate repository.
+/// Loads aggregates from their newest valid snapshot plus the events after it, and saves new
+/// events with optimistic concurrency, through any [`EventStore`] and [`SnapshotStore`].
+/// Invalid snapshots it finds on the way are skipped, marked (as [`DEFAULT_ACTOR`] unless
+/// [`AggregateRepository::with_actor`] names another) and counted; a load never fails
+/// because of a snapshot.
 pub struct AggregateRepository<E, S> {
     events: E,
     snapshots: S,
@@ -150,7 +160,8 @@ impl<E, S> AggregateRepository<E, S> {
 }
 
 impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
-    /// A new value.
+    /// A repository over these stores, opening and building snapshots with `codec`, with the
+    /// default snapshot policies (the newest events read alongside a snapshot follow them).
     pub fn new(events: E, snapshots: S, codec: SnapshotCodec) -> Self {
         Self {
             events,
@@ -173,7 +184,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         &self.snapshots
     }
 
-    /// Codec.
+    /// The codec that opens (verifies) and builds this repository's snapshots.
     pub fn codec(&self) -> &SnapshotCodec {
         &self.codec
     }

@@ -11,7 +11,8 @@ use crate::mac::{MacError, MacFields, SnapshotMac};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotMetadata {
-    /// Who created it.
+    /// Who created it: `snapshotter`, the admin caller's identity, `backfill`, or the
+    /// application's own name for a snapshot it built itself.
     pub created_by: String,
     /// `threshold:count`, `threshold:time`, `manual`, …
     pub reason: String,
@@ -25,9 +26,10 @@ pub struct SnapshotMetadata {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StateRef {
-    /// Bucket name.
+    /// The state bucket (`SNAPSHOT_BUCKET` when the snapshot was written).
     pub bucket: String,
-    /// Object key.
+    /// The object's key in that bucket: [`crate::offload::object_key`] of the aggregate and
+    /// version, so one item has exactly one object.
     pub key: String,
 }
 
@@ -103,9 +105,10 @@ impl SnapshotHeader {
 pub struct InvalidMark {
     /// Why, in words that name what is wrong.
     pub reason: String,
-    /// Epoch milliseconds.
+    /// When it was marked, in epoch milliseconds.
     pub at: i64,
-    /// Who found it invalid: the reader's actor (a function, or the admin API's caller).
+    /// Who marked it: the actor of the reader that found it invalid (`snapshotter`,
+    /// `repository`, or the name an application gave its repository).
     pub by: String,
 }
 
@@ -144,10 +147,12 @@ pub struct SnapshotKey {
     pub version: u64,
 }
 
+/// What a scan of the snapshot table returns per item
+/// ([`crate::ports::SnapshotStore::scan_summaries`]): the key and the attributes the pruner's
+/// retention rule decides on, never the state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-/// Snapshot summary.
 pub struct SnapshotSummary {
-    /// The item key.
+    /// Which snapshot (aggregate and version).
     pub key: SnapshotKey,
     /// The `aggregateType`, e.g. `INVENTORY_ITEM`.
     pub aggregate_type: String,
@@ -161,19 +166,21 @@ pub struct SnapshotSummary {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotBuildError {
     #[error("snapshot of aggregateId={aggregate_id} version={version} is {item_bytes} bytes after compression, over the {limit} byte DynamoDB item limit")]
-    /// Too large.
+    /// The item would be over DynamoDB's item limit even with its state compressed, and the
+    /// codec may not offload it (no state bucket): nothing is written. Not retryable; the
+    /// snapshotter counts it (`SnapshotsTooLarge`) and skips the aggregate.
     TooLarge {
         /// The aggregate the item belongs to.
         aggregate_id: String,
         /// The aggregate version (sequence of the last event folded in).
         version: u64,
-        /// Item bytes.
+        /// The item's estimated size in bytes, attribute names included.
         item_bytes: usize,
-        /// How much the state allows.
+        /// DynamoDB's item limit in bytes ([`DYNAMODB_ITEM_LIMIT`]).
         limit: usize,
     },
     #[error("cannot encode snapshot of aggregateId={aggregate_id} version={version}: {source}")]
-    /// Codec.
+    /// The state could not be encoded (not UTF-8, or compression failed): nothing is written.
     Codec {
         /// The aggregate the item belongs to.
         aggregate_id: String,
@@ -184,7 +191,8 @@ pub enum SnapshotBuildError {
     },
 }
 
-/// What a snapshot is of.
+/// What a snapshot is of: the aggregate, its type and state revision, and the version (with
+/// that event's id) the state was folded to. [`build_snapshot`] copies it into the header.
 #[derive(Debug, Clone, Copy)]
 pub struct SnapshotSubject<'a> {
     /// The aggregate the item belongs to.
@@ -327,23 +335,26 @@ impl SnapshotRecord {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSnapshot {
     #[error("belongs to {found_type}/{found_id}")]
-    /// Wrong aggregate.
+    /// The item names another aggregate or type than the one being loaded (a misplaced or
+    /// forged item).
     WrongAggregate {
-        /// Found id.
+        /// The `aggregateId` the item names.
         found_id: String,
-        /// Found type.
+        /// The `aggregateType` the item names.
         found_type: String,
     },
     #[error("schemaVersion {found}, current is {current}")]
-    /// Schema version.
+    /// The state has another shape revision than this code's: unusable here, not wrong (a
+    /// newer deployment may have written it), so it is skipped and never marked.
     SchemaVersion {
-        /// What was found.
+        /// The item's `schemaVersion`.
         found: u32,
-        /// Current.
+        /// The revision this code folds ([`crate::registry::AggregateKind::schema_version`]).
         current: u32,
     },
     #[error("lastEventSequence {last_event_sequence} differs from version {version}")]
-    /// Sequence mismatch.
+    /// The item's `lastEventSequence` and `version` disagree: it was not written by
+    /// [`build_snapshot`] as it stands.
     SequenceMismatch {
         /// The aggregate version (sequence of the last event folded in).
         version: u64,
@@ -351,13 +362,15 @@ pub enum InvalidSnapshot {
         last_event_sequence: u64,
     },
     #[error("{0}")]
-    /// Codec.
+    /// The stored state does not read back (see [`CodecError`]: unknown encoding, corrupt
+    /// frame, size or checksum mismatch).
     Codec(#[from] CodecError),
     #[error("state does not decode: {0}")]
     /// The state does not decode.
     State(String),
     #[error("version {version} is beyond the event stream")]
-    /// Beyond stream.
+    /// The snapshot claims a version the event stream has not reached: it cannot have been
+    /// built from these events.
     BeyondStream {
         /// The aggregate version (sequence of the last event folded in).
         version: u64,
@@ -376,17 +389,19 @@ pub enum InvalidSnapshot {
         found: String,
     },
     #[error("marked invalid by {by} at {at}: {reason}")]
-    /// Marked.
+    /// The item carries an invalid mark (see [`InvalidMark`]): skipped, and not marked a
+    /// second time.
     Marked {
         /// Why, in words that name what is wrong.
         reason: String,
-        /// Which event (aggregate and sequence).
+        /// When it was marked, in epoch milliseconds.
         at: i64,
-        /// By.
+        /// Who marked it.
         by: String,
     },
     #[error("{0}")]
-    /// Unreadable.
+    /// The item does not read as a snapshot at all (see [`UnreadableSnapshot`]); the text
+    /// says why.
     Unreadable(String),
     /// The MAC is missing, wrong or made with a key this reader does not accept.
     #[error("{0}")]

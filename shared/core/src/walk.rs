@@ -37,7 +37,8 @@ pub enum Tail {
     ToEnd,
     /// Events up to this sequence (at least the boundary event).
     Through(u64),
-    /// The boundary event only.
+    /// The boundary event only: enough to check the snapshot was built from the stored
+    /// events (its `lastEventId`), for a caller that brings the newer events itself.
     BoundaryOnly,
 }
 
@@ -56,7 +57,8 @@ pub struct Candidate<V = EventEnvelope> {
 /// What the caller makes of a candidate.
 #[derive(Debug)]
 pub enum Verdict<T, X> {
-    /// Use this one.
+    /// The snapshot is good: the walk stops here and returns it with this value (the
+    /// caller's folded state, for instance).
     Use(T),
     /// The snapshot is wrong (e.g. its state does not decode): it is marked and passed over.
     Invalid(InvalidSnapshot),
@@ -81,7 +83,7 @@ pub struct Walked<T> {
     /// The newest valid snapshot's header and what the caller made of it; `None`: there is
     /// no valid snapshot (below the start).
     pub found: Option<(SnapshotHeader, T)>,
-    /// Skipped.
+    /// The snapshots passed over before `found`, newest first, each with why.
     pub skipped: Vec<Skipped>,
 }
 
@@ -92,14 +94,16 @@ impl<T> Walked<T> {
     }
 }
 
+/// Why a walk stopped without an answer. An invalid snapshot never stops it (it is
+/// skipped); a failing store or the caller's own verdict does.
 #[derive(Debug, thiserror::Error)]
-/// Walk error.
 pub enum WalkError<X> {
     #[error(transparent)]
     /// A store call failed.
     Store(#[from] StoreError),
     #[error("{0}")]
-    /// Fail.
+    /// The caller's [`Verdict::Fail`] on a candidate (an event of its tail that does not
+    /// fold, for instance), as the caller gave it.
     Fail(X),
 }
 
@@ -124,7 +128,7 @@ pub struct Reads<V = EventEnvelope> {
     newest: Vec<V>,
     /// True when `newest` reaches back to the first event.
     complete: bool,
-    /// Requests sent.
+    /// Requests sent to the stores so far (reads, and marks of invalid snapshots).
     pub requests: u32,
     /// Sequential round trips: requests sent together count once, each page of a paginated
     /// read counts.

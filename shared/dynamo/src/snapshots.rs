@@ -22,7 +22,7 @@ use snapshot_core::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
 };
 
-/// BatchWriteItem's limit.
+/// Most deletes one BatchWriteItem carries (DynamoDB's limit).
 const BATCH: usize = 25;
 const MAX_BATCH_ATTEMPTS: u32 = 8;
 /// Backoff before resending unprocessed items: doubling from this …

@@ -24,7 +24,8 @@ pub const KEYS_VARIABLE: &str = "SNAPSHOT_MAC_KEYS";
 pub const KMS_KEY_VARIABLE: &str = "SNAPSHOT_MAC_KMS_KEY";
 /// Encryption context every MAC data key is generated and decrypted with.
 pub const CONTEXT_KEY: &str = "purpose";
-/// Its value.
+/// The value of [`CONTEXT_KEY`] in that context: a ciphertext made for any other purpose (or
+/// none) does not decrypt as a MAC key, and the key policy can require it.
 pub const CONTEXT_VALUE: &str = "snapshot-mac";
 
 /// Why the MAC keys cannot be loaded (the function then fails its cold start).
@@ -36,7 +37,7 @@ pub enum KeyLoadError {
     /// The variable does not parse.
     #[error("invalid configuration {variable}: {reason}")]
     Malformed {
-        /// The variable.
+        /// The variable at fault ([`KEYS_VARIABLE`] or [`KMS_KEY_VARIABLE`]).
         variable: &'static str,
         /// What is wrong (never the value: it holds key material, if encrypted).
         reason: String,
@@ -46,7 +47,8 @@ pub enum KeyLoadError {
     Kms {
         /// `Decrypt` or `GenerateDataKey`.
         operation: &'static str,
-        /// Our key id.
+        /// The id of the MAC key concerned (the `keyId` of its `SNAPSHOT_MAC_KEYS` entry),
+        /// not the KMS key's.
         key_id: String,
         /// The SDK error.
         #[source]

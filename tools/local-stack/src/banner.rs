@@ -3,7 +3,8 @@
 
 use crate::{LocalStack, StackSettings};
 
-/// The ready banner.
+/// The text printed once the stack is up: the admin API's and console's URLs, the dev token,
+/// the snapshot policy and demo settings in force.
 pub fn banner(stack: &LocalStack, settings: &StackSettings, endpoint: &str) -> String {
     let config = &settings.snapshotter.config;
     let policy = &config.policies.default;

@@ -9,7 +9,7 @@
 //! - generates demo inventory traffic through `AggregateRepository` (optional).
 //!
 //! Progress goes to a [`Reporter`]: a line per snapshot created, pruning run and admin request,
-//! and periodic totals. [`LocalStack::shutdown`] stops everything gracefully.
+//! and periodic totals. [`LocalStack::run_until`] stops everything gracefully on its signal.
 
 pub mod admin;
 pub mod args;

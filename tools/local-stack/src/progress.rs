@@ -40,7 +40,7 @@ pub enum Progress {
     },
     /// A demo command could not be stored (the next tick tries again).
     DemoFailed { aggregate_id: String, error: String },
-    /// Periodic totals.
+    /// The running totals, printed every few seconds so a quiet stack still shows it is alive.
     Totals(TotalsView),
 }
 
@@ -130,7 +130,8 @@ impl Totals {
     }
 }
 
-/// A copy of [`Totals`].
+/// The values of [`Totals`] at one moment, taken without a lock (each counter read once), for
+/// printing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TotalsView {
     pub commands: u64,

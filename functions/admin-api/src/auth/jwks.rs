@@ -134,7 +134,7 @@ pub struct HttpJwks {
 }
 
 impl HttpJwks {
-    /// A fetcher for `url` (https, or http on 127.0.0.1/localhost/[::1]).
+    /// A fetcher for `url` (https, or http on `127.0.0.1`, `localhost` or `[::1]`).
     pub fn new(url: &str) -> Result<Self, String> {
         let uri: hyper::Uri = url
             .parse()

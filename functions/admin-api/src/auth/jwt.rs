@@ -256,5 +256,6 @@ impl VerifiedToken {
     }
 }
 
-/// A shared verifier.
+/// One verifier shared by every request of a container, and with it its cache of the issuer's
+/// keys (fetched once, not per request).
 pub type SharedVerifier = Arc<TokenVerifier>;

@@ -6,14 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use super::{domain_events, Aggregate, AggregateRoot, DomainError};
 
+/// Whether an item still takes stock commands (stored as `ACTIVE` / `DISCONTINUED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-/// Item status.
 pub enum ItemStatus {
     #[default]
-    /// Active.
+    /// Created and not discontinued: every command applies.
     Active,
-    /// Discontinued.
+    /// After `ItemDiscontinued`: final; every stock command is refused
+    /// ([`DomainError::Discontinued`]).
     Discontinued,
 }
 
@@ -35,15 +36,15 @@ pub struct InventoryItem {
     pub available: i64,
     /// Stock level at which to reorder.
     pub reorder_point: i64,
-    /// Lifecycle status.
+    /// Whether it still takes stock commands.
     pub status: ItemStatus,
     /// Reserved units by order id.
     pub reservations: BTreeMap<String, i64>,
 }
 
+/// Payload of `ItemCreated`, the first event of every item: it starts active with no stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-/// Item created.
 pub struct ItemCreated {
     /// Stock keeping unit.
     pub sku: String,
@@ -53,9 +54,9 @@ pub struct ItemCreated {
     pub reorder_point: i64,
 }
 
+/// Payload of `StockReceived`: units added to the stock on hand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-/// Stock received.
 pub struct StockReceived {
     /// How many (above zero).
     pub quantity: i64,
@@ -74,21 +75,22 @@ pub struct OrderQuantity {
     pub quantity: i64,
 }
 
+/// Payload of `StockAdjusted`: a correction of the units on hand (a count, breakage), never
+/// below what is reserved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-/// Stock adjusted.
 pub struct StockAdjusted {
     /// Change to the units in stock (not zero).
     pub delta: i64,
-    /// Why, in words that name what is wrong.
+    /// Why the stock was corrected (not blank).
     pub reason: String,
 }
 
+/// Payload of `ItemDiscontinued`: the item takes no more stock commands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-/// Item discontinued.
 pub struct ItemDiscontinued {
-    /// Why, in words that name what is wrong.
+    /// Why it was discontinued (not blank).
     pub reason: String,
 }
 
@@ -212,7 +214,9 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
-    /// Receive.
+    /// Receives `quantity` (> 0) units into stock (`StockReceived`), with an optional
+    /// reference such as a delivery note. Refused for an item that does not exist or is
+    /// discontinued.
     pub fn receive(&mut self, quantity: i64, reference: Option<&str>) -> Result<(), DomainError> {
         self.require_active()?;
         self.positive("quantity", quantity)?;
@@ -223,7 +227,8 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
-    /// Reserve.
+    /// Reserves `quantity` (> 0) units for order `order_id` (`StockReserved`); refused when
+    /// more than the available units are asked for ([`DomainError::Exceeds`]).
     pub fn reserve(&mut self, order_id: &str, quantity: i64) -> Result<(), DomainError> {
         self.require_active()?;
         self.not_blank("orderId", order_id)?;
@@ -236,7 +241,8 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
-    /// Release.
+    /// Gives back `quantity` (> 0) units of order `order_id`'s reservation
+    /// (`ReservationReleased`); at most what that order holds.
     pub fn release(&mut self, order_id: &str, quantity: i64) -> Result<(), DomainError> {
         self.require_active()?;
         self.positive("quantity", quantity)?;
@@ -250,7 +256,8 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
-    /// Ship.
+    /// Ships `quantity` (> 0) reserved units of order `order_id` (`StockShipped`): they leave
+    /// the stock and the reservation; at most what that order holds.
     pub fn ship(&mut self, order_id: &str, quantity: i64) -> Result<(), DomainError> {
         self.require_active()?;
         self.positive("quantity", quantity)?;
@@ -262,7 +269,8 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
-    /// Adjust.
+    /// Corrects the stock on hand by `delta` (not 0) for `reason` (`StockAdjusted`); a
+    /// removal may not take the stock below what is reserved.
     pub fn adjust(&mut self, delta: i64, reason: &str) -> Result<(), DomainError> {
         self.require_active()?;
         if delta == 0 {
@@ -285,7 +293,8 @@ impl AggregateRoot<InventoryItem> {
         Ok(())
     }
 
-    /// Discontinue.
+    /// Discontinues the item for `reason` (`ItemDiscontinued`): final, later stock commands
+    /// are refused.
     pub fn discontinue(&mut self, reason: &str) -> Result<(), DomainError> {
         self.require_active()?;
         self.not_blank("reason", reason)?;

@@ -23,7 +23,7 @@ pub trait Aggregate:
     const TYPE: &'static str;
     /// Revision of the state shape; snapshots of any other revision are never applied.
     const SCHEMA_VERSION: u32;
-    /// Event.
+    /// The aggregate's events: the only way its state changes ([`Aggregate::apply`]).
     type Event: DomainEvent;
 
     /// The state before the first event.
@@ -37,19 +37,22 @@ pub trait Aggregate:
 /// Why a stored event could not be turned into a typed event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventDecodeError {
-    /// Unknown event type.
+    /// The aggregate has no event of the stored `eventType` (the payload is not looked at).
     UnknownEventType,
-    /// Invalid payload.
+    /// The event type is known and its payload does not deserialise into it; the text is
+    /// serde's.
     InvalidPayload(String),
 }
 
 /// A typed domain event that maps to the stored `eventType` + `payload` pair.
 pub trait DomainEvent: Clone + Debug + PartialEq + Send + Sync + 'static {
-    /// Event type.
+    /// The stored `eventType` of this event (`StockReceived`, …): fixed per variant, part of
+    /// the event contract (docs/event-contract.md).
     fn event_type(&self) -> &'static str;
-    /// As payload.
+    /// The stored `payload`: the variant's fields as a JSON object.
     fn to_payload(&self) -> serde_json::Value;
-    /// Built from parts.
+    /// The event stored as `event_type` with `payload` (the inverse of
+    /// [`DomainEvent::event_type`] and [`DomainEvent::to_payload`]).
     fn from_parts(event_type: &str, payload: &serde_json::Value) -> Result<Self, EventDecodeError>;
 
     /// Built from the stored `eventType` and the payload in any serde representation (e.g. a
@@ -140,41 +143,42 @@ pub use crate::domain_events;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     #[error("{aggregate_id} does not exist")]
-    /// Not found.
+    /// The command needs an existing aggregate and this one has no events yet.
     NotFound {
         /// The aggregate the item belongs to.
         aggregate_id: String,
     },
     #[error("{aggregate_id} already exists")]
-    /// Already exists.
+    /// A creating command on an aggregate that already has events.
     AlreadyExists {
         /// The aggregate the item belongs to.
         aggregate_id: String,
     },
     #[error("{aggregate_id}: {field} must be {rule}, got {value}")]
-    /// Invalid value.
+    /// A command argument breaks a rule on its own (a quantity not positive, a blank name).
     InvalidValue {
         /// The aggregate the item belongs to.
         aggregate_id: String,
-        /// The field concerned.
+        /// The command argument concerned (`quantity`, `name`, …).
         field: &'static str,
-        /// The rule it breaks.
+        /// The rule it breaks, as it reads after "must be" (`positive`, `non-empty`).
         rule: &'static str,
-        /// The value given.
+        /// The value given, as text.
         value: String,
     },
     #[error("{aggregate_id} is discontinued")]
-    /// Discontinued.
+    /// A command that changes stock on an inventory item that was discontinued.
     Discontinued {
         /// The aggregate the item belongs to.
         aggregate_id: String,
     },
     #[error("{aggregate_id}: cannot {action} {requested}, only {limit} {what}")]
-    /// Exceeds.
+    /// A quantity over what the state holds (reserving more than is available, picking more
+    /// than a location holds).
     Exceeds {
         /// The aggregate the item belongs to.
         aggregate_id: String,
-        /// What was done, e.g. `snapshot.create`.
+        /// The command's verb, as the message reads it (`reserve`, `ship`, `place`, …).
         action: &'static str,
         /// How much was asked for.
         requested: i64,
@@ -184,7 +188,8 @@ pub enum DomainError {
         what: &'static str,
     },
     #[error("{aggregate_id}: location `{location}` {problem}")]
-    /// Location.
+    /// A warehouse command names a location that does not fit it (unknown, already there,
+    /// not empty).
     Location {
         /// The aggregate the item belongs to.
         aggregate_id: String,
@@ -215,7 +220,8 @@ impl<A: Aggregate> AggregateRoot<A> {
         Self::from_state(id, 0, state)
     }
 
-    /// Built from state.
+    /// An aggregate at `version` with `state` (loaded or folded elsewhere) and nothing
+    /// uncommitted; the state is taken as it is, not checked against `id`.
     pub fn from_state(id: impl Into<String>, version: u64, state: A) -> Self {
         Self {
             id: id.into(),
@@ -226,7 +232,7 @@ impl<A: Aggregate> AggregateRoot<A> {
         }
     }
 
-    /// Id.
+    /// The aggregate id: the events' and snapshots' `aggregateId`.
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -352,13 +358,13 @@ pub const MAX_AGGREGATE_ID_CHARS: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidAggregateId {
     #[error("must not be empty")]
-    /// Empty.
+    /// Empty or blank.
     Empty,
     #[error("is {0} characters long, at most {MAX_AGGREGATE_ID_CHARS}")]
-    /// Too long.
+    /// Longer than [`MAX_AGGREGATE_ID_CHARS`] characters (the count given).
     TooLong(usize),
     #[error("must contain printable characters only")]
-    /// Not printable.
+    /// Holds a control character (a newline, a NUL, …), which would forge log lines or keys.
     NotPrintable,
 }
 

@@ -23,9 +23,10 @@ pub struct Warehouse {
     pub locations: BTreeMap<String, BTreeMap<String, i64>>,
 }
 
+/// Payload of `WarehouseCreated`, the first event of every warehouse: no locations, nothing
+/// stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-/// Warehouse created.
 pub struct WarehouseCreated {
     /// Display name.
     pub name: String,
@@ -53,11 +54,11 @@ pub struct LocationStock {
     pub quantity: i64,
 }
 
+/// Payload of `CapacityChanged`: the new capacity, never below the units stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-/// Capacity changed.
 pub struct CapacityChanged {
-    /// Most units the warehouse holds.
+    /// Most units the warehouse holds from now on.
     pub capacity: i64,
 }
 
@@ -180,7 +181,7 @@ impl AggregateRoot<Warehouse> {
         Ok(())
     }
 
-    /// Add location.
+    /// Adds an empty location named `location` (`LocationAdded`); refused when it exists.
     pub fn add_location(&mut self, location: &str) -> Result<(), DomainError> {
         self.require_exists()?;
         self.not_blank("location", location)?;
@@ -193,7 +194,7 @@ impl AggregateRoot<Warehouse> {
         Ok(())
     }
 
-    /// Remove location.
+    /// Removes `location` (`LocationRemoved`); refused unless it exists and is empty.
     pub fn remove_location(&mut self, location: &str) -> Result<(), DomainError> {
         self.require_exists()?;
         self.require_location(location)?;
@@ -211,7 +212,8 @@ impl AggregateRoot<Warehouse> {
         Ok(())
     }
 
-    /// Place.
+    /// Stores `quantity` (> 0) units of `sku` at `location` (`StockPlaced`), within the
+    /// warehouse's free capacity.
     pub fn place(&mut self, location: &str, sku: &str, quantity: i64) -> Result<(), DomainError> {
         self.require_exists()?;
         self.require_location(location)?;
@@ -225,7 +227,8 @@ impl AggregateRoot<Warehouse> {
         Ok(())
     }
 
-    /// Pick.
+    /// Takes `quantity` (> 0) units of `sku` from `location` (`StockPicked`), at most what it
+    /// holds there.
     pub fn pick(&mut self, location: &str, sku: &str, quantity: i64) -> Result<(), DomainError> {
         self.require_exists()?;
         self.require_location(location)?;
@@ -238,7 +241,8 @@ impl AggregateRoot<Warehouse> {
         Ok(())
     }
 
-    /// Change capacity.
+    /// Sets the capacity to `capacity` (> 0) units (`CapacityChanged`), at least the units
+    /// stored now.
     pub fn change_capacity(&mut self, capacity: i64) -> Result<(), DomainError> {
         self.require_exists()?;
         self.positive("capacity", capacity)?;

@@ -17,7 +17,7 @@ impl Deadline {
         Self(None)
     }
 
-    /// Which event (aggregate and sequence).
+    /// Reached once the clock passes `instant`.
     pub fn at(instant: Instant) -> Self {
         Self::when(move || Instant::now() >= instant)
     }
@@ -40,7 +40,8 @@ impl Deadline {
         Self(Some(Arc::new(condition)))
     }
 
-    /// Reached.
+    /// True once the run must stop (never for [`Deadline::none`]); cheap enough to call before
+    /// every request.
     pub fn reached(&self) -> bool {
         self.0.as_ref().is_some_and(|condition| condition())
     }

@@ -1,9 +1,10 @@
 //! Snapshot retention (docs/functions.md#pruner), used by the scheduled pruner and by the admin
 //! API's cleanup route: one implementation, generic over [`SnapshotStore`].
 //!
-//! What is deleted is decided per aggregate by [`Retention`] (see [`plan`] for the rule: keep
-//! the newest N, drop obsolete schema versions, never the newest snapshot nor the newest usable
-//! one). Snapshots of an `aggregateType` the registry does not know are left alone.
+//! What is deleted is decided per aggregate by [`Retention`] (see `pruning/plan.rs` for the
+//! rule: keep the newest N, drop obsolete schema versions, never the newest snapshot nor the
+//! newest usable one). Snapshots of an `aggregateType` the registry does not know are left
+//! alone.
 //!
 //! Reads are paginated: all aggregates through a parallel scan of `segments` segments of keys
 //! only, one aggregate through its newest-first headers. A scan returns an aggregate's
@@ -73,13 +74,18 @@ pub struct PruneRequest {
     pub dry_run: bool,
     /// Only this aggregate (a paginated query instead of a scan).
     pub aggregate_id: Option<String>,
-    /// Segments.
+    /// Parallel scan segments, all read concurrently (1 ..= [`MAX_SEGMENTS`]; default
+    /// [`DEFAULT_SEGMENTS`]). Ignored for one aggregate.
     pub segments: u32,
-    /// Page size.
+    /// Items asked per page of the scan or query (at least 1; default [`DEFAULT_PAGE_SIZE`]);
+    /// DynamoDB may return fewer (1 MB per page).
     pub page_size: usize,
-    /// Buffer keys.
+    /// Keys a segment holds before it decides the aggregates it has moved past (at least 1;
+    /// default [`DEFAULT_BUFFER_KEYS`]): bounds memory, and how much a deadline makes the
+    /// next run read again.
     pub buffer_keys: usize,
-    /// Deadline.
+    /// When to stop: checked before every page read and delete batch; the run then reports
+    /// `complete: false` and the next one resumes ([`prune_resuming`]).
     pub deadline: Deadline,
     /// Who runs it, for the audit trail.
     pub actor: String,
@@ -88,7 +94,8 @@ pub struct PruneRequest {
 }
 
 impl PruneRequest {
-    /// A new value.
+    /// A run over the whole table that keeps `max_snapshots` per aggregate, deletes for real,
+    /// has no deadline and the defaults above; [`PruneRequest::validate`] refuses 0.
     pub fn new(max_snapshots: usize) -> Self {
         Self {
             max_snapshots,
@@ -165,7 +172,7 @@ impl From<SnapshotKey> for SnapshotRef {
 pub struct PruneSummary {
     /// Snapshot items read.
     pub scanned: u64,
-    /// Aggregates decided.
+    /// Aggregates the retention rule was applied to (not those left alone: see `skipped`).
     pub aggregates: u64,
     /// Snapshots deleted (in a dry run: that would have been deleted).
     pub deleted: u64,
@@ -197,13 +204,15 @@ impl PruneSummary {
     }
 }
 
+/// Why a pruning run failed. A refused request deleted nothing; a store failure keeps what
+/// was deleted before it (`partial`), and the next run goes on from the last saved position.
 #[derive(Debug, thiserror::Error)]
-/// Prune error.
 pub enum PruneError {
     #[error("invalid prune request: {field} {reason}")]
-    /// Invalid request.
+    /// The request is refused before anything is read (see [`PruneRequest::validate`]); the
+    /// admin API answers it with a 400 naming the field.
     InvalidRequest {
-        /// The field concerned.
+        /// The request field at fault, as the API names it (`maxSnapshots`, `aggregateId`, …).
         field: &'static str,
         /// Why, in words that name what is wrong.
         reason: String,
