@@ -30,11 +30,13 @@ fn put(table: &str, sequence: u64, note: &str) -> TransactWriteItem {
 #[tokio::test]
 async fn a_transaction_sent_again_with_its_token_succeeds_and_writes_nothing_twice() {
     let tables = TestTables::create("request_token").await;
+    // A token of this test's own: DynamoDB remembers one for ten minutes per account and region.
+    let token = uuid::Uuid::new_v4().simple().to_string();
     let send = |note: &'static str| {
         tables
             .client
             .transact_write_items()
-            .client_request_token("append-item-token-1-2")
+            .client_request_token(&token)
             .transact_items(put(&tables.events_table, 1, note))
             .transact_items(put(&tables.events_table, 2, note))
             .send()
@@ -106,4 +108,32 @@ async fn an_append_whose_reply_is_lost_is_retried_by_the_sdk_and_stored_once_wit
         .await
         .unwrap();
     assert_eq!(loaded.state().on_hand, 12);
+}
+
+#[tokio::test]
+async fn the_same_events_appended_to_two_tables_are_two_appends_not_a_retry() {
+    // DynamoDB keeps a token per account and region, not per table: a token made of the
+    // events alone would make the second table's append look like a retry of the first's
+    // with other parameters (refused), within ten minutes.
+    let first = TestTables::create("request_token_a").await;
+    let second = TestTables::create("request_token_b").await;
+    let mut item = AggregateRoot::<InventoryItem>::new("item-token-twice");
+    item.create("SKU-1", "Widget", 2).unwrap();
+    item.receive(5, None).unwrap();
+    let mut copy = item.clone();
+    for (tables, root) in [(&first, &mut item), (&second, &mut copy)] {
+        let repo = AggregateRepository::new(
+            tables.event_store(),
+            tables.snapshot_store(),
+            SnapshotCodec::default(),
+        );
+        repo.save(root, None).await.unwrap();
+        let stored = tables
+            .event_store()
+            .read("item-token-twice", 1, None)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 2, "{}", tables.events_table);
+    }
+    assert_eq!(item.uncommitted_ids(), copy.uncommitted_ids());
 }

@@ -88,7 +88,7 @@ impl DynamoEventStore {
         let mut request = self
             .client
             .transact_write_items()
-            .client_request_token(request_token(events));
+            .client_request_token(request_token(&self.table, events));
         if expected_version > 0 {
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
@@ -192,12 +192,15 @@ fn cancelled<E: std::error::Error + Send + Sync + 'static>(
     StoreError::backend_failure_of("TransactWriteItems", failure, Cancelled { reasons, source })
 }
 
-/// A ClientRequestToken (at most 36 characters) naming these events: the same append retried
-/// carries the same token. Derived from the first event's id, sequence and count.
-fn request_token(events: &[EventEnvelope]) -> String {
+/// A ClientRequestToken (at most 36 characters) naming these events in this table: the same
+/// append retried carries the same token. DynamoDB keeps a token for ten minutes per account and
+/// region, not per table, so the table is part of it: the same events appended to another table
+/// (a copy, a test's own table) must not be taken for a retry. Derived from the table, the first
+/// event's id and sequence, and the count.
+fn request_token(table: &str, events: &[EventEnvelope]) -> String {
     let first = events.first().map_or("", |e| e.event_id.as_str());
     let sequence = events.first().map_or(0, |e| e.sequence);
-    let digest = Sha256::digest(format!("{first}#{sequence}#{}", events.len()));
+    let digest = Sha256::digest(format!("{table}#{first}#{sequence}#{}", events.len()));
     hex::encode(&digest[..18])
 }
 
