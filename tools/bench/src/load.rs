@@ -31,11 +31,15 @@ pub struct LoadRow {
     pub round_trips: Figure,
     pub items: Figure,
     pub kib: Figure,
-    pub capacity: Figure,
+    /// Capacity units consumed, as DynamoDB Local reports them.
+    pub read_units: Figure,
+    pub write_units: Figure,
     /// Milliseconds with a request in flight (sent, not yet deserialised by the SDK).
     pub in_flight_ms: Figure,
     /// Milliseconds the SDK spent reading and deserialising responses.
     pub deserialize_ms: Figure,
+    /// The requests' spans summed (above `in_flight_ms` when they overlapped).
+    pub requests_ms: Figure,
     /// Milliseconds of the load outside the SDK's calls (item conversion, fold, checks).
     pub outside_ms: Figure,
     /// What the product's `LoadReport` said: sequential round trips, and requests.
@@ -123,9 +127,11 @@ impl Samples {
             round_trips: of(|c| c.round_trips as f64),
             items: of(|c| c.items as f64),
             kib: of(|c| c.bytes as f64 / 1024.0),
-            capacity: of(|c| c.capacity),
+            read_units: of(|c| c.units.read),
+            write_units: of(|c| c.units.write),
             in_flight_ms: of(|c| c.in_flight_ms),
             deserialize_ms: of(|c| c.deserialize_ms),
+            requests_ms: of(|c| c.requests_ms),
             outside_ms: Figure::of(
                 self.wall
                     .iter()
@@ -236,8 +242,8 @@ pub async fn run(
         for row in &rows[rows.len() - 4..] {
             eprintln!(
                 "bench: load {n:>6} {:<20} {:<16} {:>10} ms, {} requests, {} round trips, \
-                 {} items, {} KiB; in flight {} ms (SDK read + deserialise {} ms), \
-                 outside requests {} ms",
+                 {} items, {} KiB, {} read units, {} write units; in flight {} ms \
+                 (requests summed {} ms, SDK read + deserialise {} ms), outside requests {} ms",
                 row.store,
                 row.load,
                 row.wall_ms,
@@ -245,7 +251,10 @@ pub async fn run(
                 row.round_trips,
                 row.items,
                 row.kib,
+                row.read_units,
+                row.write_units,
                 row.in_flight_ms,
+                row.requests_ms,
                 row.deserialize_ms,
                 row.outside_ms
             );
@@ -279,8 +288,8 @@ pub async fn run(
                 let row = sample.row(n, store, SNAPSHOT);
                 eprintln!(
                     "bench: load {n:>6} {store:<20} {SNAPSHOT} +{delay_ms} ms per request: \
-                     {} ms, {} round trips",
-                    row.wall_ms, row.round_trips
+                     {} ms, {} round trips, {} read units, {} write units",
+                    row.wall_ms, row.round_trips, row.read_units, row.write_units
                 );
                 delayed_rows.push(DelayedRow {
                     delay_ms: *delay_ms,

@@ -262,7 +262,7 @@ async fn main() -> Result<()> {
     let mut prune = None;
     if only.runs("pruner") {
         section("pruner");
-        prune = Some(prune::run(&plain, &suffix, prune_snapshots, runs).await?);
+        prune = Some(prune::run(&plain, &counted, &wire, &suffix, prune_snapshots, runs).await?);
     }
     let mut binaries = Vec::new();
     if only.runs("binaries") {

@@ -378,27 +378,31 @@ fn delayed_loads(md: &mut String, rows: &[DelayedRow]) {
     let _ = writeln!(
         md,
         "\n### Snapshot + tail with network latency added\n\n\
-         The emulator answers on the loopback in about two milliseconds and one request at a \
-         time; DynamoDB answers a Lambda function in single-digit milliseconds and serves \
-         concurrent requests in parallel. These loads go through an SDK HTTP client that waits \
-         a fixed time before sending each request (tools/bench/src/latency.rs): requests sent \
-         together wait together, as on a network, and the emulator still serves them one \
-         after the other. Same histories, same run, same checks of state and version.\n"
+         DynamoDB Local answers on the loopback, with no network between the client and the \
+         engine; DynamoDB answers a Lambda function in single-digit milliseconds. These loads go \
+         through an SDK HTTP client that waits a fixed time before sending each request \
+         (tools/bench/src/latency.rs): requests sent together wait together, as on a network. \
+         Same histories, same run, same checks of state and version; read and write units as \
+         DynamoDB Local reports them.\n"
     );
     let _ = writeln!(
         md,
-        "| events | added per request | this product wall ms | round trips | cqrs-es + dynamo-es wall ms | round trips | peer / ours |\n|---:|---:|---:|---:|---:|---:|---:|"
+        "| events | added per request | this product wall ms | round trips | read units | write units | cqrs-es + dynamo-es wall ms | round trips | read units | write units | peer / ours |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (ours, theirs) in latency_pairs(rows) {
         let _ = writeln!(
             md,
-            "| {} | {} ms | {} | {} | {} | {} | {:.2}× |",
+            "| {} | {} ms | {} | {} | {} | {} | {} | {} | {} | {} | {:.2}× |",
             ours.row.events,
             ours.delay_ms,
             ours.row.wall_ms.show(1),
             ours.row.round_trips.show(0),
+            ours.row.read_units.show(1),
+            ours.row.write_units.show(1),
             theirs.row.wall_ms.show(1),
             theirs.row.round_trips.show(0),
+            theirs.row.read_units.show(1),
+            theirs.row.write_units.show(1),
             theirs.row.wall_ms.median / ours.row.wall_ms.median
         );
     }
@@ -448,7 +452,7 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(md, "![load wall time](load_wall.svg)\n");
     let _ = writeln!(
         md,
-        "| events | store | load | wall ms | requests | sequential round trips | LoadReport roundTrips / requests | items read | KiB read | capacity units |\n|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| events | store | load | wall ms | requests | sequential round trips | LoadReport roundTrips / requests | items read | KiB read | read units | write units |\n|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for row in &r.loads {
         let reported = match (row.reported_round_trips, row.reported_requests) {
@@ -457,7 +461,7 @@ pub fn markdown(r: &Results) -> String {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.events,
             row.store,
             row.load,
@@ -467,7 +471,8 @@ pub fn markdown(r: &Results) -> String {
             reported,
             row.items.show(0),
             row.kib.show(0),
-            row.capacity.show(1),
+            row.read_units.show(1),
+            row.write_units.show(1),
         );
     }
     let _ = writeln!(md, "\nRatios (medians):\n");
@@ -557,16 +562,29 @@ pub fn markdown(r: &Results) -> String {
         crate::stream::AGGREGATES,
         crate::stream::AGGREGATES
     );
-    let _ = writeln!(md, "| scenario | snapshots per batch | DynamoDB requests per snapshot | requests per batch by operation | wall ms | records/s (one shard) |\n|---|---:|---:|---|---:|---:|");
+    let _ = writeln!(
+        md,
+        "Each batch goes through the snapshotter library (the code of the function's \
+         bootstrap) with its stores on the counted client. Read and write units are as \
+         DynamoDB Local reports them, per stream record processed (every batch has {} \
+         records) and per snapshot written.\n",
+        crate::stream::AGGREGATES
+    );
+    let _ = writeln!(md, "| scenario | snapshots per batch | DynamoDB requests per snapshot | requests per batch by operation | read units per record | write units per record | read units per snapshot | write units per snapshot | wall ms | records/s (one shard) |\n|---|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     for row in &r.stream {
         let ops: Vec<String> = row
             .by_operation
             .iter()
             .map(|(op, n)| format!("{op} {n}"))
             .collect();
+        let per_snapshot = |f: fn(&crate::wire::Units) -> f64| {
+            row.units_per_snapshot
+                .as_ref()
+                .map_or("-".to_owned(), |u| format!("{:.2}", f(u)))
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {} | {} |",
             row.scenario,
             row.snapshots,
             row.requests_per_snapshot
@@ -576,6 +594,10 @@ pub fn markdown(r: &Results) -> String {
             } else {
                 ops.join(", ")
             },
+            row.units_per_record.read,
+            row.units_per_record.write,
+            per_snapshot(|u| u.read),
+            per_snapshot(|u| u.write),
             row.wall_ms.show(1),
             row.records_per_second.show(0)
         );
@@ -610,16 +632,46 @@ pub fn markdown(r: &Results) -> String {
     if let Some(p) = &r.prune {
         let _ = writeln!(
             md,
-            "{} snapshots ({} per aggregate, keep {}), {} scan segments, a fresh table per run: \
-             {} items scanned/s (dry run: the whole table read and decided, nothing deleted), \
-             {} items deleted/s (the real run, end to end).",
+            "{} snapshots ({} per aggregate, keep {}), {} scan segments, a fresh table per run \
+             with the same items: a dry run (the whole table read and decided, nothing deleted) \
+             then the real run (end to end). Read and write units are as DynamoDB Local reports \
+             them, per run and per snapshot deleted.\n",
             p.snapshots,
             crate::prune::PER_AGGREGATE,
             crate::prune::KEEP,
             p.segments,
-            p.scanned_per_second.show(0),
-            p.deleted_per_second.show(0)
         );
+        let _ = writeln!(md, "| run | items scanned | snapshots deleted | requests per run by operation | read units per run | write units per run | read units per deleted item | write units per deleted item | items/s |\n|---|---:|---:|---|---:|---:|---:|---:|---:|");
+        for (label, run, rate) in [
+            ("dry run", &p.dry, "scanned"),
+            ("real run", &p.real, "deleted"),
+        ] {
+            let ops: Vec<String> = run
+                .by_operation
+                .iter()
+                .map(|(op, n)| format!("{op} {n}"))
+                .collect();
+            let per_deleted = |units| {
+                run.per_deleted(units)
+                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
+            };
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {} | {} | {} | {} | {} | {} | {} {rate} |",
+                run.scanned,
+                if run.dry_run {
+                    format!("0 ({} due)", run.deleted)
+                } else {
+                    run.deleted.to_string()
+                },
+                ops.join(", "),
+                run.read_units.show(1),
+                run.write_units.show(1),
+                per_deleted(&run.read_units),
+                per_deleted(&run.write_units),
+                run.per_second.show(0),
+            );
+        }
     }
     let _ = writeln!(md, "\n## Functions: release binary and cold start\n");
     let _ = writeln!(
