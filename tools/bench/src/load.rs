@@ -21,6 +21,11 @@ use snapshot_core::testing::histories::item_events;
 /// Events between the snapshot and the end of the history.
 pub const TAIL: usize = 50;
 
+/// Untimed rounds of every load before the measured ones, at each size and added latency:
+/// DynamoDB Local is a JVM, whose first requests of a kind run before the JIT has compiled
+/// them (the first loads of a fresh instance took several times as long as later ones).
+pub const WARM_UP: usize = 2;
+
 #[derive(Debug, Clone)]
 pub struct LoadRow {
     pub events: usize,
@@ -169,7 +174,7 @@ pub async fn run(
         snapshots: format!("bench_snapshots_{suffix}"),
         no_snapshots: format!("bench_no_snapshots_{suffix}"),
     };
-    schema::create_events_table(plain, &tables.events).await?;
+    crate::seed::events_table_without_stream(plain, &tables.events).await?;
     schema::create_snapshots_table(plain, &tables.snapshots).await?;
     schema::create_snapshots_table(plain, &tables.no_snapshots).await?;
     let peer = Peer::create(plain.clone(), suffix).await?;
@@ -200,9 +205,10 @@ pub async fn run(
         );
 
         let mut samples: Vec<Samples> = (0..4).map(|_| Samples::new()).collect();
-        for run in 0..runs {
+        let mut warm_up = Samples::new();
+        for run in 0..WARM_UP + runs {
             for k in 0..4 {
-                // Rotate the order so no load always runs first (warm caches on the emulator).
+                // Rotate the order so no load always runs first (warm caches in the engine).
                 let which = (k + run) % 4;
                 let load = async {
                     Ok(match which {
@@ -228,9 +234,12 @@ pub async fn run(
                     })
                 };
                 let what = format!("load {which} of {id}");
-                samples[which]
-                    .measure(wire, &expected, n, &what, load)
-                    .await?;
+                let sample = if run < WARM_UP {
+                    &mut warm_up
+                } else {
+                    &mut samples[which]
+                };
+                sample.measure(wire, &expected, n, &what, load).await?;
             }
         }
         let mut it = samples.into_iter();
@@ -266,7 +275,8 @@ pub async fn run(
                 codec.clone(),
             );
             let (mut ours, mut theirs) = (Samples::new(), Samples::new());
-            for run in 0..runs {
+            let mut warm_up = Samples::new();
+            for run in 0..WARM_UP + runs {
                 for k in 0..2 {
                     let product = (k + run) % 2 == 0;
                     let load = async {
@@ -279,7 +289,13 @@ pub async fn run(
                             Ok((state, version, None))
                         }
                     };
-                    let sample = if product { &mut ours } else { &mut theirs };
+                    let sample = if run < WARM_UP {
+                        &mut warm_up
+                    } else if product {
+                        &mut ours
+                    } else {
+                        &mut theirs
+                    };
                     let what = format!("delayed load of {id}");
                     sample.measure(wire, &expected, n, &what, load).await?;
                 }

@@ -15,6 +15,8 @@ use crate::stream::StreamRow;
 pub struct Results {
     pub runs: usize,
     pub machine: String,
+    /// The DynamoDB engine measured, with the version it reported (`DynamoDB Local 3.3.1`).
+    pub engine: String,
     pub took_s: f64,
     pub loads: Vec<LoadRow>,
     /// Snapshot + tail loads with a fixed latency added to every request.
@@ -56,7 +58,7 @@ pub fn plot_loads(rows: &[LoadRow], path: &Path) -> Result<()> {
         / 2.0;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "Aggregate load, wall time on the local emulator (median, min–max)",
+            "Aggregate load, wall time on DynamoDB Local (median, min–max)",
             ("sans-serif", 20),
         )
         .margin(15)
@@ -414,9 +416,9 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(
         md,
         "Written by `make bench` ({} runs per figure: median, with min–max in brackets; {}; \
-         whole run {:.0} s). Release build, against the local emulator (moto, through \
-         `tools/moto/launcher.py`).\n",
-        r.runs, r.machine, r.took_s
+         whole run {:.0} s). Release build, against {} for DynamoDB and DynamoDB Streams on \
+         the loopback; moto serves KMS and S3 only.\n",
+        r.runs, r.machine, r.took_s, r.engine
     );
     for note in &r.notes {
         let _ = writeln!(md, "- {note}");
@@ -440,7 +442,7 @@ pub fn markdown(r: &Results) -> String {
 
     let _ = writeln!(
         md,
-        "\n## Aggregate load: this product and cqrs-es + dynamo-es, same emulator, same run\n"
+        "\n## Aggregate load: this product and cqrs-es + dynamo-es, same engine, same run\n"
     );
     let _ = writeln!(
         md,
@@ -612,12 +614,13 @@ pub fn markdown(r: &Results) -> String {
         let factor = r.parallelization_factor;
         let _ = writeln!(
             md,
-            "\nCapacity: one shard sustains about {slowest:.0} records/s when every record \
+            "\nThroughput: one shard sustains about {slowest:.0} records/s when every record \
              makes a snapshot (the slowest scenario above, batches of 100 aggregates, 16 at a \
              time), more when few do. The template's stream trigger has ParallelizationFactor \
              {factor}{}: {} batch(es) of a shard in flight, so about {:.0} records/s per shard; \
              Lambda allows up to 10, for up to about {:.0} records/s per shard. Measured on \
-             the emulator, whose requests are slower than DynamoDB's.",
+             DynamoDB Local, which shares this machine's cores with the bench and has no \
+             network in between; on DynamoDB each request waits for the network instead.",
             if factor == 1 {
                 " (not set: Lambda's default)"
             } else {
@@ -677,7 +680,7 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(
         md,
         "Each function's `bootstrap` from `make build` (x86_64), started {} times with the \
-         environment the template gives it, pointed at the emulator, under a local Lambda \
+         environment the template gives it, pointed at the local services, under a local Lambda \
          Runtime API serving one sample event of `events/`: cold start is process start to \
          the function's answer to that first invocation (its init, including the KMS Decrypt \
          of the snapshot MAC key, and the handling of the event).\n",
