@@ -1,5 +1,5 @@
 //! In-memory figures: fold throughput from stored items (typed events, stored envelopes and
-//! DynamoDB attribute maps, both aggregate types) and the snapshot codec. No emulator needed.
+//! DynamoDB attribute maps, both aggregate types) and the snapshot codec. No DynamoDB needed.
 
 use std::hint::black_box;
 use std::time::Instant;

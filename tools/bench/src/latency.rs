@@ -1,7 +1,7 @@
 //! A DynamoDB client whose every request waits a fixed time before it is sent: the network
 //! and service latency a Lambda function meets on DynamoDB (single-digit milliseconds per
-//! request), which the local emulator does not have. Requests sent together wait together, as
-//! on a real network; the emulator then still serves them one at a time.
+//! request), which DynamoDB Local on the loopback does not have. Requests sent together wait
+//! together, as on a real network.
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::wire::Wire;
 
 /// `sdk`'s DynamoDB client, counted on `wire`, each request delayed by `delay`.
 pub fn delayed_client(sdk: &aws_config::SdkConfig, wire: &Wire, delay: Duration) -> Client {
-    // The emulator speaks plain HTTP: the SDK's own client, built the default way.
+    // DynamoDB Local speaks plain HTTP: the SDK's own client, built the default way.
     let inner = sdk
         .http_client()
         .unwrap_or_else(|| aws_smithy_http_client::Builder::new().build_http());

@@ -21,6 +21,11 @@ use snapshot_core::testing::histories::item_events;
 /// Events between the snapshot and the end of the history.
 pub const TAIL: usize = 50;
 
+/// Untimed rounds of every load before the measured ones, at each size and added latency:
+/// DynamoDB Local is a JVM, whose first requests of a kind run before the JIT has compiled
+/// them (the first loads of a fresh instance took several times as long as later ones).
+pub const WARM_UP: usize = 2;
+
 #[derive(Debug, Clone)]
 pub struct LoadRow {
     pub events: usize,
@@ -31,11 +36,15 @@ pub struct LoadRow {
     pub round_trips: Figure,
     pub items: Figure,
     pub kib: Figure,
-    pub capacity: Figure,
+    /// Capacity units consumed, as DynamoDB Local reports them.
+    pub read_units: Figure,
+    pub write_units: Figure,
     /// Milliseconds with a request in flight (sent, not yet deserialised by the SDK).
     pub in_flight_ms: Figure,
     /// Milliseconds the SDK spent reading and deserialising responses.
     pub deserialize_ms: Figure,
+    /// The requests' spans summed (above `in_flight_ms` when they overlapped).
+    pub requests_ms: Figure,
     /// Milliseconds of the load outside the SDK's calls (item conversion, fold, checks).
     pub outside_ms: Figure,
     /// What the product's `LoadReport` said: sequential round trips, and requests.
@@ -123,9 +132,11 @@ impl Samples {
             round_trips: of(|c| c.round_trips as f64),
             items: of(|c| c.items as f64),
             kib: of(|c| c.bytes as f64 / 1024.0),
-            capacity: of(|c| c.capacity),
+            read_units: of(|c| c.units.read),
+            write_units: of(|c| c.units.write),
             in_flight_ms: of(|c| c.in_flight_ms),
             deserialize_ms: of(|c| c.deserialize_ms),
+            requests_ms: of(|c| c.requests_ms),
             outside_ms: Figure::of(
                 self.wall
                     .iter()
@@ -163,7 +174,7 @@ pub async fn run(
         snapshots: format!("bench_snapshots_{suffix}"),
         no_snapshots: format!("bench_no_snapshots_{suffix}"),
     };
-    schema::create_events_table(plain, &tables.events).await?;
+    crate::seed::events_table_without_stream(plain, &tables.events).await?;
     schema::create_snapshots_table(plain, &tables.snapshots).await?;
     schema::create_snapshots_table(plain, &tables.no_snapshots).await?;
     let peer = Peer::create(plain.clone(), suffix).await?;
@@ -194,9 +205,10 @@ pub async fn run(
         );
 
         let mut samples: Vec<Samples> = (0..4).map(|_| Samples::new()).collect();
-        for run in 0..runs {
+        let mut warm_up = Samples::new();
+        for run in 0..WARM_UP + runs {
             for k in 0..4 {
-                // Rotate the order so no load always runs first (warm caches on the emulator).
+                // Rotate the order so no load always runs first (warm caches in the engine).
                 let which = (k + run) % 4;
                 let load = async {
                     Ok(match which {
@@ -222,9 +234,12 @@ pub async fn run(
                     })
                 };
                 let what = format!("load {which} of {id}");
-                samples[which]
-                    .measure(wire, &expected, n, &what, load)
-                    .await?;
+                let sample = if run < WARM_UP {
+                    &mut warm_up
+                } else {
+                    &mut samples[which]
+                };
+                sample.measure(wire, &expected, n, &what, load).await?;
             }
         }
         let mut it = samples.into_iter();
@@ -236,8 +251,8 @@ pub async fn run(
         for row in &rows[rows.len() - 4..] {
             eprintln!(
                 "bench: load {n:>6} {:<20} {:<16} {:>10} ms, {} requests, {} round trips, \
-                 {} items, {} KiB; in flight {} ms (SDK read + deserialise {} ms), \
-                 outside requests {} ms",
+                 {} items, {} KiB, {} read units, {} write units; in flight {} ms \
+                 (requests summed {} ms, SDK read + deserialise {} ms), outside requests {} ms",
                 row.store,
                 row.load,
                 row.wall_ms,
@@ -245,7 +260,10 @@ pub async fn run(
                 row.round_trips,
                 row.items,
                 row.kib,
+                row.read_units,
+                row.write_units,
                 row.in_flight_ms,
+                row.requests_ms,
                 row.deserialize_ms,
                 row.outside_ms
             );
@@ -257,7 +275,8 @@ pub async fn run(
                 codec.clone(),
             );
             let (mut ours, mut theirs) = (Samples::new(), Samples::new());
-            for run in 0..runs {
+            let mut warm_up = Samples::new();
+            for run in 0..WARM_UP + runs {
                 for k in 0..2 {
                     let product = (k + run) % 2 == 0;
                     let load = async {
@@ -270,7 +289,13 @@ pub async fn run(
                             Ok((state, version, None))
                         }
                     };
-                    let sample = if product { &mut ours } else { &mut theirs };
+                    let sample = if run < WARM_UP {
+                        &mut warm_up
+                    } else if product {
+                        &mut ours
+                    } else {
+                        &mut theirs
+                    };
                     let what = format!("delayed load of {id}");
                     sample.measure(wire, &expected, n, &what, load).await?;
                 }
@@ -279,8 +304,8 @@ pub async fn run(
                 let row = sample.row(n, store, SNAPSHOT);
                 eprintln!(
                     "bench: load {n:>6} {store:<20} {SNAPSHOT} +{delay_ms} ms per request: \
-                     {} ms, {} round trips",
-                    row.wall_ms, row.round_trips
+                     {} ms, {} round trips, {} read units, {} write units",
+                    row.wall_ms, row.round_trips, row.read_units, row.write_units
                 );
                 delayed_rows.push(DelayedRow {
                     delay_ms: *delay_ms,

@@ -1,13 +1,13 @@
 //! `make bench`: the performance figures of README's Performance section, written to
-//! docs/bench/ (README.md with the tables, SVG plots). Needs the local emulator
-//! (`AWS_ENDPOINT_URL`, as `scripts/bench.sh` starts it) and the release bootstraps of
-//! `make build`.
+//! docs/bench/ (README.md with the tables, SVG plots). Needs DynamoDB Local
+//! (`AWS_ENDPOINT_URL_DYNAMODB`) and moto for KMS (`AWS_ENDPOINT_URL_KMS`), as `scripts/bench.sh`
+//! starts them, and the release bootstraps of `make build`.
 //!
 //! Env: BENCH_RUNS (default 5) runs per figure; BENCH_SIZES (default 1000,10000,50000)
 //! history sizes; BENCH_PRUNE_SNAPSHOTS (default 5000); BENCH_OUT (default docs/bench);
 //! BENCH_ONLY (e.g. `load` or `fold,codec`: only those sections of fold, codec, load,
 //! snapshotter, pruner, binaries run, their figures go to stderr and docs/bench is not written;
-//! fold and codec alone run in memory, without the emulator).
+//! fold and codec alone run in memory, without DynamoDB Local).
 
 mod binaries;
 mod inmem;
@@ -19,6 +19,7 @@ mod report;
 mod seed;
 mod stats;
 mod stream;
+mod warm_up;
 mod wire;
 
 use std::path::PathBuf;
@@ -62,8 +63,8 @@ fn cold_tables(suffix: &str) -> (String, String) {
     )
 }
 
-/// What a function's environment holds in the template, pointed at the emulator: its tables
-/// (created here), a snapshot MAC key made in the emulator's KMS (decrypted by each function
+/// What a function's environment holds in the template, pointed at the local services: its
+/// tables (created here), a snapshot MAC key made in moto's KMS (decrypted by each function
 /// at cold start, as in AWS), the admin API's issuer settings and an IAM admin principal
 /// matching the sample request of `events/admin-api/list.json`.
 async fn cold_start_env(
@@ -77,7 +78,7 @@ async fn cold_start_env(
     let kms = aws_sdk_kms::Client::new(sdk);
     let (kms_key, encrypted, _) = snapshot_kms::set_up_keys(&kms, "bench-1")
         .await
-        .context("snapshot MAC key in the emulator's KMS")?;
+        .context("snapshot MAC key in moto's KMS")?;
     let fixed = [
         ("AWS_LAMBDA_FUNCTION_NAME", "bench"),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
@@ -163,7 +164,7 @@ impl Only {
         Ok(Self(Some(sections)))
     }
 
-    /// Only sections that need no emulator.
+    /// Only sections that need no local AWS services.
     fn in_memory(&self) -> bool {
         self.0
             .as_ref()
@@ -191,6 +192,126 @@ fn parallelization_factor(root: &std::path::Path) -> u32 {
                 .and_then(|v| v.trim().parse().ok())
         })
         .unwrap_or(1)
+}
+
+/// The engine measured, named with the version that instance printed at start-up (passed by
+/// scripts/bench.sh as DYNAMODB_LOCAL_VERSION); never a version this run did not see.
+fn engine() -> String {
+    match std::env::var("DYNAMODB_LOCAL_VERSION") {
+        Ok(version) if !version.trim().is_empty() => format!("DynamoDB Local {}", version.trim()),
+        _ => "DynamoDB Local (version unknown: run through `make bench`, which reads it from \
+              the engine's start-up log)"
+            .to_owned(),
+    }
+}
+
+/// The report's notes: how and on what it measured, with what the loads showed of the engine.
+fn notes(engine: &str, warmed: &warm_up::WarmUp, loads: &[load::LoadRow]) -> Vec<String> {
+    let mut notes = vec![
+        format!(
+            "DynamoDB and DynamoDB Streams are {engine}, AWS's DynamoDB engine for local use, a \
+             fresh in-memory instance for this run (scripts/dynamodb-local.sh), on the loopback \
+             of this machine; both stores are measured on it in the same run. moto serves KMS \
+             and S3 only (the snapshot MAC key the functions decrypt at cold start) and serves \
+             no measured request."
+        ),
+        format!(
+            "DynamoDB Local runs on a JVM, which serves a request kind slowly until its JIT has \
+             compiled it, so before any section the bench sends it {} requests of the kinds the \
+             sections measure ({:.1} s; a newest-first 101-item Query took {:.2} ms in the \
+             first rounds and {:.2} ms in the last, medians of ten), and each section runs \
+             untimed rounds of its own before it measures. The event tables measured have \
+             their stream turned off: nothing here reads them, and DynamoDB Local keeps every \
+             stream record it writes, even after the table is deleted, and serves every later \
+             request more slowly the more it keeps.",
+            warmed.requests,
+            warmed.took.as_secs_f64(),
+            warmed.tail_query_first_ms,
+            warmed.tail_query_last_ms
+        ),
+    ];
+    // Whether the engine served this product's two concurrent reads side by side: their
+    // spans summed against the time with a request in flight, at the largest size.
+    if let Some(row) = loads
+        .iter()
+        .filter(|l| l.store == load::PRODUCT && l.load == load::SNAPSHOT)
+        .max_by_key(|l| l.events)
+    {
+        let (summed, in_flight) = (row.requests_ms.median, row.in_flight_ms.median);
+        let served = if summed > in_flight * 1.1 {
+            "side by side"
+        } else {
+            "about one after the other"
+        };
+        // The sizes at which the peer's two-round-trip load beat this product's one on the
+        // bare loopback (medians), to say so or not.
+        let wall = |events: usize, store: &str| {
+            loads
+                .iter()
+                .find(|l| l.events == events && l.store == store && l.load == load::SNAPSHOT)
+                .map(|l| l.wall_ms.median)
+        };
+        let behind: Vec<String> = loads
+            .iter()
+            .filter(|l| l.store == load::PRODUCT && l.load == load::SNAPSHOT)
+            .filter(|l| matches!(wall(l.events, load::PEER), Some(peer) if l.wall_ms.median > peer))
+            .map(|l| l.events.to_string())
+            .collect();
+        let loopback = if behind.is_empty() {
+            "On the bare loopback this product's one round trip came out ahead at every size, \
+             though"
+                .to_owned()
+        } else {
+            format!(
+                "On the bare loopback a round trip costs little, so what a load reads weighs \
+                 more than how many round trips it takes (the peer's load was faster there at \
+                 {} events), since",
+                behind.join(", ")
+            )
+        };
+        notes.push(format!(
+            "This product's load sends its snapshot read and its tail read together; at {} \
+             events {engine} served them {served}: {summed:.1} ms of request time summed within \
+             {in_flight:.1} ms with a request in flight (medians). {loopback} the newest-first \
+             tail read returns the policy threshold + 1 events (101, what one round trip needs \
+             whenever fewer than the threshold follow the snapshot) where the peer, which reads \
+             the snapshot's version first, returns exactly the 50 after it. A Lambda function \
+             meets DynamoDB's latency on every round trip: the section *Snapshot + tail with \
+             network latency added* loads the same histories again with {} ms added to every \
+             request.",
+            row.events,
+            ADDED_LATENCY_MS.map(|ms| ms.to_string()).join(" and ")
+        ));
+    }
+    notes.extend([
+        "The peer is the real cqrs-es 0.5 + dynamo-es 0.5 from crates.io on our \
+         aws-sdk-dynamodb: its snapshot load is \
+         `PersistedEventStore::new_snapshot_store(..).load_aggregate` (the snapshot Query, \
+         then a Query of the events after it), its full replay dynamo-es's paginated \
+         `stream_events` (pages of 200). Its tables follow dynamo-es's schema; its aggregate \
+         folds the same INVENTORY_ITEM events with the same `apply` (tools/bench/src/peer.rs). \
+         dynamo-es reads the events after its snapshot eventually consistent (half the read \
+         units of a strongly consistent read); all its other reads, and all of this \
+         product's, are strongly consistent."
+            .to_owned(),
+        "Requests, items, bytes and consumed capacity are counted on the wire by an SDK \
+         interceptor, which asks every operation that can report consumed capacity (GetItem, \
+         Query, Scan, BatchGetItem, TransactGetItems, PutItem, UpdateItem, DeleteItem, \
+         BatchWriteItem, TransactWriteItems) for ReturnConsumedCapacity=TOTAL; sequential \
+         round trips are the longest chain of requests each sent after the previous one was \
+         answered. Every load's state and version are checked against the expected fold. \
+         DynamoDB Local computes capacity by size as DynamoDB bills it (a read unit per 4 KB \
+         a strongly consistent read returns, half for an eventually consistent one; a write \
+         unit per 1 KB of the larger of the old and the new item; twice that in a \
+         transaction) and reports it as one CapacityUnits figure per table, without a split \
+         into read and write units: the interceptor counts a read's as read units and a \
+         write's as write units. A request that fails (a conditional write whose condition \
+         does not hold) reports none, though DynamoDB bills it."
+            .to_owned(),
+        "Seeding the histories (BatchWriteItem, not measured) is part of the whole-run time."
+            .to_owned(),
+    ]);
+    notes
 }
 
 #[tokio::main]
@@ -228,10 +349,21 @@ async fn main() -> Result<()> {
             .build(),
     );
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    eprintln!("bench: {runs} runs per figure against {endpoint}");
+    let engine = engine();
+    eprintln!("bench: {runs} runs per figure against {engine} at {endpoint}");
 
     let section =
         |name: &str| eprintln!("bench: {name} ({:.0} s)", started.elapsed().as_secs_f64());
+    section("DynamoDB Local warm-up");
+    let warmed = warm_up::engine(&plain, &suffix).await?;
+    eprintln!(
+        "bench: warm-up: {} requests in {:.1} s; the 101-item Query took {:.2} ms at first, \
+         {:.2} ms at the end (medians of ten)",
+        warmed.requests,
+        warmed.took.as_secs_f64(),
+        warmed.tail_query_first_ms,
+        warmed.tail_query_last_ms
+    );
     let mut folds = Vec::new();
     if only.runs("fold") {
         section("fold throughput");
@@ -262,7 +394,7 @@ async fn main() -> Result<()> {
     let mut prune = None;
     if only.runs("pruner") {
         section("pruner");
-        prune = Some(prune::run(&plain, &suffix, prune_snapshots, runs).await?);
+        prune = Some(prune::run(&plain, &counted, &wire, &suffix, prune_snapshots, runs).await?);
     }
     let mut binaries = Vec::new();
     if only.runs("binaries") {
@@ -280,63 +412,12 @@ async fn main() -> Result<()> {
         return Ok(());
     }
 
-    let notes = vec![
-        "The emulator is moto 5.2.5 started by `tools/moto/launcher.py`, which serves a \
-         key-condition Query on a table's key in proportion to its result, as DynamoDB does: \
-         each partition keeps its range keys sorted and the Query bisects to the first \
-         matching item and reads only what it returns (moto itself sorts every item of the \
-         table and walks the partition from its start for every Query, so a tail read of a \
-         50,000-event aggregate would cost as much as reading all of it). Same pages, limits \
-         and keys as moto's own walk. Both stores are measured on this same emulator."
-            .to_owned(),
-        "The emulator answers one request at a time (moto is one Python process: one \
-         interpreter lock, and the launcher's lock around DynamoDB operations), so the \
-         snapshot read and the tail read this product sends together are served one after \
-         the other. On it, the round trip a load saves is worth only the client's gap between \
-         two requests, while the newest-first tail read returns the policy threshold + 1 \
-         events (101, what one round trip needs whenever fewer than the threshold follow the \
-         snapshot) where the peer, which reads the snapshot's version first, returns exactly \
-         the 50 after it. On DynamoDB the two reads are served in parallel and a round trip \
-         costs the network and the service's latency, not an interpreter's turn: the \
-         section *Snapshot + tail with network latency added* loads the same histories again \
-         with 2 and 5 ms added to every request."
-            .to_owned(),
-        "The peer is the real cqrs-es 0.5 + dynamo-es 0.5 from crates.io on our \
-         aws-sdk-dynamodb: its snapshot load is \
-         `PersistedEventStore::new_snapshot_store(..).load_aggregate` (the snapshot Query, \
-         then a Query of the events after it), its full replay dynamo-es's paginated \
-         `stream_events` (pages of 200). Its tables follow dynamo-es's schema; its aggregate \
-         folds the same INVENTORY_ITEM events with the same `apply` (tools/bench/src/peer.rs)."
-            .to_owned(),
-        "Requests, items, bytes and consumed capacity are counted on the wire by an SDK \
-         interceptor (which asks every read for ReturnConsumedCapacity=TOTAL); sequential \
-         round trips are the longest chain of requests each sent after the previous one was \
-         answered. Every load's state and version are checked against the expected fold. \
-         The emulator reports a fixed 1.0 capacity unit per read request whatever it returns \
-         (moto's placeholder), so the capacity column counts read requests, not DynamoDB's \
-         RCUs; items and KiB read are the size measure."
-            .to_owned(),
-        "The emulator also writes a Query's items to JSON directly (the launcher's third \
-         patch): moto's generic response serializer spent about a millisecond per returned \
-         item, which made a 50,000-event replay take a minute and this whole run far longer \
-         than ten minutes. Each returned item is turned into its response JSON in one walk \
-         under the table lock, which also measures it for the 1 MB page with moto's own size \
-         rule; moto instead deep-copies every returned item, measures it in a second walk and \
-         converts it twice more (to plain values, then to JSON), about 0.1 ms per returned \
-         event that DynamoDB does not spend and that weighed on the 101-event tail read of \
-         this product's one-round-trip load more than on the peer's 50-event read. The \
-         documents are moto's: tools/moto/test_launcher.py sends the same requests to the \
-         launcher and to moto's unpatched server (every attribute type, binaries, limits, \
-         start keys, both directions, projections, filters, 1 MB pages cut to the byte) and \
-         compares the answers."
-            .to_owned(),
-        "Seeding the histories (BatchWriteItem, not measured) is part of the whole-run time."
-            .to_owned(),
-    ];
+    let notes = notes(&engine, &warmed, &loads.rows);
     let took_s = started.elapsed().as_secs_f64();
     let results = Results {
         runs,
         machine: machine(),
+        engine,
         took_s,
         loads: loads.rows,
         delayed_loads: loads.delayed,
@@ -386,7 +467,7 @@ fn print_in_memory(folds: &[inmem::FoldRow], codec: &[inmem::CodecRow]) {
     }
 }
 
-/// BENCH_ONLY=fold and/or codec: figures printed, no emulator needed, no report written.
+/// BENCH_ONLY=fold and/or codec: figures printed, no local services needed, no report written.
 fn in_memory(only: &Only, started: Instant) -> Result<()> {
     let runs: usize = env_or("BENCH_RUNS", 5)?;
     let folds = if only.runs("fold") {

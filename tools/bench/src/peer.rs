@@ -1,5 +1,5 @@
 //! The peer: cqrs-es 0.5 with its DynamoDB repository dynamo-es 0.5, the real crates, on the
-//! same emulator. Its aggregate is the same INVENTORY_ITEM (same events, same fold) so the
+//! same engine. Its aggregate is the same INVENTORY_ITEM (same events, same fold) so the
 //! figures differ only by how the stores read. Its tables follow dynamo-es's schema: events
 //! keyed by `AggregateTypeAndId` + `AggregateIdSequence`, one snapshot item per aggregate.
 

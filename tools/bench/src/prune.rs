@@ -1,23 +1,25 @@
-//! The pruner on the emulator: items scanned per second (a dry run reads everything, deletes
+//! The pruner on DynamoDB Local: items scanned per second (a dry run reads everything, deletes
 //! nothing) and deleted per second (a real run keeping 3 of 10 per aggregate), each run on a
-//! freshly seeded table (`make bench BENCH_ONLY=pruner`; `BENCH_PRUNE_SNAPSHOTS` sets its size).
+//! freshly seeded table, with the requests and the read and write units of each run counted on
+//! the wire (`make bench BENCH_ONLY=pruner`; `BENCH_PRUNE_SNAPSHOTS` sets its size).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use serde::Serialize;
 use snapshot_core::codec::{SnapshotCodec, StateBody};
 use snapshot_core::mac::SnapshotMac;
-use snapshot_core::pruning::{prune, PruneRequest};
+use snapshot_core::pruning::{prune, PruneRequest, PruneSummary};
 use snapshot_core::snapshot::{build_snapshot, SnapshotMetadata, SnapshotSubject};
 use snapshot_core::Registry;
 use snapshot_dynamo::{schema, DynamoSnapshotStore};
 
 use crate::seed::write_all;
 use crate::stats::Figure;
+use crate::wire::{Cost, Wire};
 
 pub const PER_AGGREGATE: u64 = 10;
 pub const KEEP: usize = 3;
@@ -87,51 +89,152 @@ fn item(aggregate: u64, version: u64) -> Result<HashMap<String, AttributeValue>>
     })?)
 }
 
+/// One kind of pruning run (dry or real), over every bench run.
+#[derive(Debug, Clone)]
+pub struct PruneRun {
+    pub dry_run: bool,
+    pub scanned: u64,
+    /// Snapshots deleted (a dry run: that would have been).
+    pub deleted: u64,
+    /// Requests per run by operation (mean over the runs).
+    pub by_operation: BTreeMap<String, u64>,
+    /// Items per second: scanned for the dry run, deleted for the real one.
+    pub per_second: Figure,
+    /// Capacity units per run, as DynamoDB Local reports them.
+    pub read_units: Figure,
+    pub write_units: Figure,
+}
+
+impl PruneRun {
+    /// Units per snapshot deleted (median run); `None` for a dry run, which deletes nothing.
+    pub fn per_deleted(&self, units: &Figure) -> Option<f64> {
+        (self.deleted > 0 && !self.dry_run).then(|| units.median / self.deleted as f64)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PruneRow {
     pub snapshots: u64,
     pub segments: u32,
-    pub scanned_per_second: Figure,
-    pub deleted_per_second: Figure,
+    pub dry: PruneRun,
+    pub real: PruneRun,
 }
 
 fn per_second(count: u64, millis: u64) -> f64 {
     count as f64 / Duration::from_millis(millis.max(1)).as_secs_f64()
 }
 
-pub async fn run(client: &Client, suffix: &str, snapshots: u64, runs: usize) -> Result<PruneRow> {
+/// What one kind of run measured in each bench run.
+#[derive(Default)]
+struct Samples {
+    summaries: Vec<PruneSummary>,
+    costs: Vec<Cost>,
+}
+
+impl Samples {
+    /// Runs `prune` with its requests counted on `wire`.
+    async fn measure(
+        &mut self,
+        wire: &Wire,
+        store: &DynamoSnapshotStore,
+        registry: &Registry,
+        request: &PruneRequest,
+    ) -> Result<&PruneSummary> {
+        wire.reset();
+        let summary = prune(store, registry, request).await?;
+        self.costs.push(wire.take());
+        self.summaries.push(summary);
+        self.summaries.last().context("a summary")
+    }
+
+    fn summarise(self, per_second_of: fn(&PruneSummary) -> u64) -> PruneRun {
+        let runs = self.costs.len().max(1) as u64;
+        let mut by_operation: BTreeMap<String, u64> = BTreeMap::new();
+        for cost in &self.costs {
+            for (op, n) in &cost.by_operation {
+                *by_operation.entry(op.clone()).or_default() += n;
+            }
+        }
+        for n in by_operation.values_mut() {
+            *n /= runs;
+        }
+        let last = self.summaries.last();
+        PruneRun {
+            dry_run: last.is_some_and(|s| s.dry_run),
+            scanned: last.map_or(0, |s| s.scanned),
+            deleted: last.map_or(0, |s| s.deleted),
+            by_operation,
+            per_second: Figure::of(
+                self.summaries
+                    .iter()
+                    .map(|s| per_second(per_second_of(s), s.duration_ms))
+                    .collect(),
+            ),
+            read_units: Figure::of(self.costs.iter().map(|c| c.units.read).collect()),
+            write_units: Figure::of(self.costs.iter().map(|c| c.units.write).collect()),
+        }
+    }
+}
+
+/// `plain` creates and seeds each run's table; the pruner's own requests go through `counted`
+/// and are counted on `wire`.
+pub async fn run(
+    plain: &Client,
+    counted: &Client,
+    wire: &Wire,
+    suffix: &str,
+    snapshots: u64,
+    runs: usize,
+) -> Result<PruneRow> {
     let registry = Registry::builtin();
-    let (mut scanned, mut deleted) = (Vec::new(), Vec::new());
+    let (mut dry, mut real) = (Samples::default(), Samples::default());
     let mut segments = 0;
-    for run in 0..runs {
+    // Run 0 is untimed: it warms DynamoDB Local's JIT for the scan and the batched deletes.
+    for run in 0..=runs {
+        let (dry, real) = if run == 0 {
+            (&mut Samples::default(), &mut Samples::default())
+        } else {
+            (&mut dry, &mut real)
+        };
         let table = format!("bench_prune_{suffix}_{run}");
-        schema::create_snapshots_table(client, &table).await?;
+        schema::create_snapshots_table(plain, &table).await?;
         let mut items = Vec::new();
         for aggregate in 0..snapshots / PER_AGGREGATE {
             for version in 1..=PER_AGGREGATE {
                 items.push(item(aggregate, version)?);
             }
         }
-        write_all(client, &table, items).await?;
-        let store = DynamoSnapshotStore::new(client.clone(), &table);
+        write_all(plain, &table, items).await?;
+        let store = DynamoSnapshotStore::new(counted.clone(), &table);
         let mut request = PruneRequest::new(KEEP);
         segments = request.segments;
         request.dry_run = true;
-        let dry = prune(&store, &registry, &request).await?;
-        scanned.push(per_second(dry.scanned, dry.duration_ms));
+        dry.measure(wire, &store, &registry, &request).await?;
         request.dry_run = false;
-        let real = prune(&store, &registry, &request).await?;
+        let summary = real.measure(wire, &store, &registry, &request).await?;
         let expected = snapshots / PER_AGGREGATE * (PER_AGGREGATE - KEEP as u64);
-        if !real.complete || real.deleted != expected {
-            bail!("unexpected prune summary: {real:?}");
+        if !summary.complete || summary.deleted != expected {
+            bail!("unexpected prune summary: {summary:?}");
         }
-        deleted.push(per_second(real.deleted, real.duration_ms));
-        let _ = client.delete_table().table_name(&table).send().await;
+        let _ = plain.delete_table().table_name(&table).send().await;
     }
-    Ok(PruneRow {
+    let row = PruneRow {
         snapshots,
         segments,
-        scanned_per_second: Figure::of(scanned),
-        deleted_per_second: Figure::of(deleted),
-    })
+        dry: dry.summarise(|s| s.scanned),
+        real: real.summarise(|s| s.deleted),
+    };
+    for (label, run) in [("dry run", &row.dry), ("real run", &row.real)] {
+        eprintln!(
+            "bench: pruner {label}: {} scanned, {} deleted, {:?}, {} items/s, {} read units, \
+             {} write units per run",
+            run.scanned,
+            run.deleted,
+            run.by_operation,
+            run.per_second.show(0),
+            run.read_units,
+            run.write_units
+        );
+    }
+    Ok(row)
 }

@@ -1,7 +1,7 @@
 //! What a load costs on the wire, counted by an SDK interceptor: requests per operation, items
-//! and bytes returned, consumed capacity (requested on every read, as the emulator reports it)
-//! and the sequential round trips (the longest chain of requests each sent after the previous
-//! one answered).
+//! and bytes returned, the read and write capacity units DynamoDB Local reports (asked of every
+//! operation that can report them) and the sequential round trips (the longest chain of
+//! requests each sent after the previous one answered).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,13 +29,27 @@ impl Storable for ExchangeId {
 pub struct Exchange {
     pub operation: String,
     pub sent: Instant,
-    /// The response's head arrived (the emulator writes a response once it is complete).
+    /// The response's head arrived.
     pub received: Option<Instant>,
     /// The response was deserialised by the SDK.
     pub answered: Option<Instant>,
     pub bytes: u64,
     pub items: u64,
-    pub capacity: f64,
+    pub units: Units,
+}
+
+/// Consumed capacity, read and write units apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Units {
+    pub read: f64,
+    pub write: f64,
+}
+
+impl std::ops::AddAssign for Units {
+    fn add_assign(&mut self, other: Self) {
+        self.read += other.read;
+        self.write += other.write;
+    }
 }
 
 /// Totals of the requests since the last [`Wire::take`].
@@ -46,9 +60,15 @@ pub struct Cost {
     pub round_trips: u64,
     pub items: u64,
     pub bytes: u64,
-    pub capacity: f64,
+    /// Consumed capacity as the engine reports it; nothing for a request that failed (an
+    /// error's body carries no ConsumedCapacity, though DynamoDB bills a failed conditional
+    /// write).
+    pub units: Units,
     /// Milliseconds with at least one request in flight (sent, not yet deserialised).
     pub in_flight_ms: f64,
+    /// Milliseconds of the requests' spans summed: more than `in_flight_ms` when requests
+    /// overlapped (the engine served them side by side).
+    pub requests_ms: f64,
     /// Milliseconds the SDK spent reading and deserialising responses (summed).
     pub deserialize_ms: f64,
 }
@@ -80,10 +100,13 @@ impl Wire {
             if let (Some(received), Some(answered)) = (e.received, e.answered) {
                 cost.deserialize_ms += answered.duration_since(received).as_secs_f64() * 1000.0;
             }
+            if let Some(answered) = e.answered {
+                cost.requests_ms += answered.duration_since(e.sent).as_secs_f64() * 1000.0;
+            }
             *cost.by_operation.entry(e.operation.clone()).or_default() += 1;
             cost.items += e.items;
             cost.bytes += e.bytes;
-            cost.capacity += e.capacity;
+            cost.units += e.units;
         }
         cost
     }
@@ -138,14 +161,106 @@ fn operation(target: Option<&str>) -> String {
     target.rsplit('.').next().unwrap_or(target).to_owned()
 }
 
-const READS: [&str; 4] = ["Query", "GetItem", "BatchGetItem", "Scan"];
+/// The operations that accept ReturnConsumedCapacity, and which kind of units each consumes.
+const READS: [&str; 5] = [
+    "GetItem",
+    "Query",
+    "Scan",
+    "BatchGetItem",
+    "TransactGetItems",
+];
+const WRITES: [&str; 5] = [
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+];
+
+/// The units of one ConsumedCapacity entry. DynamoDB may split them into ReadCapacityUnits and
+/// WriteCapacityUnits; DynamoDB Local 3.3.1 gives only CapacityUnits for every operation with
+/// TOTAL, so then the operation says which kind they are (reads read, writes write: a
+/// TransactWriteItems' condition checks are billed as writes).
+fn entry_units(operation: &str, entry: &serde_json::Value) -> Units {
+    let field = |name: &str| entry.get(name).and_then(serde_json::Value::as_f64);
+    let (read, write) = (field("ReadCapacityUnits"), field("WriteCapacityUnits"));
+    if read.is_some() || write.is_some() {
+        return Units {
+            read: read.unwrap_or(0.0),
+            write: write.unwrap_or(0.0),
+        };
+    }
+    let total = field("CapacityUnits").unwrap_or(0.0);
+    if WRITES.contains(&operation) {
+        Units {
+            read: 0.0,
+            write: total,
+        }
+    } else {
+        Units {
+            read: total,
+            write: 0.0,
+        }
+    }
+}
+
+/// The consumed capacity of a response body: one entry (single-table operations) or one per
+/// table (batches and transactions), summed.
+fn consumed_units(operation: &str, body: &serde_json::Value) -> Units {
+    let mut units = Units::default();
+    match body.get("ConsumedCapacity") {
+        Some(serde_json::Value::Array(all)) => {
+            for entry in all {
+                units += entry_units(operation, entry);
+            }
+        }
+        Some(one) => units += entry_units(operation, one),
+        None => {}
+    }
+    units
+}
+
+/// The request body asking for the total consumed capacity, or `None` for an operation that
+/// cannot report it (table management and the like).
+fn asking_total(operation: &str, body: &[u8]) -> Result<Option<Vec<u8>>, serde_json::Error> {
+    if !READS.contains(&operation) && !WRITES.contains(&operation) {
+        return Ok(None);
+    }
+    let mut body: serde_json::Value = serde_json::from_slice(body)?;
+    if let Some(map) = body.as_object_mut() {
+        map.insert("ReturnConsumedCapacity".to_owned(), "TOTAL".into());
+    }
+    serde_json::to_vec(&body).map(Some)
+}
+
+/// Items a response returned: a Query's or Scan's Count, GetItem's Item, or the items of a
+/// BatchGetItem's (per table) or a TransactGetItems' (per get) Responses.
+fn returned_items(body: &serde_json::Value) -> u64 {
+    if let Some(count) = body.get("Count").and_then(serde_json::Value::as_u64) {
+        return count;
+    }
+    if body.get("Item").is_some() {
+        return 1;
+    }
+    match body.get("Responses") {
+        Some(serde_json::Value::Object(tables)) => tables
+            .values()
+            .map(|items| items.as_array().map_or(0, Vec::len) as u64)
+            .sum(),
+        Some(serde_json::Value::Array(gets)) => {
+            gets.iter().filter(|get| get.get("Item").is_some()).count() as u64
+        }
+        _ => 0,
+    }
+}
 
 impl Intercept for Wire {
     fn name(&self) -> &'static str {
         "Wire"
     }
 
-    /// Asks for ConsumedCapacity on every read (the adapters do not, to keep responses small).
+    /// Asks every operation that can report ConsumedCapacity for its total (the adapters do
+    /// not, to keep responses small).
     fn modify_before_signing(
         &self,
         context: &mut BeforeTransmitInterceptorContextMut<'_>,
@@ -154,17 +269,15 @@ impl Intercept for Wire {
     ) -> Result<(), BoxError> {
         let request = context.request_mut();
         let op = operation(request.headers().get("x-amz-target"));
-        if !READS.contains(&op.as_str()) {
-            return Ok(());
-        }
-        let Some(bytes) = request.body().bytes() else {
+        let Some(bytes) = request
+            .body()
+            .bytes()
+            .map(|body| asking_total(&op, body))
+            .transpose()?
+            .flatten()
+        else {
             return Ok(());
         };
-        let mut body: serde_json::Value = serde_json::from_slice(bytes)?;
-        if let Some(map) = body.as_object_mut() {
-            map.insert("ReturnConsumedCapacity".to_owned(), "TOTAL".into());
-        }
-        let bytes = serde_json::to_vec(&body)?;
         request
             .headers_mut()
             .insert("content-length", bytes.len().to_string());
@@ -189,7 +302,7 @@ impl Intercept for Wire {
             answered: None,
             bytes: 0,
             items: 0,
-            capacity: 0.0,
+            units: Units::default(),
         });
         Ok(())
     }
@@ -219,33 +332,7 @@ impl Intercept for Wire {
         let now = Instant::now();
         let body = context.response().body().bytes().unwrap_or_default();
         let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-        let items = parsed
-            .get("Count")
-            .and_then(serde_json::Value::as_u64)
-            .or_else(|| parsed.get("Item").map(|_| 1))
-            .or_else(|| {
-                parsed
-                    .get("Responses")
-                    .and_then(|r| r.as_object())
-                    .map(|tables| {
-                        tables
-                            .values()
-                            .map(|items| items.as_array().map_or(0, Vec::len) as u64)
-                            .sum()
-                    })
-            })
-            .unwrap_or(0);
-        let capacity = match parsed.get("ConsumedCapacity") {
-            Some(serde_json::Value::Array(all)) => all
-                .iter()
-                .filter_map(|c| c.get("CapacityUnits").and_then(serde_json::Value::as_f64))
-                .sum(),
-            Some(one) => one
-                .get("CapacityUnits")
-                .and_then(serde_json::Value::as_f64)
-                .unwrap_or(0.0),
-            None => 0.0,
-        };
+        let items = returned_items(&parsed);
         let Some(ExchangeId(index)) = cfg.load::<ExchangeId>().copied() else {
             return Ok(());
         };
@@ -253,7 +340,7 @@ impl Intercept for Wire {
             e.answered = Some(now);
             e.bytes = body.len() as u64;
             e.items = items;
-            e.capacity = capacity;
+            e.units = consumed_units(&e.operation, &parsed);
         }
         Ok(())
     }
@@ -273,7 +360,7 @@ mod tests {
             answered: Some(start + Duration::from_millis(answered_ms)),
             bytes: 0,
             items: 0,
-            capacity: 0.0,
+            units: Units::default(),
         }
     }
 
@@ -301,5 +388,163 @@ mod tests {
         let spans = [exchange(t, 0, 10), exchange(t, 5, 12), exchange(t, 20, 30)];
         assert!((in_flight_ms(&spans) - 22.0).abs() < 1e-6);
         assert!(in_flight_ms(&[]).abs() < f64::EPSILON);
+    }
+
+    fn parsed(body: &str) -> serde_json::Value {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("sample body: {e}"))
+    }
+
+    fn units(operation: &str, body: &str) -> Units {
+        consumed_units(operation, &parsed(body))
+    }
+
+    // Unless said otherwise, the response bodies below are DynamoDB Local 3.3.1's answers to
+    // each operation with ReturnConsumedCapacity=TOTAL: CapacityUnits only, never the read and
+    // write split, in one entry or one per table.
+
+    #[test]
+    fn reads_report_read_units() {
+        let get = r#"{"Item":{"sk":{"N":"1"},"pk":{"S":"a"}},"ConsumedCapacity":{"TableName":"ttt","CapacityUnits":0.5}}"#;
+        assert_eq!(
+            units("GetItem", get),
+            Units {
+                read: 0.5,
+                write: 0.0
+            }
+        );
+        assert_eq!(returned_items(&parsed(get)), 1);
+        // A strongly consistent Query (one unit per 4 KB; half for an eventually consistent one).
+        let query = r#"{"Count":4,"ScannedCount":4,"ConsumedCapacity":{"TableName":"ttt","CapacityUnits":1.0}}"#;
+        assert_eq!(
+            units("Query", query),
+            Units {
+                read: 1.0,
+                write: 0.0
+            }
+        );
+        assert_eq!(returned_items(&parsed(query)), 4);
+        let scan = r#"{"Items":[{"sk":{"N":"1"},"pk":{"S":"b"}},{"sk":{"N":"2"},"pk":{"S":"b"}}],"Count":2,"ScannedCount":2,"LastEvaluatedKey":{"sk":{"N":"2"},"pk":{"S":"b"}},"ConsumedCapacity":{"TableName":"ttt","CapacityUnits":0.5}}"#;
+        assert_eq!(
+            units("Scan", scan),
+            Units {
+                read: 0.5,
+                write: 0.0
+            }
+        );
+        assert_eq!(returned_items(&parsed(scan)), 2);
+    }
+
+    #[test]
+    fn batch_and_transaction_reads_sum_their_tables() {
+        let batch = r#"{"Responses":{"uuu":[{"pk":{"S":"b"}}],"ttt":[{"pk":{"S":"b"}},{"pk":{"S":"c"}}]},"UnprocessedKeys":{},"ConsumedCapacity":[{"TableName":"uuu","CapacityUnits":1.0},{"TableName":"ttt","CapacityUnits":1.0}]}"#;
+        assert_eq!(
+            units("BatchGetItem", batch),
+            Units {
+                read: 2.0,
+                write: 0.0
+            }
+        );
+        assert_eq!(returned_items(&parsed(batch)), 3);
+        let transaction = r#"{"ConsumedCapacity":[{"TableName":"uuu","CapacityUnits":2.0},{"TableName":"ttt","CapacityUnits":2.0}],"Responses":[{"Item":{"sk":{"N":"1"},"pk":{"S":"c"}}},{"Item":{"pk":{"S":"c"}}}]}"#;
+        assert_eq!(
+            units("TransactGetItems", transaction),
+            Units {
+                read: 4.0,
+                write: 0.0
+            }
+        );
+        assert_eq!(returned_items(&parsed(transaction)), 2);
+        // A missing item is an empty response of its own.
+        let missing = r#"{"ConsumedCapacity":[{"TableName":"ttt","CapacityUnits":4.0}],"Responses":[{"Item":{"sk":{"N":"1"},"pk":{"S":"c"}}},{}]}"#;
+        assert_eq!(returned_items(&parsed(missing)), 1);
+    }
+
+    #[test]
+    fn writes_report_write_units() {
+        let put = r#"{"ConsumedCapacity":{"TableName":"ttt","CapacityUnits":1.0}}"#;
+        for operation in ["PutItem", "UpdateItem", "DeleteItem"] {
+            assert_eq!(
+                units(operation, put),
+                Units {
+                    read: 0.0,
+                    write: 1.0
+                }
+            );
+        }
+        assert_eq!(returned_items(&parsed(put)), 0);
+        let batch = r#"{"UnprocessedItems":{},"ConsumedCapacity":[{"TableName":"uuu","CapacityUnits":1.0},{"TableName":"ttt","CapacityUnits":3.0}]}"#;
+        assert_eq!(
+            units("BatchWriteItem", batch),
+            Units {
+                read: 0.0,
+                write: 4.0
+            }
+        );
+        // Two puts and a condition check, all counted as writes.
+        let transaction = r#"{"ConsumedCapacity":[{"TableName":"uuu","CapacityUnits":2.0},{"TableName":"ttt","CapacityUnits":2.0}]}"#;
+        assert_eq!(
+            units("TransactWriteItems", transaction),
+            Units {
+                read: 0.0,
+                write: 4.0
+            }
+        );
+        let update = r#"{"Attributes":{"sk":{"N":"1"},"y":{"S":"z"},"pk":{"S":"a"}},"ConsumedCapacity":{"TableName":"ttt","CapacityUnits":1.0}}"#;
+        assert_eq!(
+            units("UpdateItem", update),
+            Units {
+                read: 0.0,
+                write: 1.0
+            }
+        );
+    }
+
+    #[test]
+    fn read_and_write_units_win_over_the_operation() {
+        // DynamoDB's split, where it gives one: taken as it is, whatever the operation.
+        let split = r#"{"ConsumedCapacity":{"TableName":"ttt","CapacityUnits":3.0,"ReadCapacityUnits":1.0,"WriteCapacityUnits":2.0}}"#;
+        assert_eq!(
+            units("TransactWriteItems", split),
+            Units {
+                read: 1.0,
+                write: 2.0
+            }
+        );
+        let read_only = r#"{"ConsumedCapacity":[{"TableName":"ttt","CapacityUnits":0.5,"ReadCapacityUnits":0.5}]}"#;
+        assert_eq!(
+            units("PutItem", read_only),
+            Units {
+                read: 0.5,
+                write: 0.0
+            }
+        );
+    }
+
+    #[test]
+    fn errors_and_unasked_responses_consume_nothing() {
+        let failed = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","Message":"The conditional request failed"}"#;
+        assert_eq!(units("PutItem", failed), Units::default());
+        assert_eq!(returned_items(&parsed(failed)), 0);
+        assert_eq!(units("Query", "{}"), Units::default());
+    }
+
+    #[test]
+    fn every_operation_that_reports_capacity_is_asked_for_it() {
+        for operation in READS.into_iter().chain(WRITES) {
+            let body = asking_total(operation, br#"{"TableName":"ttt"}"#)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("{operation} not asked"));
+            assert_eq!(
+                parsed(std::str::from_utf8(&body).unwrap_or_default()),
+                serde_json::json!({"TableName": "ttt", "ReturnConsumedCapacity": "TOTAL"})
+            );
+        }
+        for operation in ["CreateTable", "DescribeTable", "DeleteTable", "ListTables"] {
+            assert!(matches!(asking_total(operation, b"{}"), Ok(None)));
+        }
+        assert_eq!(
+            operation(Some("DynamoDB_20120810.TransactGetItems")),
+            "TransactGetItems"
+        );
     }
 }
