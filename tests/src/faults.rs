@@ -38,6 +38,10 @@ pub enum Fault {
     /// BatchWriteItem only: the first half of the requests is served, the rest is returned
     /// as `UnprocessedItems` (any other operation gets [`Fault::ServerError`] instead).
     Unprocessed,
+    /// GetRecords only: `ExpiredIteratorException` (400), as DynamoDB Streams answers an
+    /// iterator older than 15 minutes; no engine produces one within a test's time (any other
+    /// operation gets [`Fault::ServerError`] instead). Never among the default kinds.
+    ExpiredIterator,
 }
 
 /// The faults every request can meet ([`Fault::Unprocessed`] is opted into with
@@ -184,6 +188,7 @@ impl FaultPlan {
         self.injected.fetch_add(1, Ordering::Relaxed);
         let fault = match self.kinds[((roll / 1000) % self.kinds.len() as u64) as usize] {
             Fault::Unprocessed if target != BATCH_WRITE => Fault::ServerError,
+            Fault::ExpiredIterator if !target.ends_with(".GetRecords") => Fault::ServerError,
             fault => fault,
         };
         *self
@@ -270,6 +275,9 @@ impl HttpConnector for FaultyConnector {
                 })
             }
             Some(Fault::Unprocessed) => self.serve_halfway(request),
+            Some(Fault::ExpiredIterator) => {
+                HttpConnectorFuture::ready(Ok(dynamodb_error(400, "ExpiredIteratorException")))
+            }
         }
     }
 }

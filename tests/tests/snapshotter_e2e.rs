@@ -1,8 +1,8 @@
-//! The snapshotter end to end on the local emulator: events appended through the repository,
+//! The snapshotter end to end on DynamoDB Local: events appended through the repository,
 //! read from the event table's DynamoDB Stream by the stream runner (the local event source
 //! mapping), handled by the snapshotter; then loads through snapshots equal full replays.
 //! Also the runner's Lambda semantics: redelivery from the reported record, retries,
-//! checkpoints and starting positions.
+//! checkpoints, starting positions and expired shard iterators.
 
 use std::convert::Infallible;
 use std::sync::Mutex;
@@ -447,4 +447,64 @@ async fn checkpoints_let_a_restarted_runner_continue_and_latest_skips_the_past()
         1
     );
     let _ = std::fs::remove_file(file);
+}
+
+#[tokio::test]
+async fn an_expired_shard_iterator_is_reopened_after_the_checkpoint_and_nothing_is_lost_or_repeated(
+) {
+    use integration_tests::faults::{faulty_sdk_config, Fault, FaultPlan};
+
+    let tables = TestTables::create("runner_expired").await;
+    let repo = repository(&tables);
+    item(&repo, "item-x", |r| r.create("SKU", "Thing", 0).unwrap()).await;
+    receive_each(&repo, "item-x", 5).await; // 6 records
+
+    // The first two GetRecords answers say the iterator expired (DynamoDB Streams' answer to
+    // an iterator older than 15 minutes): the runner must open a new one after its checkpoint.
+    let plan = FaultPlan::new(3, 1000)
+        .kinds(&[Fault::ExpiredIterator])
+        .only(&["GetRecords"])
+        .at_most(2);
+    let streams = aws_sdk_dynamodbstreams::Client::new(&faulty_sdk_config(&plan, 1).await);
+    let mut runner = StreamRunner::connect(
+        &tables.client,
+        streams,
+        &tables.events_table,
+        "us-east-1",
+        RunnerSettings {
+            batch_size: 2,
+            ..RunnerSettings::default()
+        },
+    )
+    .await
+    .unwrap();
+    let delivered: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let delivered_ref = &delivered;
+    let handler = move |event: Event| async move {
+        delivered_ref.lock().unwrap().extend(
+            event
+                .records
+                .iter()
+                .filter_map(|r| r.change.sequence_number.clone()),
+        );
+        Ok::<_, Infallible>(DynamoDbEventResponse::default())
+    };
+    for _ in 0..10 {
+        runner.run_until_idle(&handler).await.unwrap();
+        if delivered.lock().unwrap().len() >= 6 {
+            break;
+        }
+    }
+    assert_eq!(plan.injected_of(Fault::ExpiredIterator), 2);
+    assert!(
+        plan.requests_of("GetShardIterator") >= 3,
+        "reopened after each expiry: {}",
+        plan.requests_of("GetShardIterator")
+    );
+    let delivered = delivered.into_inner().unwrap();
+    let mut in_order = delivered.clone();
+    in_order.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
+    in_order.dedup();
+    assert_eq!(delivered.len(), 6, "every record once: {delivered:?}");
+    assert_eq!(delivered, in_order, "in stream order, none twice");
 }
