@@ -1,8 +1,8 @@
 //! A seeded fault injector on the SDK's HTTP client: it wraps the real client (so requests
-//! still reach the emulator) and, at a configurable rate, answers a request itself with
+//! still reach DynamoDB Local) and, at a configurable rate, answers a request itself with
 //! throttling or a 500, fails it with a timeout, or lets it through and then loses the reply
 //! ("committed but reply lost"). A BatchWriteItem can also be served halfway: the first half
-//! of its requests reaches the emulator, the rest comes back as `UnprocessedItems`, as DynamoDB
+//! of its requests reaches DynamoDB Local, the rest comes back as `UnprocessedItems`, as DynamoDB
 //! does when it sheds load. The SDK sees exactly what a flaky network and a busy DynamoDB
 //! produce, and its own retries run as in production.
 
@@ -267,7 +267,7 @@ impl HttpConnector for FaultyConnector {
             Some(Fault::ReplyLost) => {
                 let sent = self.inner.call(request);
                 HttpConnectorFuture::new(async move {
-                    // Served by the emulator (and committed, for a write), then lost.
+                    // Served by the engine (and committed, for a write), then lost.
                     let _ = sent.await;
                     Err(ConnectorError::io(
                         "injected: connection reset after the request was served".into(),
@@ -341,7 +341,7 @@ impl FaultyConnector {
 /// credentials, timeouts, retries) as it was: every client built from it (DynamoDB, DynamoDB
 /// Streams, …) meets the faults, and the SDK's own retries run on them as configured.
 pub fn with_faults(sdk: &SdkConfig, plan: &FaultPlan) -> SdkConfig {
-    // The emulator speaks plain HTTP; without a client of its own, the SDK's default one.
+    // The local engines speak plain HTTP; without a client of its own, the SDK's default one.
     let inner = sdk
         .http_client()
         .unwrap_or_else(|| aws_smithy_http_client::Builder::new().build_http());

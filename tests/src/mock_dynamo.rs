@@ -1,4 +1,4 @@
-//! A mocked DynamoDB for the failure paths the local emulator cannot produce (UnprocessedItems,
+//! A mocked DynamoDB for the failure paths DynamoDB Local does not produce (UnprocessedItems,
 //! cancellation reasons, throttling) and for feeding arbitrary items to the adapters: an SDK
 //! HTTP client that answers every request itself, from a handler given the operation and the
 //! request's JSON body. The SDK's own serializers, error parsing and retries run on DynamoDB's

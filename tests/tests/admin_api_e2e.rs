@@ -1,5 +1,5 @@
 //! The admin API end to end: the local HTTP server (same router as in Lambda) on 127.0.0.1,
-//! DynamoDB tables on the local emulator, a real HTTP client.
+//! DynamoDB tables on DynamoDB Local, a real HTTP client.
 
 use admin_api::local::{bind, serve};
 use admin_api::{dynamo_state, router, AccessPolicy, Authenticator, DevToken};

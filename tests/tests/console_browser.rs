@@ -1,5 +1,5 @@
 //! The operator console in a real headless browser: the admin API's local server (same router
-//! as in Lambda) on tables of the local emulator, with seeded aggregates, driven by Debian's
+//! as in Lambda) on tables of DynamoDB Local, with seeded aggregates, driven by Debian's
 //! chromium through playwright-core (`tests/browser/console.mjs`, installed with chromium by
 //! `scripts/browser.sh`, which `make test` runs). Screenshots of each screen land in
 //! `target/console-screenshots/`; their copies in `docs/console/` must exist

@@ -1,4 +1,4 @@
-//! One-round-trip loads against the local DynamoDB emulator: the newest snapshot and the
+//! One-round-trip loads against DynamoDB Local: the newest snapshot and the
 //! newest events are read at once, and a second read happens only when those events do not
 //! reach back to the snapshot. Requests and their overlap are observed on the wire (an SDK
 //! interceptor), not taken from the repository's own report.

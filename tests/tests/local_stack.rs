@@ -1,4 +1,4 @@
-//! `make run`'s orchestrator (tools/local-stack) end to end against the local emulator: fresh
+//! `make run`'s orchestrator (tools/local-stack) end to end against DynamoDB Local and moto: fresh
 //! tables, demo traffic at a high rate, a low snapshot threshold and a one-second pruning
 //! timer, so everything it promises shows up within seconds.
 
@@ -47,7 +47,7 @@ fn seen_any(seen: &Mutex<Vec<Progress>>, wanted: impl Fn(&Progress) -> bool) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_stack_snapshots_demo_traffic_prunes_serves_the_admin_api_and_stops() {
-    integration_tests::endpoint(); // fails clearly without the emulator
+    integration_tests::endpoint(); // fails clearly without DynamoDB Local
     let sdk = integration_tests::sdk_config().await;
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let events_table = format!("events_local_stack_{suffix}");

@@ -1,4 +1,4 @@
-//! Failure paths the local emulator cannot produce, through a mocked DynamoDB
+//! Failure paths DynamoDB Local does not produce, through a mocked DynamoDB
 //! (`integration_tests::mock_dynamo`): the adapters' own code meets DynamoDB's answers exactly
 //! as they come over the wire, the SDK parsing them and running its own retries.
 //!

@@ -1,4 +1,4 @@
-//! The core library against the local DynamoDB emulator: optimistic concurrency, paginated
+//! The core library against DynamoDB Local: optimistic concurrency, paginated
 //! loads, snapshot integrity checks, compression and the item-size limit, malformed items.
 
 use std::collections::HashMap;

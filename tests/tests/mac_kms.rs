@@ -1,5 +1,5 @@
-//! Snapshot authentication against the emulator (docs/security.md#snapshot-authentication):
-//! the MAC key is a KMS data key made and decrypted through the emulator's KMS, exactly as a
+//! Snapshot authentication against DynamoDB Local and moto's KMS (docs/security.md#snapshot-authentication):
+//! the MAC key is a KMS data key made and decrypted through moto's KMS, exactly as a
 //! function does at cold start; snapshots planted in the DynamoDB table with a valid checksum
 //! but no MAC or a wrong one are never used by a load, a correctly signed one is; rotation
 //! keeps old MACs valid until the old key is retired.

@@ -1,4 +1,4 @@
-//! States larger than one item on the local emulator: a multi-megabyte WAREHOUSE is
+//! States larger than one item on DynamoDB Local and moto's S3: a multi-megabyte WAREHOUSE is
 //! snapshotted to S3 (KMS-encrypted, tagged committed), loaded back through the object,
 //! snapshotted by the snapshotter only once for a version however often the batch comes
 //! back, and deleted with its item; the pruner deletes pruned states' objects with their
@@ -121,8 +121,8 @@ async fn multi_megabyte_warehouse(events: &DynamoEventStore, id: &str) -> u64 {
             .map(|i| sha256_hex(format!("{id}/{p}/{i}").as_bytes()))
             .collect();
         root.place(&format!("L{:02}", p % 50), &sku, 1).unwrap();
-        // One event per append (a PutItem): the emulator copies the whole table for each
-        // transaction, which makes multi-megabyte tables crawl.
+        // One event per append (a PutItem), as the history was first written for moto, which
+        // copied a whole table for each transaction.
         repo.save(&mut root, None).await.unwrap();
     }
     root.version()

@@ -1,4 +1,4 @@
-//! Snapshot pruning against the local DynamoDB emulator: parallel paginated scans, batched
+//! Snapshot pruning against DynamoDB Local: parallel paginated scans, batched
 //! deletes, dry runs, deadlines and convergence, obsolete schemas, the pruner handler.
 
 use std::collections::BTreeMap;
@@ -121,7 +121,10 @@ async fn more_than_one_megabyte_of_snapshots_is_read_page_by_page_and_every_aggr
     seed(&store, records).await;
     // One segment: a single Scan page cannot hold it all.
     let first_page = store.scan_summaries(0, 1, None, 1000).await.unwrap();
-    assert!(first_page.next.is_some(), "the emulator paginates at 1 MB");
+    assert!(
+        first_page.next.is_some(),
+        "DynamoDB paginates a scan at 1 MB"
+    );
     assert!(first_page.items.len() < 80);
 
     let mut request = PruneRequest::new(2);

@@ -1,4 +1,4 @@
-//! Backfill on the local emulator: the job record kept in the snapshot table survives
+//! Backfill on DynamoDB Local: the job record kept in the snapshot table survives
 //! between runs, and the pruner's scheduled side resumes a started job one budgeted run at a
 //! time until every obsolete aggregate has a snapshot of the current schema.
 

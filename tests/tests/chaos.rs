@@ -1,7 +1,7 @@
 //! The chaos suite: N aggregates × M events appended concurrently through the repository
 //! (single- and multi-event commits) while the stream runner feeds the snapshotter, the admin
 //! API creates snapshots of the same aggregates over HTTP and the pruner prunes, all on the
-//! local emulator through SDK clients whose HTTP client injects seeded faults (throttling,
+//! DynamoDB Local through SDK clients whose HTTP client injects seeded faults (throttling,
 //! 500s, timeouts, replies lost after the write committed, BatchWriteItem served halfway);
 //! batches are redelivered at random. Then, faults off, the stream is drained, pruning runs
 //! to convergence and everything is checked against the event table:
