@@ -314,7 +314,13 @@ fn notes(engine: &str, warmed: &warm_up::WarmUp, loads: &[load::LoadRow]) -> Vec
     notes
 }
 
-#[tokio::main]
+// One thread for the bench's own requests, as a Lambda function of up to 1,769 MB has one
+// vCPU. On this two-core machine a second worker let the OS preempt a load's thread between
+// the two reads it sends together, long enough for DynamoDB Local (on the other core) to
+// answer the first before the second was even built: the load then showed two sequential
+// round trips on the wire in about one run in fifteen. With one thread, both requests are
+// handed to their connections before the load yields, whatever the OS does next.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let started = Instant::now();
     let only = Only::from_env()?;
