@@ -306,7 +306,13 @@ fn notes(engine: &str, warmed: &warm_up::WarmUp, loads: &[load::LoadRow]) -> Vec
          transaction) and reports it as one CapacityUnits figure per table, without a split \
          into read and write units: the interceptor counts a read's as read units and a \
          write's as write units. A request that fails (a conditional write whose condition \
-         does not hold) reports none, though DynamoDB bills it."
+         does not hold) reports none, though DynamoDB bills it, and a Query that finds nothing \
+         reports none either (the snapshotter's read of an aggregate without a snapshot, in \
+         its *new* scenario)."
+            .to_owned(),
+        "The bench's own requests (both stores, the snapshotter and the pruner libraries) run \
+         on one thread, a current-thread runtime, as a Lambda function of up to 1,769 MB has \
+         one vCPU; DynamoDB Local runs in a process of its own beside it."
             .to_owned(),
         "Seeding the histories (BatchWriteItem, not measured) is part of the whole-run time."
             .to_owned(),
