@@ -28,6 +28,9 @@ HOST=127.0.0.1
 TIMEOUT="${DYNAMODB_LOCAL_START_TIMEOUT:-60}"
 JAVA_MIN=17
 
+# shellcheck source=scripts/lib/processes.sh
+source "$ROOT/scripts/lib/processes.sh"
+
 log() { echo "dynamodb-local.sh: $*" >&2; }
 
 # The major version of the `java` on PATH (8 for "1.8.0_…"), or nothing.
@@ -92,25 +95,10 @@ ensure_jar() {
   cp "$lock" "$stamp"
 }
 
-# 0 if process $1 exists and has not exited (a zombie still passes `kill -0`).
-alive() {
-  local stat
-  kill -0 "$1" 2>/dev/null || return 1
-  stat="$(ps -o stat= -p "$1" 2>/dev/null || true)"
-  [[ -n "$stat" && "$stat" != Z* ]]
-}
-
 # PID from the pid file if that process is alive and is DynamoDB Local, else "".
 running_pid() {
-  local pid
   [[ -f "$PID_FILE" ]] || return 0
-  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
-  alive "$pid" || return 0
-  # Guard against PID reuse: it must be the jar.
-  if ps -p "$pid" -o args= 2>/dev/null | grep -q 'DynamoDBLocal\.jar'; then
-    echo "$pid"
-  fi
+  pid_if_ours "$(cat "$PID_FILE" 2>/dev/null || true)" 'DynamoDBLocal\.jar'
 }
 
 # 0 once something answers HTTP at $1 (DynamoDB answers a bare GET with 400).
@@ -185,21 +173,13 @@ cmd_start() {
 }
 
 cmd_stop() {
-  local pid i
+  local pid
   pid="$(running_pid)"
   if [[ -z "$pid" ]]; then
     rm -f "$PID_FILE" "$URL_FILE"
     return 0
   fi
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  if alive "$pid"; then
-    log "pid $pid ignored SIGTERM; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
+  stop_pid "$pid"
   rm -f "$PID_FILE" "$URL_FILE"
   log "stopped $NAME (pid $pid)"
 }

@@ -23,28 +23,15 @@ LAUNCHER="$ROOT/tools/moto/launcher.py"
 HOST=127.0.0.1
 TIMEOUT="${MOTO_START_TIMEOUT:-30}"
 
-log() { echo "moto.sh: $*" >&2; }
+# shellcheck source=scripts/lib/processes.sh
+source "$ROOT/scripts/lib/processes.sh"
 
-# 0 if process $1 exists and has not exited (an exited but not yet reaped
-# process -- a zombie -- still passes `kill -0`).
-alive() {
-  local stat
-  kill -0 "$1" 2>/dev/null || return 1
-  stat="$(ps -o stat= -p "$1" 2>/dev/null || true)"
-  [[ -n "$stat" && "$stat" != Z* ]]
-}
+log() { echo "moto.sh: $*" >&2; }
 
 # PID from the pid file if that process is alive and is our launcher, else "".
 running_pid() {
-  local pid
   [[ -f "$PID_FILE" ]] || return 0
-  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
-  alive "$pid" || return 0
-  # Guard against PID reuse: it must be tools/moto/launcher.py.
-  if ps -p "$pid" -o args= 2>/dev/null | grep -q 'tools/moto/launcher\.py'; then
-    echo "$pid"
-  fi
+  pid_if_ours "$(cat "$PID_FILE" 2>/dev/null || true)" 'tools/moto/launcher\.py'
 }
 
 # 0 once something answers HTTP at $1 (any status code counts).
@@ -126,7 +113,7 @@ cmd_start() {
 }
 
 cmd_stop() {
-  local pid i
+  local pid
   pid="$(running_pid)"
   if [[ -z "$pid" ]]; then
     if [[ -f "$PID_FILE" ]]; then
@@ -137,16 +124,7 @@ cmd_stop() {
     rm -f "$PID_FILE" "$URL_FILE"
     return 0
   fi
-  kill -TERM "$pid" 2>/dev/null || true
-  # Wait up to ~10s for a clean exit, then force it.
-  for ((i = 0; i < 100; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  if alive "$pid"; then
-    log "pid $pid ignored SIGTERM; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
+  stop_pid "$pid"
   rm -f "$PID_FILE" "$URL_FILE"
   log "stopped (pid $pid)"
 }

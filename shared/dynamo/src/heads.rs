@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::Client;
 use snapshot_core::head::SnapshotHead;
 use snapshot_core::StoreError;
 
+use crate::items::{number_attr, string_attr};
 use crate::sdk::is_condition_failed;
 
 /// Aggregate ids of head items start with this (reserved, like `__backfill__`).
@@ -33,30 +34,16 @@ fn key(aggregate_id: &str) -> Item {
     ])
 }
 
-fn number<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
-    match item.get(name) {
-        Some(AttributeValue::N(n)) => n.parse().ok(),
-        _ => None,
-    }
-}
-
-fn string(item: &Item, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(s)) => Some(s.clone()),
-        _ => None,
-    }
-}
-
 /// The head item's fields as a head; `None` for an item missing any of them (a head written
 /// by another version is simply not used: the snapshotter reads the snapshot instead).
 fn head_from_item(aggregate_id: &str, item: &Item) -> Option<SnapshotHead> {
     Some(SnapshotHead {
         aggregate_id: aggregate_id.to_owned(),
-        version: number(item, "headVersion")?,
-        timestamp: number(item, "timestamp")?,
-        aggregate_type: string(item, "aggregateType")?,
-        schema_version: number(item, "schemaVersion")?,
-        expires_at: number(item, "expiresAt"),
+        version: number_attr(item, "headVersion")?,
+        timestamp: number_attr(item, "timestamp")?,
+        aggregate_type: string_attr(item, "aggregateType")?,
+        schema_version: number_attr(item, "schemaVersion")?,
+        expires_at: number_attr(item, "expiresAt"),
     })
 }
 

@@ -17,11 +17,13 @@ use snapshot_core::snapshot::{
     StateRef, Stored, UnreadableSnapshot,
 };
 
-fn string_attr(item: &Item, name: &str) -> Option<String> {
+/// A string attribute; `None` when missing or of another type.
+pub(crate) fn string_attr(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
-fn number_attr(item: &Item, name: &str) -> Option<u64> {
+/// A number attribute as `T`; `None` when missing, of another type or out of `T`'s range.
+pub(crate) fn number_attr<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|n| n.parse().ok())
@@ -188,7 +190,7 @@ pub(crate) fn record_from_item(item: Item) -> Result<SnapshotRecord, StoreError>
 /// A listed item: the snapshot, or why it does not read as one (never an error for the page).
 pub(crate) fn stored<T>(item: Item, read: impl FnOnce(Item) -> Result<T, StoreError>) -> Stored<T> {
     let aggregate_id = string_attr(&item, "aggregateId").unwrap_or_else(|| "<unreadable>".into());
-    let version = number_attr(&item, "version");
+    let version = number_attr::<u64>(&item, "version");
     let marked = item.contains_key("invalid");
     read(item).map_err(|e| UnreadableSnapshot {
         aggregate_id,
@@ -217,7 +219,7 @@ pub(crate) fn key_item(key: &SnapshotKey) -> Item {
 pub(crate) fn key_from_item(item: &Item) -> Result<SnapshotKey, StoreError> {
     match (
         string_attr(item, "aggregateId"),
-        number_attr(item, "version"),
+        number_attr::<u64>(item, "version"),
     ) {
         (Some(aggregate_id), Some(version)) => Ok(SnapshotKey {
             aggregate_id,
@@ -231,7 +233,7 @@ pub(crate) fn summary_from_item(item: &Item) -> Result<SnapshotSummary, StoreErr
     let key = key_from_item(item)?;
     // A missing or mistyped schemaVersion reads as 0, a revision no aggregate has: the pruner
     // then treats the item as obsolete (never the newest) instead of stalling its segment.
-    let schema_version = number_attr(item, "schemaVersion")
+    let schema_version = number_attr::<u64>(item, "schemaVersion")
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(0);
     Ok(SnapshotSummary {
