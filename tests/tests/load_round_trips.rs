@@ -4,7 +4,7 @@
 //! interceptor), not taken from the repository's own report.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
@@ -16,7 +16,7 @@ use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::domain::{AggregateRoot, InventoryItem};
 use snapshot_core::policy::{PolicySet, SnapshotPolicy};
 use snapshot_core::snapshot::SnapshotMetadata;
-use snapshot_core::{AggregateRepository, Registry};
+use snapshot_core::{AggregateRepository, LoadMode, Registry};
 use snapshot_dynamo::{DynamoEventStore, DynamoSnapshotStore};
 
 const THRESHOLD: u64 = 10;
@@ -28,6 +28,8 @@ struct Wire {
     in_flight: Arc<AtomicU32>,
     requests: Arc<AtomicU32>,
     round_trips: Arc<AtomicU32>,
+    /// Each request's table and `ConsistentRead`, in the order sent.
+    reads: Arc<Mutex<Vec<(String, bool)>>>,
 }
 
 impl Wire {
@@ -46,11 +48,17 @@ impl Intercept for Wire {
 
     fn read_before_transmit(
         &self,
-        _: &BeforeTransmitInterceptorContextRef<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
+        if let Some(body) = context.request().body().bytes() {
+            let body: serde_json::Value = serde_json::from_slice(body)?;
+            let table = body["TableName"].as_str().unwrap_or_default().to_owned();
+            let consistent = body["ConsistentRead"].as_bool().unwrap_or(false);
+            self.reads.lock().unwrap().push((table, consistent));
+        }
         if self.in_flight.fetch_add(1, Ordering::SeqCst) == 0 {
             self.round_trips.fetch_add(1, Ordering::SeqCst);
         }
@@ -169,4 +177,30 @@ async fn a_short_history_without_a_snapshot_loads_in_one_round_trip() {
     assert_eq!(report.events_replayed, 11);
     assert_eq!(wire.take(), (2, 1));
     assert_eq!((report.requests, report.round_trips), (2, 1));
+}
+
+#[tokio::test]
+async fn the_fewest_read_units_mode_reads_the_snapshot_then_only_its_tail_eventually_consistent() {
+    let (repo, wire) = setup("fewestunits").await;
+    let repo = repo.with_load_mode(LoadMode::FewestReadUnits);
+    // 5 events after the snapshot, threshold 10: the other mode reads the newest 11.
+    let on_hand = item(&repo, "item-4", 25, Some(20)).await;
+    wire.take();
+    wire.reads.lock().unwrap().clear();
+
+    let (loaded, report) = repo.load::<InventoryItem>("item-4").await.unwrap();
+
+    assert_eq!(loaded.version(), 25);
+    assert_eq!(loaded.state().on_hand, on_hand);
+    assert_eq!(report.snapshot_version, Some(20));
+    assert_eq!(report.events_replayed, 5);
+    assert_eq!((report.requests, report.round_trips), (2, 2));
+    assert_eq!(wire.take(), (2, 2), "the snapshot first, then its tail");
+    let reads = wire.reads.lock().unwrap().clone();
+    let tables = repo.events().table().to_owned();
+    assert_eq!(
+        reads,
+        vec![(repo.snapshots().table().to_owned(), true), (tables, false)],
+        "the snapshot strongly consistent (a mark is never missed), the tail eventually"
+    );
 }

@@ -35,7 +35,7 @@ pub mod walk;
 pub use domain::{Aggregate, AggregateRoot, DomainError, DomainEvent, EventEnvelope};
 pub use error::{BackendFailure, EventError, StoreError};
 pub use registry::{AggregateKind, Registry};
-pub use repository::{AggregateRepository, LoadReport, RepositoryError};
+pub use repository::{AggregateRepository, LoadMode, LoadReport, RepositoryError};
 
 /// What the exported macros expand to; not part of the API.
 #[doc(hidden)]

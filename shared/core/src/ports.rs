@@ -165,6 +165,29 @@ pub trait EventStore: Send + Sync {
             next: page.next,
         })
     }
+
+    /// [`EventStore::read_counted`], eventually consistent where the store offers it (on
+    /// DynamoDB half the read units). A stale answer is a prefix of the stream: it may lack
+    /// the newest events, never has a gap. The default reads strongly.
+    async fn read_counted_relaxed(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
+        self.read_counted(aggregate_id, from, to).await
+    }
+
+    /// [`EventStore::read_decoded`], eventually consistent where the store offers it (see
+    /// [`EventStore::read_counted_relaxed`]). The default reads strongly.
+    async fn read_decoded_relaxed<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
+        self.read_decoded::<A>(aggregate_id, from, to).await
+    }
 }
 
 /// Reads an aggregate's events in one form `V`: what the snapshot walk
@@ -180,6 +203,64 @@ pub trait EventReader<V: ReadEvent>: Send + Sync {
         from: u64,
         to: Option<u64>,
     ) -> Result<(Vec<V>, u32), StoreError>;
+
+    /// [`EventReader::read_range`], eventually consistent where the store offers it (a
+    /// prefix of the stream, see [`EventStore::read_counted_relaxed`]).
+    async fn read_range_relaxed(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<V>, u32), StoreError> {
+        self.read_range(aggregate_id, from, to).await
+    }
+
+    /// [`EventReader::read_range`], strongly consistent whatever this reader's own reads
+    /// are: what a snapshot's missing boundary event is asked again with before the snapshot
+    /// is called wrong (crate::walk).
+    async fn read_range_strong(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<V>, u32), StoreError> {
+        self.read_range(aggregate_id, from, to).await
+    }
+
+    /// True when [`EventReader::read_range`] may be stale (eventually consistent).
+    fn may_lag(&self) -> bool {
+        false
+    }
+}
+
+/// An event reader whose reads are eventually consistent ([`EventReader::read_range_relaxed`]):
+/// half the read units on DynamoDB; a missing boundary event is asked again strongly
+/// ([`EventReader::read_range_strong`]) before a snapshot is called wrong for it.
+pub struct Relaxed<'a, R: ?Sized>(pub &'a R);
+
+#[async_trait]
+impl<V: ReadEvent, R: EventReader<V> + ?Sized> EventReader<V> for Relaxed<'_, R> {
+    async fn read_range(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<V>, u32), StoreError> {
+        self.0.read_range_relaxed(aggregate_id, from, to).await
+    }
+
+    async fn read_range_strong(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<V>, u32), StoreError> {
+        self.0.read_range(aggregate_id, from, to).await
+    }
+
+    fn may_lag(&self) -> bool {
+        true
+    }
 }
 
 #[async_trait]
@@ -191,6 +272,15 @@ impl<E: EventStore + ?Sized> EventReader<EventEnvelope> for E {
         to: Option<u64>,
     ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
         self.read_counted(aggregate_id, from, to).await
+    }
+
+    async fn read_range_relaxed(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
+        self.read_counted_relaxed(aggregate_id, from, to).await
     }
 }
 
@@ -221,6 +311,17 @@ impl<E: EventStore + ?Sized, A: Aggregate> EventReader<DecodedEvent<A::Event>>
         to: Option<u64>,
     ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
         self.store.read_decoded::<A>(aggregate_id, from, to).await
+    }
+
+    async fn read_range_relaxed(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
+        self.store
+            .read_decoded_relaxed::<A>(aggregate_id, from, to)
+            .await
     }
 }
 
@@ -421,6 +522,30 @@ pub trait EventStoreDecorator: Send + Sync {
             .read_newest_decoded::<A>(aggregate_id, limit)
             .await
     }
+
+    /// Forwards [`EventStore::read_counted_relaxed`].
+    async fn read_counted_relaxed(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
+        self.delegate()
+            .read_counted_relaxed(aggregate_id, from, to)
+            .await
+    }
+
+    /// Forwards [`EventStore::read_decoded_relaxed`].
+    async fn read_decoded_relaxed<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
+        self.delegate()
+            .read_decoded_relaxed::<A>(aggregate_id, from, to)
+            .await
+    }
 }
 
 #[async_trait]
@@ -474,6 +599,24 @@ impl<D: EventStoreDecorator> EventStore for D {
         limit: usize,
     ) -> Result<Page<DecodedEvent<A::Event>, u64>, StoreError> {
         EventStoreDecorator::read_newest_decoded::<A>(self, aggregate_id, limit).await
+    }
+
+    async fn read_counted_relaxed(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
+        EventStoreDecorator::read_counted_relaxed(self, aggregate_id, from, to).await
+    }
+
+    async fn read_decoded_relaxed<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
+        EventStoreDecorator::read_decoded_relaxed::<A>(self, aggregate_id, from, to).await
     }
 }
 

@@ -9,7 +9,7 @@ use crate::codec::SnapshotCodec;
 use crate::domain::{Aggregate, AggregateRoot, DomainError, EventEnvelope, ReadEvent};
 use crate::error::{EventError, StoreError};
 use crate::policy::PolicySet;
-use crate::ports::{Decoding, EventReader, EventStore, Page, PutOutcome, SnapshotStore};
+use crate::ports::{Decoding, EventReader, EventStore, Page, PutOutcome, Relaxed, SnapshotStore};
 use crate::registry::{fold_decoded, AggregateKind, FoldError};
 use crate::snapshot::{
     build_snapshot, InvalidSnapshot, SnapshotBuildError, SnapshotHeader, SnapshotMetadata,
@@ -119,6 +119,24 @@ impl Head {
     }
 }
 
+/// How a load reads the newest snapshot and the events after it (docs/functions.md#load-modes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LoadMode {
+    /// The newest snapshot and the newest `threshold + 1` events are read together, strongly
+    /// consistent: one round trip whenever the snapshotter keeps up, but about twice the
+    /// events a load needs (the tail is `threshold / 2` long on average).
+    #[default]
+    OneRoundTrip,
+    /// The newest snapshot first (strongly consistent, so a snapshot marked invalid is never
+    /// used), then only the events from its version on, eventually consistent: two round
+    /// trips, and the fewest read units (half a unit per 4 KB of the tail that is needed). A
+    /// stale tail is a prefix of the stream: the state may lack the newest events of the
+    /// last moment (a `save` from it then conflicts, as with any concurrent writer), never
+    /// has a gap; a missing boundary event is asked again strongly before a snapshot is
+    /// called wrong for it.
+    FewestReadUnits,
+}
+
 /// Audit actor of the marks a repository sets when none is given.
 pub const DEFAULT_ACTOR: &str = "repository";
 
@@ -135,6 +153,7 @@ pub struct AggregateRepository<E, S> {
     invalid_snapshots: Arc<AtomicU64>,
     marked_snapshots: Arc<AtomicU64>,
     policies: PolicySet,
+    load_mode: LoadMode,
 }
 
 impl<E, S> AggregateRepository<E, S> {
@@ -148,6 +167,12 @@ impl<E, S> AggregateRepository<E, S> {
     /// the newest snapshot, enough to reach back to it whenever the snapshotter keeps up.
     pub fn with_policies(mut self, policies: PolicySet) -> Self {
         self.policies = policies;
+        self
+    }
+
+    /// How loads read (the default: [`LoadMode::OneRoundTrip`]).
+    pub fn with_load_mode(mut self, load_mode: LoadMode) -> Self {
+        self.load_mode = load_mode;
         self
     }
 
@@ -171,6 +196,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             invalid_snapshots: Arc::default(),
             marked_snapshots: Arc::default(),
             policies: PolicySet::default(),
+            load_mode: LoadMode::default(),
         }
     }
 
@@ -292,12 +318,15 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         })
     }
 
-    /// The load: the newest snapshot and the newest events (newest first, as many as the
-    /// policy lets follow a snapshot, plus its boundary event) are read at once; a second
-    /// read happens only when those events do not reach back to the snapshot (or to the first
-    /// event, for a full replay). Invalid snapshots are passed over newest first, as ever.
-    /// `events` reads the events in the form `fold` takes; `newest` is its read of the
-    /// newest events, sent together with the snapshot read.
+    /// The load, by [`LoadMode`]. [`LoadMode::OneRoundTrip`]: the newest snapshot and the
+    /// newest events (newest first, as many as the policy lets follow a snapshot, plus its
+    /// boundary event) are read at once; a second read happens only when those events do not
+    /// reach back to the snapshot (or to the first event, for a full replay).
+    /// [`LoadMode::FewestReadUnits`]: the newest snapshot, then the events from its version
+    /// on, eventually consistent ([`Relaxed`]). Invalid snapshots are passed over newest
+    /// first, as ever. `events` reads the events in the form `fold` takes; `newest` is its
+    /// read of the newest events, sent together with the snapshot read (and never sent by
+    /// the other mode).
     async fn load_with<T, V: ReadEvent, R: EventReader<V>>(
         &self,
         events: &R,
@@ -305,11 +334,38 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         target: Target<'_>,
         fold: impl Fn(u64, Option<&[u8]>, &[V]) -> Result<T, FoldError>,
     ) -> Result<(T, Head, LoadReport), RepositoryError> {
+        match self.load_mode {
+            LoadMode::OneRoundTrip => {
+                let (first_page, newest) =
+                    futures::join!(self.snapshots.records(target.aggregate_id, None, 1), newest);
+                let reads = Reads::with_newest(newest?, 2);
+                self.walk_and_fold(events, Start::Page(first_page?), reads, target, fold)
+                    .await
+            }
+            LoadMode::FewestReadUnits => {
+                self.walk_and_fold(
+                    &Relaxed(events),
+                    Start::Newest,
+                    Reads::default(),
+                    target,
+                    fold,
+                )
+                .await
+            }
+        }
+    }
+
+    /// The rest of a load: the walk to the newest valid snapshot from `start`, its tail
+    /// folded on, or a full replay when there is none.
+    async fn walk_and_fold<T, V: ReadEvent, R: EventReader<V>>(
+        &self,
+        events: &R,
+        start: Start,
+        mut reads: Reads<V>,
+        target: Target<'_>,
+        fold: impl Fn(u64, Option<&[u8]>, &[V]) -> Result<T, FoldError>,
+    ) -> Result<(T, Head, LoadReport), RepositoryError> {
         let aggregate_id = target.aggregate_id;
-        let (first_page, newest) =
-            futures::join!(self.snapshots.records(aggregate_id, None, 1), newest);
-        let mut reads = Reads::with_newest(newest?, 2);
-        let start = Start::Page(first_page?);
         let walked = self
             .walk_with(events)
             .newest_valid_with(target, start, Tail::ToEnd, &mut reads, |candidate| {

@@ -426,7 +426,20 @@ impl<E: ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
                 read
             }
         };
-        if let Err(invalid) = check_boundary(&record.header, events.first()) {
+        let mut boundary = check_boundary(&record.header, events.first());
+        if matches!(boundary, Err(InvalidSnapshot::BeyondStream { .. })) && self.events.may_lag() {
+            // An eventually consistent read may not have reached the boundary event yet:
+            // only a strongly consistent read may call the snapshot beyond the stream.
+            let (read, pages) = self
+                .events
+                .read_range_strong(target.aggregate_id, version, to)
+                .await?;
+            reads.requests += pages;
+            reads.round_trips += pages;
+            events = read;
+            boundary = check_boundary(&record.header, events.first());
+        }
+        if let Err(invalid) = boundary {
             return Ok(Err(invalid));
         }
         events.remove(0);

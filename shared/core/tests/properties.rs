@@ -7,7 +7,7 @@ use snapshot_core::domain::{Aggregate, AggregateRoot, EventEnvelope, InventoryIt
 use snapshot_core::memory::{InMemoryEventStore, InMemorySnapshotStore};
 use snapshot_core::ports::{EventStore, SnapshotStore};
 use snapshot_core::snapshot::{build_snapshot, open_snapshot, SnapshotMetadata, SnapshotSubject};
-use snapshot_core::{AggregateRepository, Registry};
+use snapshot_core::{AggregateRepository, LoadMode, Registry};
 
 /// One attempted command; invalid ones are rejected by the domain and simply skipped.
 #[derive(Debug, Clone)]
@@ -409,6 +409,29 @@ proptest! {
             prop_assert_eq!(as_json.version, n);
             prop_assert_eq!(as_json.report.snapshot_version, report.snapshot_version);
             prop_assert_eq!(as_json.report.events_replayed, report.events_replayed);
+            // The fewest-read-units mode: the newest snapshot, then only the events from its
+            // version on (every event without one), sequentially, to the same state.
+            let sequential = AggregateRepository::new(Arc::clone(&events), Arc::clone(&snapshots), codec.clone())
+                .with_policies(PolicySet {
+                    default: SnapshotPolicy { threshold, ..SnapshotPolicy::default() },
+                    ..PolicySet::default()
+                })
+                .with_load_mode(LoadMode::FewestReadUnits);
+            let requests_before = events.requests() + snapshots.requests();
+            let (by_units, units_report) = sequential.load::<InventoryItem>("item-rt").await.unwrap();
+            prop_assert_eq!(by_units.state(), root.state());
+            prop_assert_eq!(by_units.version(), n);
+            prop_assert_eq!(units_report.snapshot_version, report.snapshot_version);
+            prop_assert_eq!(units_report.events_replayed, report.events_replayed);
+            // The snapshot page, the page below a marked newest snapshot, then one read of
+            // the tail; nothing is sent together.
+            let expected = 2 + u32::from(corrupt && with_snapshot);
+            prop_assert_eq!(units_report.round_trips, expected, "n={} k={}", n, k);
+            prop_assert_eq!(units_report.requests, expected);
+            let sent = events.requests() + snapshots.requests() - requests_before;
+            prop_assert_eq!(sent, u64::from(expected));
+            let kind_by_units = sequential.load_kind(kind.as_ref(), "item-rt").await.unwrap();
+            prop_assert_eq!(&kind_by_units.state_json, &as_json.state_json);
             Ok(())
         })?;
     }

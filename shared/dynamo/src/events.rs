@@ -270,7 +270,7 @@ impl EventStore for DynamoEventStore {
         from: u64,
         to: Option<u64>,
     ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
-        self.query_range(aggregate_id, from, to, |item| {
+        self.query_range(aggregate_id, from, to, Consistency::Strong, |item| {
             event_from_item(item, aggregate_id)
         })
         .await
@@ -293,7 +293,7 @@ impl EventStore for DynamoEventStore {
         from: u64,
         to: Option<u64>,
     ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
-        self.query_range(aggregate_id, from, to, |item| {
+        self.query_range(aggregate_id, from, to, Consistency::Strong, |item| {
             decoded_from_item::<A>(item, aggregate_id)
         })
         .await
@@ -309,6 +309,38 @@ impl EventStore for DynamoEventStore {
         })
         .await
     }
+
+    async fn read_counted_relaxed(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<EventEnvelope>, u32), StoreError> {
+        self.query_range(aggregate_id, from, to, Consistency::Eventual, |item| {
+            event_from_item(item, aggregate_id)
+        })
+        .await
+    }
+
+    async fn read_decoded_relaxed<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(Vec<DecodedEvent<A::Event>>, u32), StoreError> {
+        self.query_range(aggregate_id, from, to, Consistency::Eventual, |item| {
+            decoded_from_item::<A>(item, aggregate_id)
+        })
+        .await
+    }
+}
+
+/// How a range Query reads: strongly consistent (one read unit per 4 KB), or eventually
+/// consistent (half of that; a stale answer is a prefix of the stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Consistency {
+    Strong,
+    Eventual,
 }
 
 /// An event item read for `A`'s typed fold: [`ItemEvent::read`]'s checks (a malformed item
@@ -325,12 +357,13 @@ fn decoded_from_item<A: Aggregate>(
 
 impl DynamoEventStore {
     /// Events with `from <= sequence <= to` (`to = None`: to the end), ascending, every page,
-    /// strongly consistent, each item read by `read`; and how many pages that took.
+    /// read with `consistency`, each item read by `read`; and how many pages that took.
     async fn query_range<V>(
         &self,
         aggregate_id: &str,
         from: u64,
         to: Option<u64>,
+        consistency: Consistency,
         read: impl Fn(&Item) -> Result<V, EventError>,
     ) -> Result<(Vec<V>, u32), StoreError> {
         let condition = if to.is_some() {
@@ -347,7 +380,7 @@ impl DynamoEventStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .consistent_read(true)
+                .consistent_read(consistency == Consistency::Strong)
                 .key_condition_expression(condition)
                 .expression_attribute_names("#id", "aggregateId")
                 .expression_attribute_names("#seq", "sequence")

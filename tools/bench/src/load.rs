@@ -9,7 +9,7 @@ use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::domain::{fold, Aggregate, EventEnvelope, InventoryItem};
 use snapshot_core::ports::SnapshotStore;
 use snapshot_core::snapshot::{build_snapshot, SnapshotMetadata, SnapshotSubject};
-use snapshot_core::{AggregateRepository, LoadReport};
+use snapshot_core::{AggregateRepository, LoadMode, LoadReport};
 use snapshot_dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
 
 use crate::peer::Peer;
@@ -56,6 +56,8 @@ pub const PRODUCT: &str = "this product";
 pub const PEER: &str = "cqrs-es + dynamo-es";
 pub const REPLAY: &str = "full replay";
 pub const SNAPSHOT: &str = "snapshot + tail";
+/// This product's other load mode (snapshot_core::LoadMode::FewestReadUnits).
+pub const SNAPSHOT_UNITS: &str = "snapshot + tail, fewest read units";
 
 /// Snapshot + tail loads through a client that delays every request (crate::latency).
 #[derive(Debug, Clone)]
@@ -184,6 +186,12 @@ pub async fn run(
         DynamoSnapshotStore::new(counted.clone(), &tables.snapshots),
         codec.clone(),
     );
+    let by_units = AggregateRepository::new(
+        DynamoEventStore::new(counted.clone(), &tables.events),
+        DynamoSnapshotStore::new(counted.clone(), &tables.snapshots),
+        codec.clone(),
+    )
+    .with_load_mode(LoadMode::FewestReadUnits);
     let without_snapshots = AggregateRepository::new(
         DynamoEventStore::new(counted.clone(), &tables.events),
         DynamoSnapshotStore::new(counted.clone(), &tables.no_snapshots),
@@ -204,12 +212,12 @@ pub async fn run(
             started.elapsed().as_secs_f64()
         );
 
-        let mut samples: Vec<Samples> = (0..4).map(|_| Samples::new()).collect();
+        let mut samples: Vec<Samples> = (0..5).map(|_| Samples::new()).collect();
         let mut warm_up = Samples::new();
         for run in 0..WARM_UP + runs {
-            for k in 0..4 {
+            for k in 0..5 {
                 // Rotate the order so no load always runs first (warm caches in the engine).
-                let which = (k + run) % 4;
+                let which = (k + run) % 5;
                 let load = async {
                     Ok(match which {
                         0 => {
@@ -226,6 +234,11 @@ pub async fn run(
                         2 => {
                             let (state, version) = peer.load_replay(counted, &id).await?;
                             (state, version, None)
+                        }
+                        3 => {
+                            let (state, version, report) =
+                                load_from_snapshot(&by_units, &id, n).await?;
+                            (state, version, Some(report))
                         }
                         _ => {
                             let (state, version) = peer.load_snapshot(counted, &id).await?;
@@ -247,8 +260,9 @@ pub async fn run(
         rows.push(next()?.row(n, PRODUCT, REPLAY));
         rows.push(next()?.row(n, PRODUCT, SNAPSHOT));
         rows.push(next()?.row(n, PEER, REPLAY));
+        rows.push(next()?.row(n, PRODUCT, SNAPSHOT_UNITS));
         rows.push(next()?.row(n, PEER, SNAPSHOT));
-        for row in &rows[rows.len() - 4..] {
+        for row in &rows[rows.len() - 5..] {
             eprintln!(
                 "bench: load {n:>6} {:<20} {:<16} {:>10} ms, {} requests, {} round trips, \
                  {} items, {} KiB, {} read units, {} write units; in flight {} ms \
@@ -274,36 +288,53 @@ pub async fn run(
                 DynamoSnapshotStore::new(client.clone(), &tables.snapshots),
                 codec.clone(),
             );
-            let (mut ours, mut theirs) = (Samples::new(), Samples::new());
+            let units_repository = AggregateRepository::new(
+                DynamoEventStore::new(client.clone(), &tables.events),
+                DynamoSnapshotStore::new(client.clone(), &tables.snapshots),
+                codec.clone(),
+            )
+            .with_load_mode(LoadMode::FewestReadUnits);
+            let mut samples: Vec<Samples> = (0..3).map(|_| Samples::new()).collect();
             let mut warm_up = Samples::new();
             for run in 0..WARM_UP + runs {
-                for k in 0..2 {
-                    let product = (k + run) % 2 == 0;
+                for k in 0..3 {
+                    let which = (k + run) % 3;
                     let load = async {
-                        if product {
-                            let (state, version, report) =
-                                load_from_snapshot(&repository, &id, n).await?;
-                            Ok((state, version, Some(report)))
-                        } else {
-                            let (state, version) = peer.load_snapshot(client, &id).await?;
-                            Ok((state, version, None))
+                        match which {
+                            0 => {
+                                let (state, version, report) =
+                                    load_from_snapshot(&repository, &id, n).await?;
+                                Ok((state, version, Some(report)))
+                            }
+                            1 => {
+                                let (state, version, report) =
+                                    load_from_snapshot(&units_repository, &id, n).await?;
+                                Ok((state, version, Some(report)))
+                            }
+                            _ => {
+                                let (state, version) = peer.load_snapshot(client, &id).await?;
+                                Ok((state, version, None))
+                            }
                         }
                     };
                     let sample = if run < WARM_UP {
                         &mut warm_up
-                    } else if product {
-                        &mut ours
                     } else {
-                        &mut theirs
+                        &mut samples[which]
                     };
                     let what = format!("delayed load of {id}");
                     sample.measure(wire, &expected, n, &what, load).await?;
                 }
             }
-            for (store, sample) in [(PRODUCT, ours), (PEER, theirs)] {
-                let row = sample.row(n, store, SNAPSHOT);
+            let loads = [
+                (PRODUCT, SNAPSHOT),
+                (PRODUCT, SNAPSHOT_UNITS),
+                (PEER, SNAPSHOT),
+            ];
+            for ((store, load), sample) in loads.into_iter().zip(samples) {
+                let row = sample.row(n, store, load);
                 eprintln!(
-                    "bench: load {n:>6} {store:<20} {SNAPSHOT} +{delay_ms} ms per request: \
+                    "bench: load {n:>6} {store:<20} {load} +{delay_ms} ms per request: \
                      {} ms, {} round trips, {} read units, {} write units",
                     row.wall_ms, row.round_trips, row.read_units, row.write_units
                 );

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 
 use crate::binaries::BinaryRow;
 use crate::inmem::{CodecRow, FoldRow};
-use crate::load::{DelayedRow, LoadRow, PEER, PRODUCT, REPLAY, SNAPSHOT};
+use crate::load::{DelayedRow, LoadRow, PEER, PRODUCT, REPLAY, SNAPSHOT, SNAPSHOT_UNITS};
 use crate::prune::PruneRow;
 use crate::stream::StreamRow;
 
@@ -74,6 +74,7 @@ pub fn plot_loads(rows: &[LoadRow], path: &Path) -> Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
     let series = [
         (PRODUCT, SNAPSHOT, RGBColor(0, 114, 178)),
+        (PRODUCT, SNAPSHOT_UNITS, RGBColor(0, 158, 115)),
         (PRODUCT, REPLAY, RGBColor(86, 180, 233)),
         (PEER, SNAPSHOT, RGBColor(213, 94, 0)),
         (PEER, REPLAY, RGBColor(230, 159, 0)),
@@ -195,8 +196,16 @@ fn verdict(t: &Target) -> String {
 
 /// Our delayed loads, each with the peer's at the same size and added latency.
 fn latency_pairs(rows: &[DelayedRow]) -> impl Iterator<Item = (&DelayedRow, &DelayedRow)> {
+    latency_pairs_of(rows, SNAPSHOT)
+}
+
+/// Our delayed loads of mode `load`, each with the peer's at the same size and latency.
+fn latency_pairs_of<'a>(
+    rows: &'a [DelayedRow],
+    load: &'a str,
+) -> impl Iterator<Item = (&'a DelayedRow, &'a DelayedRow)> {
     rows.iter()
-        .filter(|d| d.row.store == PRODUCT)
+        .filter(move |d| d.row.store == PRODUCT && d.row.load == load)
         .filter_map(move |ours| {
             rows.iter()
                 .find(|d| {
@@ -306,6 +315,32 @@ fn snapshot_target(r: &Results, n: usize) -> Option<Target> {
     })
 }
 
+/// Read units of a cold snapshot + tail load against the peer's: at most 1.2× in one round
+/// trip, or in the documented fewest-read-units mode (then in two round trips, as the peer).
+fn load_units_target(r: &Results, n: usize) -> Option<Target> {
+    let one_trip = load_of(&r.loads, n, PRODUCT, SNAPSHOT)?;
+    let by_units = load_of(&r.loads, n, PRODUCT, SNAPSHOT_UNITS)?;
+    let peer = load_of(&r.loads, n, PEER, SNAPSHOT)?;
+    let ratio = |row: &LoadRow| row.read_units.median / peer.read_units.median;
+    let measured = format!(
+        "one round trip (the default): {} read units, {:.2}× the peer's {}; fewest read units: \
+         {} read units in {} round trips, {:.2}×",
+        one_trip.read_units.show(1),
+        ratio(one_trip),
+        peer.read_units.show(1),
+        by_units.read_units.show(1),
+        by_units.round_trips.show(0),
+        ratio(by_units),
+    );
+    let best = ratio(one_trip).min(ratio(by_units));
+    Some(Target {
+        name: format!("read units of a cold snapshot + tail load, {n} events"),
+        goal: "≤ 1.2× the peer's, in one round trip or in a documented load mode".to_owned(),
+        measured,
+        missed_by: (best > 1.2).then(|| format!("{:.2}×", best - 1.2)),
+    })
+}
+
 /// Every target of the issue, checked against this run's medians.
 pub fn targets(r: &Results) -> Vec<Target> {
     let mut out = Vec::new();
@@ -354,6 +389,9 @@ pub fn targets(r: &Results) -> Vec<Target> {
     sizes.dedup();
     for n in &sizes {
         if let Some(target) = snapshot_target(r, *n) {
+            out.push(target);
+        }
+        if let Some(target) = load_units_target(r, *n) {
             out.push(target);
         }
         let (Some(ours), Some(peer)) = (
@@ -504,6 +542,90 @@ fn delayed_loads(md: &mut String, rows: &[DelayedRow]) {
     }
 }
 
+/// One line of the load-modes table: added latency, then one round trip, fewest read units
+/// and the peer's loads.
+type ModeLine<'a> = (
+    String,
+    Option<&'a LoadRow>,
+    Option<&'a LoadRow>,
+    Option<&'a LoadRow>,
+);
+
+/// The two load modes side by side (docs/functions.md#load-modes), with the peer's units.
+fn load_modes(md: &mut String, rows: &[LoadRow], delayed: &[DelayedRow]) {
+    let mut sizes: Vec<usize> = rows
+        .iter()
+        .filter(|l| l.load == SNAPSHOT_UNITS)
+        .map(|l| l.events)
+        .collect();
+    sizes.dedup();
+    if sizes.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n### Load modes: one round trip or fewest read units\n\n\
+         `LoadMode::OneRoundTrip` (the default) reads the newest snapshot and the policy \
+         threshold + 1 newest events together, strongly consistent. \
+         `LoadMode::FewestReadUnits` reads the newest snapshot (strongly consistent), then only \
+         the events from its version on, eventually consistent. The same histories, same run; \
+         wall time in ms.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| events | added per request | one round trip: ms | round trips | items | read units | fewest read units: ms | round trips | items | read units | peer: ms | peer read units |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for n in sizes {
+        let mut lines: Vec<ModeLine> = vec![(
+            "0 ms".to_owned(),
+            load_of(rows, n, PRODUCT, SNAPSHOT),
+            load_of(rows, n, PRODUCT, SNAPSHOT_UNITS),
+            load_of(rows, n, PEER, SNAPSHOT),
+        )];
+        let mut delays: Vec<u64> = delayed.iter().map(|d| d.delay_ms).collect();
+        delays.sort_unstable();
+        delays.dedup();
+        for delay in delays {
+            let find = |store: &str, load: &str| {
+                delayed
+                    .iter()
+                    .find(|d| {
+                        d.delay_ms == delay
+                            && d.row.events == n
+                            && d.row.store == store
+                            && d.row.load == load
+                    })
+                    .map(|d| &d.row)
+            };
+            lines.push((
+                format!("{delay} ms"),
+                find(PRODUCT, SNAPSHOT),
+                find(PRODUCT, SNAPSHOT_UNITS),
+                find(PEER, SNAPSHOT),
+            ));
+        }
+        for (added, one, units, peer) in lines {
+            let (Some(one), Some(units), Some(peer)) = (one, units, peer) else {
+                continue;
+            };
+            let _ = writeln!(
+                md,
+                "| {n} | {added} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                one.wall_ms.show(1),
+                one.round_trips.show(0),
+                one.items.show(0),
+                one.read_units.show(1),
+                units.wall_ms.show(1),
+                units.round_trips.show(0),
+                units.items.show(0),
+                units.read_units.show(1),
+                peer.wall_ms.show(1),
+                peer.read_units.show(1),
+            );
+        }
+    }
+}
+
 pub fn markdown(r: &Results) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks\n");
@@ -593,6 +715,7 @@ pub fn markdown(r: &Results) -> String {
     }
 
     delayed_loads(&mut md, &r.delayed_loads);
+    load_modes(&mut md, &r.loads, &r.delayed_loads);
 
     let _ = writeln!(md, "\n## Fold from stored items\n");
     let _ = writeln!(
