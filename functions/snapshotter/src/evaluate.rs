@@ -3,8 +3,8 @@
 //!
 //! Requests per aggregate: none when this container remembers the aggregate's head and the
 //! policy does not trip; else one read of the store's head (a small item: half a read unit
-//! whatever the state's size), which decides whenever the policy does not trip. When it trips
-//! (or no head is kept yet), one newest-snapshot read (the whole record: it is the base), one
+//! whatever the state's size), which decides whenever the policy does not trip (no head: decided
+//! as no snapshot, which only errs early). When it trips, one newest-snapshot read (the whole record: it is the base), one
 //! read of the base's boundary event with the gap between base and batch, one conditional put
 //! and its head. See snapshot_core::head for why a head may be trusted this far.
 
@@ -382,6 +382,16 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             .await
             .map_err(SnapshotterError::store(id))?
         else {
+            // No head: no snapshot yet (a new aggregate), or one whose head is gone (marked,
+            // deleted, written before heads). Decided as if there were none, which errs toward
+            // snapshotting early by count, never late (see Seen::NoSnapshot): a new
+            // aggregate's record costs the head read alone, and a due one is decided again on
+            // the full record, which records the head of a snapshot found there. A warm
+            // container remembers the same: no snapshot.
+            self.heads.remember_none(id);
+            if policy.decide(None, last, now).is_none() {
+                return Ok(FromHead::Decided(Action::NotDue));
+            }
             return Ok(FromHead::Undecided { head_kept: false });
         };
         self.heads.remember(head.clone());
