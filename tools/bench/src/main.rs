@@ -6,10 +6,12 @@
 //! Env: BENCH_RUNS (default 5) runs per figure; BENCH_SIZES (default 1000,10000,50000)
 //! history sizes; BENCH_PRUNE_SNAPSHOTS (default 5000); BENCH_OUT (default docs/bench);
 //! BENCH_ONLY (e.g. `load` or `fold,codec`: only those sections of fold, codec, load,
-//! snapshotter, pruner, binaries run, their figures go to stderr and docs/bench is not written;
+//! snapshotter, pruner, cost, binaries run, their figures go to stderr and docs/bench is not written;
 //! fold and codec alone run in memory, without DynamoDB Local).
 
 mod binaries;
+mod cost;
+mod cost_model;
 mod inmem;
 mod latency;
 mod load;
@@ -141,8 +143,15 @@ async fn binaries_and_cold_starts(
 struct Only(Option<Vec<String>>);
 
 impl Only {
-    const SECTIONS: [&'static str; 6] =
-        ["fold", "codec", "load", "snapshotter", "pruner", "binaries"];
+    const SECTIONS: [&'static str; 7] = [
+        "fold",
+        "codec",
+        "load",
+        "snapshotter",
+        "pruner",
+        "cost",
+        "binaries",
+    ];
 
     fn from_env() -> Result<Self> {
         let Some(value) = std::env::var("BENCH_ONLY")
@@ -408,6 +417,37 @@ async fn main() -> Result<()> {
         section("pruner");
         prune = Some(prune::run(&plain, &counted, &wire, &suffix, prune_snapshots, runs).await?);
     }
+    let mut cost = None;
+    if only.runs("cost") {
+        section("cost");
+        let rows = cost::run(&plain, &counted, &wire, &suffix, runs).await?;
+        eprintln!(
+            "bench: cost: an event appended alone {:.1} write units, a boundary read {:.1} read units",
+            rows.append_per_event, rows.boundary_read
+        );
+        for s in &rows.sizes {
+            eprintln!(
+                "bench: cost {:>7} B state: not-due before heads {} read units, with heads {}; \
+                 put {:.1} write units, delete {:.1} write units",
+                s.state_bytes, s.decide_before, s.decide_after, s.put.write, s.delete.write
+            );
+        }
+        for b in cost_model::bills(&rows, &loads.rows, prune.as_ref(), cost_model::SEED) {
+            eprintln!(
+                "bench: cost model {} B state: events ${:.2}/month, snapshotter ${:.2}, retention \
+                 ${:.2}: the service is {:.1} % of the event writes; loads ${:.2} (one round trip) \
+                 or ${:.2} (fewest read units)",
+                b.state_bytes,
+                b.events.dollars_a_month(),
+                b.snapshotter.dollars_a_month(),
+                b.retention.dollars_a_month(),
+                b.service_share() * 100.0,
+                b.loads_one_trip.dollars_a_month(),
+                b.loads_fewest_units.dollars_a_month()
+            );
+        }
+        cost = Some(rows);
+    }
     let mut binaries = Vec::new();
     if only.runs("binaries") {
         section("binaries and cold starts");
@@ -437,12 +477,16 @@ async fn main() -> Result<()> {
         codec,
         stream,
         prune,
+        cost,
         binaries,
         parallelization_factor: parallelization_factor(&root),
         notes,
     };
     report::plot_loads(&results.loads, &out.join("load_wall.svg"))?;
     report::plot_folds(&results.folds, &out.join("fold.svg"))?;
+    if let Some(cost) = &results.cost {
+        cost_model::plot_not_due(cost, &out.join("cost_not_due.svg"))?;
+    }
     let path: PathBuf = out.join("README.md");
     std::fs::write(&path, report::markdown(&results))?;
     for t in report::targets(&results) {

@@ -25,6 +25,8 @@ pub struct Results {
     pub codec: Vec<CodecRow>,
     pub stream: Vec<StreamRow>,
     pub prune: Option<PruneRow>,
+    /// The unit operations' capacity units by state size (crate::cost).
+    pub cost: Option<crate::cost::CostRows>,
     pub binaries: Vec<BinaryRow>,
     /// The stream trigger's ParallelizationFactor in template.yaml.
     pub parallelization_factor: u32,
@@ -341,6 +343,63 @@ fn load_units_target(r: &Results, n: usize) -> Option<Target> {
     })
 }
 
+/// The cost targets: a not-due record's read units whatever the state size, and the snapshot
+/// service's share of the event writes' bill at the seed's scale.
+fn cost_targets(r: &Results, cost: &crate::cost::CostRows) -> Vec<Target> {
+    let mut out = Vec::new();
+    if !cost.sizes.is_empty() {
+        let worst = cost
+            .sizes
+            .iter()
+            .map(|s| s.decide_after.max)
+            .fold(0.0, f64::max);
+        let each: Vec<String> = cost
+            .sizes
+            .iter()
+            .map(|s| format!("{} at {} KB", s.decide_after.show(1), s.state_bytes / 1000))
+            .collect();
+        out.push(Target {
+            name: "read units of a stream record that trips no policy (cold container)".to_owned(),
+            goal: "≤ 0.5 whatever the state size; 0 on a warm container".to_owned(),
+            measured: format!(
+                "{} (before heads: {})",
+                each.join(", "),
+                cost.sizes
+                    .iter()
+                    .map(|s| s.decide_before.show(1))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            missed_by: (worst > 0.5).then(|| format!("{:.1} read units", worst - 0.5)),
+        });
+    }
+    let bills = crate::cost_model::bills(cost, &r.loads, r.prune.as_ref(), crate::cost_model::SEED);
+    if !bills.is_empty() {
+        let worst = bills
+            .iter()
+            .map(crate::cost_model::Bill::service_share)
+            .fold(0.0, f64::max);
+        out.push(Target {
+            name: "the snapshot service's bill at the seed's scale (see Cost)".to_owned(),
+            goal: "≤ 10 % of the event writes it serves (a write unit weighs five read units)"
+                .to_owned(),
+            measured: bills
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{:.1} % with {} KB states",
+                        b.service_share() * 100.0,
+                        b.state_bytes / 1000
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            missed_by: (worst > 0.10).then(|| format!("{:.1} points", (worst - 0.10) * 100.0)),
+        });
+    }
+    out
+}
+
 /// Every target of the issue, checked against this run's medians.
 pub fn targets(r: &Results) -> Vec<Target> {
     let mut out = Vec::new();
@@ -384,6 +443,9 @@ pub fn targets(r: &Results) -> Vec<Target> {
             missed_by: (worst > 1.0 || reported > 1.0)
                 .then(|| format!("{:.0} round trip(s)", worst.max(reported) - 1.0)),
         });
+    }
+    if let Some(cost) = &r.cost {
+        out.extend(cost_targets(r, cost));
     }
     let mut sizes: Vec<usize> = r.loads.iter().map(|l| l.events).collect();
     sizes.dedup();
@@ -893,6 +955,12 @@ pub fn markdown(r: &Results) -> String {
             );
         }
     }
+    if let Some(cost) = &r.cost {
+        let bills =
+            crate::cost_model::bills(cost, &r.loads, r.prune.as_ref(), crate::cost_model::SEED);
+        crate::cost_model::markdown(&mut md, cost, &bills, crate::cost_model::SEED);
+    }
+
     let _ = writeln!(md, "\n## Functions: release binary and cold start\n");
     let _ = writeln!(
         md,
@@ -983,6 +1051,7 @@ mod tests {
             codec: Vec::new(),
             stream: Vec::new(),
             prune: None,
+            cost: None,
             binaries: Vec::new(),
             parallelization_factor: 1,
             notes: Vec::new(),
