@@ -399,7 +399,9 @@ impl DynamoEventStore {
                 .send()
                 .await
                 .map_err(|e| super::backend("Query", e))?;
-            let units = page.consumed_capacity().and_then(|c| c.capacity_units());
+            let units = page
+                .consumed_capacity()
+                .and_then(aws_sdk_dynamodb::types::ConsumedCapacity::capacity_units);
             measured.read_units = measured.read_units.zip(units).map(|(a, b)| a + b);
             for item in page.items() {
                 measured.events += 1;
