@@ -1047,6 +1047,7 @@ fn parameter_constraints_match_the_codes_validation() {
         "SnapshotStrategy",
         "SnapshotThreshold",
         "SnapshotIntervalHours",
+        "SnapshotBytesThreshold",
         "MaxSnapshotsPerAggregate",
         "SnapshotTtlDays",
     ];

@@ -41,6 +41,9 @@ pub struct AggregateBatch {
     pub poison: Vec<PoisonRecord>,
     /// Events of a type this version does not know, ascending by sequence.
     pub unknown: Vec<UnknownEvent>,
+    /// Stored bytes of each event's item by sequence (its NEW_IMAGE measured as DynamoDB
+    /// sizes items, snapshot_dynamo::item_size): what the bytes policy adds up.
+    pub stored_bytes: BTreeMap<u64, u64>,
     /// Lowest stream sequence number among its records (`None`: a record had none).
     first_stream_sequence: Option<String>,
     unsequenced: bool,
@@ -54,6 +57,7 @@ impl AggregateBatch {
             events: Vec::new(),
             poison: Vec::new(),
             unknown: Vec::new(),
+            stored_bytes: BTreeMap::new(),
             first_stream_sequence: None,
             unsequenced: false,
         }
@@ -105,7 +109,8 @@ impl Batch {
 
 enum Classified {
     Ignored,
-    Event(EventEnvelope),
+    /// An event and the stored bytes of its item.
+    Event(EventEnvelope, u64),
     /// A well-formed event of an `eventType` this version does not know.
     UnknownType(EventEnvelope),
     Poison(PoisonRecord),
@@ -113,14 +118,14 @@ enum Classified {
 
 /// A decoded event, or one of a type this version does not know.
 enum Decoded {
-    Known(EventEnvelope),
+    Known(EventEnvelope, u64),
     Unknown(EventEnvelope),
 }
 
 impl Decoded {
     fn envelope(&self) -> &EventEnvelope {
         match self {
-            Self::Known(event) | Self::Unknown(event) => event,
+            Self::Known(event, _) | Self::Unknown(event) => event,
         }
     }
 }
@@ -136,10 +141,10 @@ pub fn coalesce(event: Event, registry: &Registry) -> Batch {
                 batch.ignored += 1;
                 continue;
             }
-            Classified::Event(event) => (
+            Classified::Event(event, bytes) => (
                 event.aggregate_id.clone(),
                 event.aggregate_type.clone(),
-                Ok(Decoded::Known(event)),
+                Ok(Decoded::Known(event, bytes)),
             ),
             Classified::UnknownType(event) => (
                 event.aggregate_id.clone(),
@@ -171,7 +176,11 @@ pub fn coalesce(event: Event, registry: &Registry) -> Batch {
             {
                 aggregate.aggregate_type = aggregate_type;
                 match decoded {
-                    Decoded::Known(event) => aggregate.events.push(event),
+                    Decoded::Known(event, bytes) => {
+                        // Of two images of one event the later is kept, as for the events.
+                        aggregate.stored_bytes.insert(event.sequence, bytes);
+                        aggregate.events.push(event);
+                    }
                     Decoded::Unknown(event) => aggregate.unknown.push(UnknownEvent {
                         sequence: event.sequence,
                         event_type: event.event_type,
@@ -240,6 +249,7 @@ fn classify(record: EventRecord, registry: &Registry) -> Classified {
         );
         return Classified::Ignored;
     };
+    let bytes = snapshot_dynamo::item_size::image_bytes(&image);
     let event: EventEnvelope = match serde_dynamo::from_item(image) {
         Ok(event) => event,
         Err(e) => return poison(format!("image does not decode as an event: {e}")),
@@ -251,7 +261,7 @@ fn classify(record: EventRecord, registry: &Registry) -> Classified {
         return poison("sequence must be >= 1".to_owned());
     }
     match kind.check_event(&event) {
-        Ok(()) => Classified::Event(event),
+        Ok(()) => Classified::Event(event, bytes),
         Err(EventError::UnknownEventType { .. }) => {
             warn!(
                 aggregate_id = %event.aggregate_id,

@@ -7,12 +7,17 @@
 //! as no snapshot, which only errs early). When it trips, one newest-snapshot read (the whole record: it is the base), one
 //! read of the base's boundary event with the gap between base and batch, one conditional put
 //! and its head. See snapshot_core::head for why a head may be trusted this far.
+//!
+//! With a bytes budget, a head that the count and time leave not due is also checked against
+//! the stored bytes since it ([`crate::tail`]): no request when the batch's images and what
+//! this container counted cover them, else one eventually consistent read of the events in
+//! between.
 
 use std::time::Instant;
 
 use snapshot_core::audit::{AuditRecord, Outcome};
 use snapshot_core::codec::sha256_hex;
-use snapshot_core::policy::LastSnapshot;
+use snapshot_core::policy::{LastSnapshot, SnapshotPolicy, TripReason};
 use snapshot_core::ports::{EventStore, PutOutcome, SnapshotStore};
 use snapshot_core::registry::AggregateKind;
 use snapshot_core::snapshot::{
@@ -30,6 +35,7 @@ use crate::batch::AggregateBatch;
 use crate::error::SnapshotterError;
 use crate::outcome::{Action, AggregateOutcome, Counts};
 use crate::rebuild::{header_usable, Newest, Rebuilder};
+use crate::tail::TailMeter;
 
 /// Whether the snapshot of `aggregate_id` at `version` is in the 1-in-`sample` drift sample:
 /// a hash, so a redelivered batch decides the same way.
@@ -175,8 +181,13 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
         counts.evaluated = true;
         let policy = self.config.policies.for_type(&batch.aggregate_type);
         let now = (self.clock)();
+        let mut tail = TailMeter::new(self.events, self.heads, batch);
 
-        let head_kept = match self.decide_from_head(id, kind.as_ref(), last, now).await? {
+        let from_head = self
+            .decide_from_head(id, kind.as_ref(), last, now, &mut tail)
+            .await;
+        counts.events_sized = tail.events_read;
+        let head_kept = match from_head? {
             FromHead::Decided(action) => return Ok(action),
             FromHead::Undecided { head_kept } => head_kept,
         };
@@ -205,7 +216,9 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             version: h.version,
             timestamp: h.timestamp,
         });
-        let Some(reason) = policy.decide(last_snapshot, last, now) else {
+        let due = due(policy, last_snapshot, last, now, &mut tail).await;
+        counts.events_sized = tail.events_read;
+        let Some(reason) = due.map_err(SnapshotterError::store(id))? else {
             return Ok(Action::NotDue);
         };
 
@@ -344,21 +357,25 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
         kind: &dyn AggregateKind,
         last: u64,
         now: i64,
+        tail: &mut TailMeter<'_, E>,
     ) -> Result<FromHead, SnapshotterError> {
         let policy = self.config.policies.for_type(kind.type_name());
         let usable = |head: &SnapshotHead| {
             head.aggregate_type == kind.type_name() && head.schema_version == kind.schema_version()
         };
-        let not_due = |head: &SnapshotHead| {
-            let since = LastSnapshot {
-                version: head.version,
-                timestamp: head.timestamp,
-            };
-            usable(head) && head.version < last && policy.decide(Some(since), last, now).is_none()
+        let since = |head: &SnapshotHead| LastSnapshot {
+            version: head.version,
+            timestamp: head.timestamp,
         };
         match self.heads.get(id) {
             Some(Seen::Head(remembered)) => {
-                if not_due(&remembered) {
+                if usable(&remembered)
+                    && remembered.version < last
+                    && due(policy, Some(since(&remembered)), last, now, tail)
+                        .await
+                        .map_err(SnapshotterError::store(id))?
+                        .is_none()
+                {
                     return Ok(FromHead::Decided(Action::NotDue));
                 }
                 if remembered.version < last {
@@ -369,7 +386,10 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             }
             // No snapshot when last read: decided as if there still were none (see Seen).
             Some(Seen::NoSnapshot) => {
-                if policy.decide(None, last, now).is_none() {
+                let due = due(policy, None, last, now, tail)
+                    .await
+                    .map_err(SnapshotterError::store(id))?;
+                if due.is_none() {
                     return Ok(FromHead::Decided(Action::NotDue));
                 }
                 return Ok(FromHead::Undecided { head_kept: false });
@@ -400,7 +420,12 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
                 snapshot_version: head.version,
             }));
         }
-        if not_due(&head) {
+        if usable(&head)
+            && due(policy, Some(since(&head)), last, now, tail)
+                .await
+                .map_err(SnapshotterError::store(id))?
+                .is_none()
+        {
             return Ok(FromHead::Decided(Action::NotDue));
         }
         Ok(FromHead::Undecided { head_kept: true })
@@ -427,4 +452,24 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             }
         }
     }
+}
+
+/// Why a snapshot is due at `last` since `since`: the count and time rules first (no bytes
+/// needed), then, with a budget, the stored bytes since it, measured only then.
+async fn due<E: EventStore>(
+    policy: &SnapshotPolicy,
+    since: Option<LastSnapshot>,
+    last: u64,
+    now: i64,
+    tail: &mut TailMeter<'_, E>,
+) -> Result<Option<TripReason>, snapshot_core::StoreError> {
+    if let Some(reason) = policy.decide(since, last, now) {
+        return Ok(Some(reason));
+    }
+    let after = since.map_or(0, |s| s.version);
+    let Some(budget) = policy.bytes_threshold.filter(|_| after < last) else {
+        return Ok(None);
+    };
+    let bytes = tail.bytes_after(after, budget).await?;
+    Ok(policy.decide_with_bytes(since, last, now, bytes))
 }

@@ -3,10 +3,11 @@
 //!
 //! [`batch`] sorts a stream batch by aggregate, [`evaluate`] handles one aggregate (decide,
 //! rebuild from the latest valid snapshot plus only what is missing, store conditionally),
-//! [`handler`] runs the aggregates concurrently and reports partial batch failures.
+//! [`handler`] runs the aggregates concurrently and reports partial batch failures; `tail`
+//! measures the bytes since the last snapshot for the bytes budget.
 //!
 //! Imports run one way: [`handler`] → [`evaluate`] → [`rebuild`] → [`outcome`] (with
-//! [`audit`], [`batch`], [`error`] and [`records`] as leaves beside them).
+//! [`audit`], [`batch`], [`error`], [`records`] and `tail` as leaves beside them).
 
 pub mod audit;
 pub mod batch;
@@ -18,6 +19,7 @@ pub mod outcome;
 pub mod rebuild;
 pub mod records;
 pub mod settings;
+mod tail;
 
 pub use error::SnapshotterError;
 pub use handler::{BatchReport, Snapshotter};

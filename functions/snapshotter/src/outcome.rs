@@ -49,6 +49,8 @@ pub struct Counts {
     pub(crate) drift_checks: u64,
     /// Of those, the ones that differed (marked invalid).
     pub(crate) drift: u64,
+    /// Events read from the event table only to measure their bytes (the bytes budget).
+    pub(crate) events_sized: u64,
 }
 
 impl Counts {
@@ -86,6 +88,13 @@ impl Counts {
     /// Checked snapshots that differed from the full replay.
     pub fn drift(&self) -> u64 {
         self.drift
+    }
+
+    /// Events read from the event table only to measure their stored bytes: those between
+    /// the last snapshot (or the last batch this container counted) and the batch, when a
+    /// bytes budget is set and neither count nor time decided.
+    pub fn events_sized(&self) -> u64 {
+        self.events_sized
     }
 }
 

@@ -9,6 +9,11 @@ use crate::policy::{PolicyOverride, PolicySet, SnapshotPolicy, Strategy};
 
 const MAX_THRESHOLD: u64 = 1_000_000;
 const MAX_INTERVAL_HOURS: u64 = 24 * 366;
+/// The smallest bytes budget: below one 1 KB event, every event would trip it (a count
+/// threshold of 1 says that plainly).
+pub const MIN_BYTES_THRESHOLD: u64 = 1024;
+/// The largest bytes budget, 100 MiB: a tail a load reads in 1 MB pages, a hundred of them.
+pub const MAX_BYTES_THRESHOLD: u64 = 100 * 1024 * 1024;
 
 /// A setting that is missing or out of range: the function's cold start fails with it, naming
 /// the variable, rather than run with a guess.
@@ -125,10 +130,12 @@ impl Config {
         })?;
         let threshold = env.number("SNAPSHOT_THRESHOLD", 100, 1, MAX_THRESHOLD)?;
         let interval_hours = env.number("SNAPSHOT_INTERVAL_HOURS", 24, 1, MAX_INTERVAL_HOURS)?;
+        let bytes_threshold = bytes_budget(&env)?;
         let default = SnapshotPolicy {
             strategy,
             threshold,
             interval_millis: hours_to_millis(interval_hours),
+            bytes_threshold,
         };
         let overrides = match env.optional("SNAPSHOT_POLICY_OVERRIDES") {
             Some(raw) => parse_overrides(&raw, default)?,
@@ -217,6 +224,24 @@ fn unsigned_policy<F: Fn(&str) -> Option<String>>(
     Ok(UnsignedPolicy::AcceptUntil(until.timestamp_millis()))
 }
 
+/// `SNAPSHOT_BYTES_THRESHOLD`: `0` or unset is no budget, else a budget in
+/// [`MIN_BYTES_THRESHOLD`]`..=`[`MAX_BYTES_THRESHOLD`].
+fn bytes_budget<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<u64>, ConfigError> {
+    // The literal name in the read, so the template check (tests/src/env_reads.rs) sees it.
+    let budget = env.number("SNAPSHOT_BYTES_THRESHOLD", 0, 0, MAX_BYTES_THRESHOLD)?;
+    match budget {
+        0 => Ok(None),
+        b if b < MIN_BYTES_THRESHOLD => Err(error(
+            "SNAPSHOT_BYTES_THRESHOLD",
+            &b.to_string(),
+            &format!(
+                "must be 0 (no budget) or between {MIN_BYTES_THRESHOLD} and {MAX_BYTES_THRESHOLD}"
+            ),
+        )),
+        b => Ok(Some(b)),
+    }
+}
+
 fn hours_to_millis(hours: u64) -> i64 {
     i64::try_from(hours.saturating_mul(3_600_000)).unwrap_or(i64::MAX)
 }
@@ -267,12 +292,27 @@ fn parse_overrides(
                     ),
                 ));
             }
+            if o.bytes_threshold.is_some_and(|b| {
+                b != 0 && !(MIN_BYTES_THRESHOLD..=MAX_BYTES_THRESHOLD).contains(&b)
+            }) {
+                return Err(error(
+                    VAR,
+                    raw,
+                    &format!(
+                        "{aggregate_type}.bytesThreshold must be 0 (no budget) or between \
+                         {MIN_BYTES_THRESHOLD} and {MAX_BYTES_THRESHOLD}"
+                    ),
+                ));
+            }
             let policy = SnapshotPolicy {
                 strategy: o.strategy.unwrap_or(default.strategy),
                 threshold: o.threshold.unwrap_or(default.threshold),
                 interval_millis: o
                     .interval_hours
                     .map_or(default.interval_millis, hours_to_millis),
+                bytes_threshold: o
+                    .bytes_threshold
+                    .map_or(default.bytes_threshold, |b| (b > 0).then_some(b)),
             };
             Ok((aggregate_type, policy))
         })

@@ -59,12 +59,33 @@ pub enum Seen {
     NoSnapshot,
 }
 
+/// The stored bytes of an aggregate's events `after < sequence <= through`, as counted by a
+/// warm container (the bytes policy, crate::policy::SnapshotPolicy::bytes_threshold): with it
+/// the next batch that starts at `through + 1` knows the bytes since the snapshot at `after`
+/// without reading the events in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailBytes {
+    /// The version the count starts after: the head's (`0`: no snapshot).
+    pub after: u64,
+    /// The last sequence counted.
+    pub through: u64,
+    /// Stored bytes of the events counted (crate::stored_size).
+    pub bytes: u64,
+}
+
+/// One aggregate in a [`HeadCache`]: its head, and the bytes counted since it.
+#[derive(Debug, Clone)]
+struct Entry {
+    seen: Seen,
+    tail: Option<TailBytes>,
+}
+
 /// Heads a warm container has seen, by aggregate: at most `capacity` of them (an arbitrary one
-/// goes when a new one would exceed it; about 100 bytes each). Only ever moved forward, so a
-/// late or redelivered batch cannot turn it back.
+/// goes when a new one would exceed it; about 130 bytes each with the bytes counted since it).
+/// Only ever moved forward, so a late or redelivered batch cannot turn it back.
 #[derive(Debug)]
 pub struct HeadCache {
-    heads: Mutex<HashMap<String, Seen>>,
+    heads: Mutex<HashMap<String, Entry>>,
     capacity: usize,
 }
 
@@ -84,7 +105,7 @@ impl HeadCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.heads
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -92,7 +113,28 @@ impl HeadCache {
 
     /// What is remembered of `aggregate_id`.
     pub fn get(&self, aggregate_id: &str) -> Option<Seen> {
-        self.lock().get(aggregate_id).cloned()
+        self.lock().get(aggregate_id).map(|e| e.seen.clone())
+    }
+
+    /// The bytes counted since the remembered head, if any were (see [`TailBytes`]).
+    pub fn tail(&self, aggregate_id: &str) -> Option<TailBytes> {
+        self.lock().get(aggregate_id).and_then(|e| e.tail)
+    }
+
+    /// Remembers the bytes counted since the head at `tail.after`, for an aggregate whose
+    /// head (or absence of one) is remembered; a count from an older head, or one that
+    /// reaches less far from the same head, never replaces a newer one.
+    pub fn remember_tail(&self, aggregate_id: &str, tail: TailBytes) {
+        let mut heads = self.lock();
+        let Some(entry) = heads.get_mut(aggregate_id) else {
+            return;
+        };
+        let newer = entry
+            .tail
+            .is_none_or(|known| (tail.after, tail.through) >= (known.after, known.through));
+        if newer && tail.through >= tail.after {
+            entry.tail = Some(tail);
+        }
     }
 
     /// Remembers `head` unless a newer one is remembered already.
@@ -111,9 +153,10 @@ impl HeadCache {
             return;
         }
         let mut heads = self.lock();
-        match (heads.get(aggregate_id), &seen) {
+        let known = heads.get(aggregate_id).map(|e| &e.seen);
+        match (known, &seen) {
             (Some(Seen::Head(known)), Seen::Head(new)) if known.version >= new.version => return,
-            (Some(Seen::Head(_)), Seen::NoSnapshot) => return,
+            (Some(Seen::Head(_) | Seen::NoSnapshot), Seen::NoSnapshot) => return,
             (Some(_), _) => {}
             (None, _) => {
                 if heads.len() >= self.capacity {
@@ -123,7 +166,8 @@ impl HeadCache {
                 }
             }
         }
-        heads.insert(aggregate_id.to_owned(), seen);
+        // A new head starts a new count: bytes counted since an older one no longer apply.
+        heads.insert(aggregate_id.to_owned(), Entry { seen, tail: None });
     }
 
     /// Forgets `aggregate_id` (its newest snapshot was found unusable).
@@ -170,6 +214,49 @@ mod tests {
         assert_eq!(cache.get("a"), Some(Seen::Head(head("a", 30))));
         cache.forget("a");
         assert_eq!(cache.get("a"), None);
+    }
+
+    #[test]
+    fn bytes_are_counted_since_the_remembered_head_and_a_new_head_drops_them() {
+        let cache = HeadCache::new(10);
+        let tail = |after, through, bytes| TailBytes {
+            after,
+            through,
+            bytes,
+        };
+        cache.remember_tail("a", tail(0, 5, 500));
+        assert_eq!(
+            cache.tail("a"),
+            None,
+            "no head remembered: nothing to count from"
+        );
+        cache.remember_none("a");
+        cache.remember_tail("a", tail(0, 5, 500));
+        assert_eq!(cache.tail("a"), Some(tail(0, 5, 500)));
+        cache.remember_none("a");
+        assert_eq!(
+            cache.tail("a"),
+            Some(tail(0, 5, 500)),
+            "still no snapshot: kept"
+        );
+        cache.remember(head("a", 10));
+        assert_eq!(cache.tail("a"), None, "a snapshot starts a new count");
+        cache.remember_tail("a", tail(10, 14, 400));
+        cache.remember_tail("a", tail(10, 12, 200));
+        cache.remember_tail("a", tail(0, 20, 2000));
+        assert_eq!(
+            cache.tail("a"),
+            Some(tail(10, 14, 400)),
+            "only moved forward"
+        );
+        cache.remember(head("a", 10));
+        assert_eq!(
+            cache.tail("a"),
+            Some(tail(10, 14, 400)),
+            "the same head keeps it"
+        );
+        cache.remember(head("a", 14));
+        assert_eq!(cache.tail("a"), None);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod pruning;
 pub mod registry;
 pub mod repository;
 pub mod snapshot;
+pub mod stored_size;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,5 +1,6 @@
 //! When to snapshot (docs/policies.md): by event count, by time, or either (hybrid), with per-type
-//! overrides.
+//! overrides; and, under any of them, when the stored bytes of the events since the last
+//! snapshot reach a budget ([`SnapshotPolicy::bytes_threshold`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,14 +41,19 @@ pub enum TripReason {
     Count,
     /// By time since the last snapshot.
     Time,
+    /// The bytes budget: the events since the last snapshot weigh at least
+    /// [`SnapshotPolicy::bytes_threshold`] stored bytes.
+    Bytes,
 }
 
 impl TripReason {
-    /// The snapshot's `metadata.reason`: `threshold:count` or `threshold:time`.
+    /// The snapshot's `metadata.reason`: `threshold:count`, `threshold:time` or
+    /// `threshold:bytes`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Count => "threshold:count",
             Self::Time => "threshold:time",
+            Self::Bytes => "threshold:bytes",
         }
     }
 }
@@ -59,7 +65,9 @@ impl fmt::Display for TripReason {
 }
 
 /// When one aggregate type gets a snapshot: the rule and its two bounds
-/// ([`SnapshotPolicy::decide`]). The default is hybrid, 100 events or 24 hours.
+/// ([`SnapshotPolicy::decide`]), and the bytes budget that trips it under any rule
+/// ([`SnapshotPolicy::decide_with_bytes`]). The default is hybrid, 100 events or 24 hours, no
+/// budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotPolicy {
     /// Which rule decides.
@@ -68,6 +76,11 @@ pub struct SnapshotPolicy {
     pub threshold: u64,
     /// Interval after which the time policy trips (> 0).
     pub interval_millis: i64,
+    /// Stored bytes of the events since the last snapshot that trip a snapshot whatever the
+    /// strategy (`None`: no budget). Not a strategy of its own: the count stays in force with
+    /// it, so the events after a snapshot stay within the `threshold + 1` a load reads in its
+    /// one request, and a budget bounds their bytes too (crate::stored_size).
+    pub bytes_threshold: Option<u64>,
 }
 
 impl Default for SnapshotPolicy {
@@ -76,6 +89,7 @@ impl Default for SnapshotPolicy {
             strategy: Strategy::Hybrid,
             threshold: 100,
             interval_millis: 24 * 3_600_000,
+            bytes_threshold: None,
         }
     }
 }
@@ -119,6 +133,26 @@ impl SnapshotPolicy {
             _ => None,
         }
     }
+
+    /// [`SnapshotPolicy::decide`] with the bytes budget: `tail_bytes` are the stored bytes of
+    /// the events after the last snapshot through `current_version` (all of them when there
+    /// is none). The count and time rules come first (their reason is kept when both trip);
+    /// the budget trips when at least one event is new and `tail_bytes >= bytes_threshold`.
+    /// A caller that has not measured the bytes asks [`SnapshotPolicy::decide`] first, and
+    /// measures only when it says no and a budget is set.
+    pub fn decide_with_bytes(
+        &self,
+        last: Option<LastSnapshot>,
+        current_version: u64,
+        now_millis: i64,
+        tail_bytes: u64,
+    ) -> Option<TripReason> {
+        self.decide(last, current_version, now_millis).or_else(|| {
+            let budget = self.bytes_threshold?;
+            let new_events = current_version > last.map_or(0, |s| s.version);
+            (new_events && tail_bytes >= budget).then_some(TripReason::Bytes)
+        })
+    }
 }
 
 /// A per-type override: any field left out keeps the default.
@@ -131,6 +165,9 @@ pub struct PolicyOverride {
     pub threshold: Option<u64>,
     /// Hours since the last snapshot that trip the time rule.
     pub interval_hours: Option<u64>,
+    /// Stored bytes since the last snapshot that trip a snapshot (`0`: no budget for this
+    /// type, whatever the default).
+    pub bytes_threshold: Option<u64>,
 }
 
 /// The default policy plus overrides by `aggregateType`.

@@ -22,6 +22,18 @@ pub struct Page<T, C> {
     pub next: Option<C>,
 }
 
+/// What [`EventStore::stored_bytes`] measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StoredBytes {
+    /// Events measured.
+    pub events: u64,
+    /// Their stored bytes (crate::stored_size).
+    pub bytes: u64,
+    /// Read capacity units the reads consumed, as the store reports them (`None`: a store
+    /// that does not).
+    pub read_units: Option<f64>,
+}
+
 /// Outcome of a conditional snapshot write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -130,6 +142,32 @@ pub trait EventStore: Send + Sync {
             None
         };
         Ok(Page { items, next })
+    }
+
+    /// The stored bytes of the events `from <= sequence <= to`, summed in sequence order, for
+    /// the bytes policy (crate::policy::SnapshotPolicy::bytes_threshold). It may stop once
+    /// the sum reaches `enough`: a result of `enough` or more is then a lower bound, one
+    /// below it is the exact sum. The events asked for are older than events already seen
+    /// on the stream, so an adapter may read them eventually consistent (half the cost) as
+    /// long as it misses none. The default reads them ([`EventStore::read`]) and measures
+    /// their envelopes ([`crate::stored_size::event_bytes`]); the DynamoDB adapter measures
+    /// the items it reads.
+    async fn stored_bytes(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: u64,
+        enough: u64,
+    ) -> Result<StoredBytes, StoreError> {
+        let mut measured = StoredBytes::default();
+        for event in self.read(aggregate_id, from, Some(to)).await? {
+            if measured.bytes >= enough {
+                break;
+            }
+            measured.events += 1;
+            measured.bytes += crate::stored_size::event_bytes(&event);
+        }
+        Ok(measured)
     }
 
     /// [`EventStore::read_counted`] for a typed fold: each event decoded as `A`'s (see
@@ -500,6 +538,19 @@ pub trait EventStoreDecorator: Send + Sync {
         self.delegate().read_newest(aggregate_id, limit).await
     }
 
+    /// Forwards [`EventStore::stored_bytes`].
+    async fn stored_bytes(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: u64,
+        enough: u64,
+    ) -> Result<StoredBytes, StoreError> {
+        self.delegate()
+            .stored_bytes(aggregate_id, from, to, enough)
+            .await
+    }
+
     /// Forwards [`EventStore::read_decoded`].
     async fn read_decoded<A: Aggregate>(
         &self,
@@ -582,6 +633,16 @@ impl<D: EventStoreDecorator> EventStore for D {
         limit: usize,
     ) -> Result<Page<EventEnvelope, u64>, StoreError> {
         EventStoreDecorator::read_newest(self, aggregate_id, limit).await
+    }
+
+    async fn stored_bytes(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: u64,
+        enough: u64,
+    ) -> Result<StoredBytes, StoreError> {
+        EventStoreDecorator::stored_bytes(self, aggregate_id, from, to, enough).await
     }
 
     async fn read_decoded<A: Aggregate>(
@@ -880,6 +941,19 @@ mod tests {
                 next: Some(42),
             })
         }
+        async fn stored_bytes(
+            &self,
+            _: &str,
+            _: u64,
+            _: u64,
+            _: u64,
+        ) -> Result<StoredBytes, StoreError> {
+            Ok(StoredBytes {
+                events: 1,
+                bytes: 42,
+                read_units: Some(0.5),
+            })
+        }
     }
 
     /// Wraps without changing anything.
@@ -908,5 +982,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(page.next, Some(42));
+        let measured = EventStore::stored_bytes(&nested, "a", 1, 2, 100)
+            .await
+            .unwrap();
+        assert_eq!(measured.bytes, 42);
     }
 }

@@ -25,6 +25,94 @@ fn defaults_follow_the_spec() {
     assert_eq!(c.policies.default.interval_millis, 24 * HOUR);
     assert_eq!(c.max_snapshots_per_aggregate, 3);
     assert_eq!(c.snapshot_ttl_days, None);
+    assert_eq!(c.policies.default.bytes_threshold, None, "no bytes budget");
+}
+
+#[test]
+fn the_bytes_budget_is_read_from_env_and_per_type_overrides() {
+    let c = config(&[
+        ("SNAPSHOT_BYTES_THRESHOLD", "65536"),
+        (
+            "SNAPSHOT_POLICY_OVERRIDES",
+            r#"{"WAREHOUSE":{"bytesThreshold":8192},"INVENTORY_ITEM":{"threshold":7}}"#,
+        ),
+    ])
+    .unwrap();
+    assert_eq!(c.policies.default.bytes_threshold, Some(65_536));
+    assert_eq!(c.policies.for_type("WAREHOUSE").bytes_threshold, Some(8192));
+    let item = c.policies.for_type("INVENTORY_ITEM");
+    assert_eq!(
+        (item.threshold, item.bytes_threshold),
+        (7, Some(65_536)),
+        "an override without the key keeps the default's budget"
+    );
+
+    // 0 turns it off, by default or for one type.
+    let off = config(&[
+        ("SNAPSHOT_BYTES_THRESHOLD", "0"),
+        (
+            "SNAPSHOT_POLICY_OVERRIDES",
+            r#"{"WAREHOUSE":{"bytesThreshold":4096}}"#,
+        ),
+    ])
+    .unwrap();
+    assert_eq!(off.policies.default.bytes_threshold, None);
+    assert_eq!(
+        off.policies.for_type("WAREHOUSE").bytes_threshold,
+        Some(4096)
+    );
+    let type_off = config(&[
+        ("SNAPSHOT_BYTES_THRESHOLD", "4096"),
+        (
+            "SNAPSHOT_POLICY_OVERRIDES",
+            r#"{"WAREHOUSE":{"bytesThreshold":0}}"#,
+        ),
+    ])
+    .unwrap();
+    assert_eq!(
+        type_off.policies.for_type("WAREHOUSE").bytes_threshold,
+        None
+    );
+    // The bounds themselves are accepted.
+    for ok in ["1024", "104857600", " 2048 "] {
+        assert!(config(&[("SNAPSHOT_BYTES_THRESHOLD", ok)]).is_ok(), "{ok}");
+    }
+}
+
+#[test]
+fn an_invalid_bytes_budget_fails_naming_the_variable_and_the_bounds() {
+    for bad in ["1", "1023", "104857601", "-5", "64KB", "1.5"] {
+        let err = config(&[("SNAPSHOT_BYTES_THRESHOLD", bad)]).expect_err(bad);
+        assert_eq!(err.variable, "SNAPSHOT_BYTES_THRESHOLD", "{bad}");
+        assert!(
+            err.to_string().contains("SNAPSHOT_BYTES_THRESHOLD"),
+            "{err}"
+        );
+    }
+    let err = config(&[("SNAPSHOT_BYTES_THRESHOLD", "100")]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("0 (no budget) or between 1024 and 104857600"),
+        "{err}"
+    );
+    for bad in [
+        r#"{"WAREHOUSE":{"bytesThreshold":10}}"#,
+        r#"{"WAREHOUSE":{"bytesThreshold":104857601}}"#,
+        r#"{"WAREHOUSE":{"bytesThreshold":-1}}"#,
+        r#"{"WAREHOUSE":{"bytes_threshold":4096}}"#,
+    ] {
+        let err = config(&[("SNAPSHOT_POLICY_OVERRIDES", bad)]).expect_err(bad);
+        assert_eq!(err.variable, "SNAPSHOT_POLICY_OVERRIDES", "{bad}");
+    }
+    let err = config(&[(
+        "SNAPSHOT_POLICY_OVERRIDES",
+        r#"{"WAREHOUSE":{"bytesThreshold":10}}"#,
+    )])
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("WAREHOUSE.bytesThreshold"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -94,6 +182,7 @@ fn policy(strategy: Strategy) -> SnapshotPolicy {
         strategy,
         threshold: 10,
         interval_millis: HOUR,
+        bytes_threshold: None,
     }
 }
 
@@ -204,4 +293,70 @@ mod decode_limits {
             "{result:?}"
         );
     }
+}
+
+fn with_budget(strategy: Strategy, budget: u64) -> SnapshotPolicy {
+    SnapshotPolicy {
+        bytes_threshold: Some(budget),
+        ..policy(strategy)
+    }
+}
+
+#[test]
+fn the_bytes_budget_trips_exactly_at_the_budget_not_a_byte_under() {
+    for strategy in [Strategy::Count, Strategy::Hybrid, Strategy::Time] {
+        let p = with_budget(strategy, 4096);
+        assert_eq!(
+            p.decide_with_bytes(last(20, 0), 22, 0, 4095),
+            None,
+            "{strategy:?}: one byte under"
+        );
+        assert_eq!(
+            p.decide_with_bytes(last(20, 0), 22, 0, 4096),
+            Some(TripReason::Bytes),
+            "{strategy:?}: exactly the budget"
+        );
+        assert_eq!(
+            p.decide_with_bytes(last(20, 0), 22, 0, 1 << 20),
+            Some(TripReason::Bytes),
+            "{strategy:?}: past it"
+        );
+        assert_eq!(
+            p.decide_with_bytes(last(22, 0), 22, 0, 1 << 20),
+            None,
+            "{strategy:?}: no new event, nothing to snapshot"
+        );
+    }
+}
+
+#[test]
+fn the_bytes_budget_adds_to_the_strategy_and_the_count_keeps_its_reason() {
+    let p = with_budget(Strategy::Count, 4096);
+    assert_eq!(
+        p.decide_with_bytes(last(20, 0), 30, 0, 10_000),
+        Some(TripReason::Count),
+        "both trip: the count's reason"
+    );
+    assert_eq!(p.decide_with_bytes(last(20, 0), 29, 0, 4095), None);
+    // A never-snapshotted aggregate: the bytes of every event count.
+    assert_eq!(
+        p.decide_with_bytes(None, 3, 0, 4096),
+        Some(TripReason::Bytes)
+    );
+    assert_eq!(
+        with_budget(Strategy::Hybrid, 4096).decide_with_bytes(None, 3, 10 * HOUR, 4095),
+        None,
+        "hybrid: a new aggregate waits for the count or the budget"
+    );
+    assert_eq!(
+        with_budget(Strategy::Hybrid, 4096).decide_with_bytes(last(1, 0), 2, HOUR, 4096),
+        Some(TripReason::Time),
+        "time before bytes"
+    );
+    // Without a budget the bytes never trip.
+    assert_eq!(
+        policy(Strategy::Count).decide_with_bytes(last(0, 0), 1, 0, u64::MAX),
+        None
+    );
+    assert_eq!(TripReason::Bytes.as_str(), "threshold:bytes");
 }

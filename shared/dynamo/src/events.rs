@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity, TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
@@ -13,7 +15,7 @@ use crate::items::{event_from_item, event_to_item};
 use crate::stored::{Item, ItemEvent};
 use snapshot_core::domain::{Aggregate, DecodedEvent, EventEnvelope, ReadEvent};
 use snapshot_core::error::{BackendFailure, EventError, StoreError};
-use snapshot_core::ports::{already_appended, validate_append, EventStore, Page};
+use snapshot_core::ports::{already_appended, validate_append, EventStore, Page, StoredBytes};
 
 /// Appends are conditional on the sequence being free, so two writers at the same expected
 /// version cannot both succeed.
@@ -287,6 +289,44 @@ impl EventStore for DynamoEventStore {
         .await
     }
 
+    /// An eventually consistent Query of the range (half the read units of a strongly
+    /// consistent one: the bytes read / 8 KB), page by page until the sum reaches `enough`.
+    /// The events asked for are older than events already on the stream, so they are all but
+    /// always there; if one is missing (the read lagged), the range is read again strongly
+    /// consistent, so none is ever missed.
+    async fn stored_bytes(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: u64,
+        enough: u64,
+    ) -> Result<StoredBytes, StoreError> {
+        let measured = self
+            .measure_range(aggregate_id, from, to, enough, false)
+            .await?;
+        let expected = to.saturating_sub(from) + 1;
+        if measured.bytes >= enough || measured.events >= expected || from > to {
+            return Ok(measured);
+        }
+        warn!(
+            aggregate_id,
+            from,
+            to,
+            found = measured.events,
+            "an eventually consistent read missed events; read again strongly consistent"
+        );
+        let again = self
+            .measure_range(aggregate_id, from, to, enough, true)
+            .await?;
+        Ok(StoredBytes {
+            read_units: again
+                .read_units
+                .zip(measured.read_units)
+                .map(|(a, b)| a + b),
+            ..again
+        })
+    }
+
     async fn read_decoded<A: Aggregate>(
         &self,
         aggregate_id: &str,
@@ -356,6 +396,56 @@ fn decoded_from_item<A: Aggregate>(
 }
 
 impl DynamoEventStore {
+    /// The stored bytes of the items `from <= sequence <= to`, page by page until they reach
+    /// `enough`, with the read units DynamoDB reports for the pages read.
+    async fn measure_range(
+        &self,
+        aggregate_id: &str,
+        from: u64,
+        to: u64,
+        enough: u64,
+        consistent: bool,
+    ) -> Result<StoredBytes, StoreError> {
+        let mut measured = StoredBytes {
+            read_units: Some(0.0),
+            ..StoredBytes::default()
+        };
+        if from > to {
+            return Ok(measured);
+        }
+        let mut start_key = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(consistent)
+                .key_condition_expression("#id = :id AND #seq BETWEEN :from AND :to")
+                .expression_attribute_names("#id", "aggregateId")
+                .expression_attribute_names("#seq", "sequence")
+                .expression_attribute_values(":id", AttributeValue::S(aggregate_id.to_owned()))
+                .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
+                .expression_attribute_values(":to", AttributeValue::N(to.to_string()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|e| super::backend("Query", e))?;
+            let units = page
+                .consumed_capacity()
+                .and_then(aws_sdk_dynamodb::types::ConsumedCapacity::capacity_units);
+            measured.read_units = measured.read_units.zip(units).map(|(a, b)| a + b);
+            for item in page.items() {
+                measured.events += 1;
+                measured.bytes += crate::item_size::item_bytes(item);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() && measured.bytes < enough => start_key = Some(key),
+                _ => return Ok(measured),
+            }
+        }
+    }
+
     /// Events with `from <= sequence <= to` (`to = None`: to the end), ascending, every page,
     /// read with `consistency`, each item read by `read`; and how many pages that took.
     async fn query_range<V>(

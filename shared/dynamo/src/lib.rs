@@ -4,6 +4,7 @@ mod attr;
 pub mod endpoints;
 mod events;
 mod heads;
+pub mod item_size;
 mod items;
 mod jobs;
 mod positions;
