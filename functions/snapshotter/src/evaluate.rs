@@ -409,7 +409,10 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             // the full record, which records the head of a snapshot found there. A warm
             // container remembers the same: no snapshot.
             self.heads.remember_none(id);
-            if policy.decide(None, last, now).is_none() {
+            let due = due(policy, None, last, now, tail)
+                .await
+                .map_err(SnapshotterError::store(id))?;
+            if due.is_none() {
                 return Ok(FromHead::Decided(Action::NotDue));
             }
             return Ok(FromHead::Undecided { head_kept: false });

@@ -198,11 +198,12 @@ async fn a_record_that_is_not_due_reads_no_event_when_warm_and_only_the_gap_when
     assert_eq!((event_reads, snapshot_reads), (1, 0));
     assert_eq!(report.outcomes[0].counts().events_sized(), 5);
 
-    // Cold: the head (none here: the newest snapshot is asked too) and every event since.
+    // Cold: the head (none here: decided as no snapshot, the newest snapshot is not asked)
+    // and every event since.
     h.snapshotter.heads().forget("item-1");
     let (report, event_reads, snapshot_reads) = process(&mut h, &events[20..25]).await;
     assert!(matches!(report.outcomes[0].result(), Ok(Action::NotDue)));
-    assert_eq!((event_reads, snapshot_reads), (1, 2), "head, newest");
+    assert_eq!((event_reads, snapshot_reads), (1, 1), "the head only");
     assert_eq!(report.outcomes[0].counts().events_sized(), 20);
     // The count is remembered: the next one is free again.
     let (_, event_reads, snapshot_reads) = process(&mut h, &events[25..30]).await;
