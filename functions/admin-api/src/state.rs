@@ -5,12 +5,23 @@ use std::sync::Arc;
 
 use snapshot_core::backfill::{BackfillJobStore, InMemoryJobStore};
 use snapshot_core::config::Config;
-use snapshot_core::{AggregateRepository, Registry};
+use snapshot_core::{AggregateRepository, Registry, StateCache};
 use snapshot_dynamo::{DynamoEventStore, DynamoJobStore, DynamoSnapshotStore};
 use snapshot_s3::{with_state_objects, SnapshotStoreWithObjects};
 
 /// Who marks the snapshots the API finds invalid (audit actor, metric dimension).
 pub const ACTOR: &str = "admin-api";
+
+/// Bytes of aggregate states a warm container keeps between invocations for plain state
+/// reads (`GET /admin/aggregates/..`; see `snapshot_core::state_cache`): 32 MiB of the
+/// function's 512 MB, room for thousands of typical states and a few of the largest.
+pub const STATE_CACHE_BYTES: usize = 32 << 20;
+
+/// The cache of warm states the API's repository keeps ([`STATE_CACHE_BYTES`]). Only plain
+/// state reads use it; verification reads the stores, manual snapshots are built from them.
+pub fn state_cache() -> Arc<StateCache> {
+    Arc::new(StateCache::new(STATE_CACHE_BYTES))
+}
 
 /// Handler state, generic over the stores so tests run on the in-memory adapters.
 pub struct AppState<E, S> {
@@ -68,6 +79,7 @@ pub fn dynamo_state(
         &config,
     );
     let repository = AggregateRepository::new(events, snapshots, config.codec.clone())
-        .with_policies(config.policies.clone());
+        .with_policies(config.policies.clone())
+        .with_state_cache(state_cache());
     AppState::new(repository, Registry::builtin(), config).with_jobs(jobs)
 }

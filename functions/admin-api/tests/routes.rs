@@ -429,6 +429,47 @@ async fn delete_with_a_malformed_version_or_force_is_400() {
     assert_eq!(reply.problem(StatusCode::BAD_REQUEST), "invalid-query");
 }
 
+/// A warm container answers a second read of an aggregate from its cache of warm states (one
+/// read of the newer events); verification still reads the stored snapshot, and deleting a
+/// snapshot drops the cached state.
+#[tokio::test]
+async fn a_second_state_read_comes_from_the_cache_and_verify_never_does() {
+    let app = TestApp::new();
+    app.seed_item("item-1", 3).await;
+    app.snapshot_item("item-1").await;
+    let path = "/admin/aggregates/INVENTORY_ITEM/item-1";
+    let cold = app.send(admin(Method::GET, path)).await;
+    assert_eq!(cold.body["load"]["fromCache"], false);
+    app.append_receipts("item-1", 2).await;
+
+    let warm = app.send(admin(Method::GET, path)).await;
+
+    assert_eq!(warm.status, StatusCode::OK, "{}", warm.body);
+    assert_eq!(warm.body["version"], 5);
+    assert_eq!(warm.body["state"]["onHand"], 1 + 2 + 20);
+    assert_eq!(
+        warm.body["load"],
+        json!({"snapshotVersion": null, "eventsReplayed": 2, "snapshotsSkipped": 0, "roundTrips": 1, "requests": 1, "fromCache": true})
+    );
+    let verify = app
+        .send(admin(Method::POST, "/admin/snapshots/item-1/verify"))
+        .await;
+    assert_eq!(verify.body["result"], "match", "{}", verify.body);
+    assert_eq!(verify.body["snapshotLoad"]["fromCache"], false);
+    assert_eq!(verify.body["snapshotLoad"]["snapshotVersion"], 3);
+
+    let deleted = app
+        .send(admin(
+            Method::DELETE,
+            "/admin/snapshots/item-1/3?force=true",
+        ))
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    let after = app.send(admin(Method::GET, path)).await;
+    assert_eq!(after.body["load"]["fromCache"], false);
+    assert_eq!(after.body["state"]["onHand"], 1 + 2 + 20);
+}
+
 #[tokio::test]
 async fn aggregate_state_says_how_it_was_loaded() {
     let app = TestApp::new();
@@ -447,7 +488,7 @@ async fn aggregate_state_says_how_it_was_loaded() {
     assert_eq!(reply.body["state"]["onHand"], 1 + 2 + 20);
     assert_eq!(
         reply.body["load"],
-        json!({"snapshotVersion": 3, "eventsReplayed": 2, "snapshotsSkipped": 0, "roundTrips": 1, "requests": 2})
+        json!({"snapshotVersion": 3, "eventsReplayed": 2, "snapshotsSkipped": 0, "roundTrips": 1, "requests": 2, "fromCache": false})
     );
 
     let warehouse = app.seed_warehouse("wh-1");

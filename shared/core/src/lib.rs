@@ -27,6 +27,7 @@ pub mod pruning;
 pub mod registry;
 pub mod repository;
 pub mod snapshot;
+pub mod state_cache;
 pub mod stored_size;
 pub mod telemetry;
 #[cfg(feature = "testing")]
@@ -37,6 +38,7 @@ pub use domain::{Aggregate, AggregateRoot, DomainError, DomainEvent, EventEnvelo
 pub use error::{BackendFailure, EventError, StoreError};
 pub use registry::{AggregateKind, Registry};
 pub use repository::{AggregateRepository, LoadMode, LoadReport, RepositoryError};
+pub use state_cache::StateCache;
 
 /// What the exported macros expand to; not part of the API.
 #[doc(hidden)]

@@ -15,6 +15,7 @@ use crate::snapshot::{
     build_snapshot, InvalidSnapshot, SnapshotBuildError, SnapshotHeader, SnapshotMetadata,
     SnapshotRecord, SnapshotSubject,
 };
+use crate::state_cache::{Cached, StateCache};
 use crate::walk::{Reads, SnapshotWalk, Start, Tail, Target, Verdict, WalkError};
 
 /// Why a load, save or manual snapshot failed. Only [`RepositoryError::Store`] can be
@@ -72,6 +73,11 @@ pub struct LoadReport {
     pub round_trips: u32,
     /// Requests sent to the stores (reads, and marks of invalid snapshots found on the way).
     pub requests: u32,
+    /// True when the state came from this process's cache of warm states
+    /// ([`crate::state_cache`]): one read of the events from the cached version on, its
+    /// first event checked to be the one the state was built on, no snapshot read
+    /// (`snapshotVersion` is then null and `eventsReplayed` counts the newer events).
+    pub from_cache: bool,
 }
 
 /// A state as JSON bytes, for callers that handle every aggregate type generically.
@@ -154,6 +160,7 @@ pub struct AggregateRepository<E, S> {
     marked_snapshots: Arc<AtomicU64>,
     policies: PolicySet,
     load_mode: LoadMode,
+    cache: Option<Arc<StateCache>>,
 }
 
 impl<E, S> AggregateRepository<E, S> {
@@ -174,6 +181,20 @@ impl<E, S> AggregateRepository<E, S> {
     pub fn with_load_mode(mut self, load_mode: LoadMode) -> Self {
         self.load_mode = load_mode;
         self
+    }
+
+    /// Keeps the states this repository loads and saves in `cache` (see
+    /// [`crate::state_cache`]), so a load of an aggregate it holds reads only the newer
+    /// events: for a process that outlives one request (a warm container). Share one cache
+    /// between repositories over the same event table only.
+    pub fn with_state_cache(mut self, cache: Arc<StateCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The cache of warm states, when there is one.
+    pub fn state_cache(&self) -> Option<&Arc<StateCache>> {
+        self.cache.as_ref()
     }
 
     /// Events read newest first alongside the snapshot: the policy's threshold (the most
@@ -197,6 +218,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             marked_snapshots: Arc::default(),
             policies: PolicySet::default(),
             load_mode: LoadMode::default(),
+            cache: None,
         }
     }
 
@@ -233,6 +255,16 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         &self,
         aggregate_id: &str,
     ) -> Result<(AggregateRoot<A>, LoadReport), RepositoryError> {
+        let mut spent = 0;
+        if let Some(cache) = &self.cache {
+            match cache.load::<A, E>(&self.events, aggregate_id).await? {
+                Cached::Hit(warm) => {
+                    let root = AggregateRoot::from_state(aggregate_id, warm.version, warm.state);
+                    return Ok((root, warm.report));
+                }
+                Cached::Miss { requests } => spent = requests,
+            }
+        }
         let newest = self
             .events
             .read_newest_decoded::<A>(aggregate_id, self.tail_limit(A::TYPE));
@@ -250,14 +282,48 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
                 },
             )
             .await?;
+        if let (Some(cache), Some(last_event_id)) = (&self.cache, &head.last_event_id) {
+            cache.put_typed(aggregate_id, head.version, last_event_id, state.clone());
+        }
         Ok((
             AggregateRoot::from_state(aggregate_id, head.version, state),
-            report,
+            report.after_cache_miss(spent),
         ))
     }
 
-    /// Loads any registered type; the state comes back as JSON.
+    /// Loads any registered type; the state comes back as JSON. From the cache of warm
+    /// states when there is one and it holds the aggregate (see
+    /// [`AggregateRepository::load_kind_from_stores`] for a load that never is).
     pub async fn load_kind(
+        &self,
+        kind: &dyn AggregateKind,
+        aggregate_id: &str,
+    ) -> Result<LoadedState, RepositoryError> {
+        let mut spent = 0;
+        if let Some(cache) = &self.cache {
+            match cache.load_kind(&self.events, kind, aggregate_id).await? {
+                Cached::Hit(warm) => {
+                    return Ok(LoadedState {
+                        aggregate_id: aggregate_id.to_owned(),
+                        aggregate_type: kind.type_name(),
+                        version: warm.version,
+                        last_event_id: Some(warm.last_event_id),
+                        state_json: warm.state,
+                        report: warm.report,
+                    })
+                }
+                Cached::Miss { requests } => spent = requests,
+            }
+        }
+        let mut loaded = self.load_kind_from_stores(kind, aggregate_id).await?;
+        loaded.report = loaded.report.after_cache_miss(spent);
+        Ok(loaded)
+    }
+
+    /// Loads any registered type from its newest valid snapshot and the newer events, whatever
+    /// the cache of warm states holds: for checks of the stored data (drift, verification)
+    /// and for states that are persisted (manual snapshots). The result refreshes the cache.
+    pub async fn load_kind_from_stores(
         &self,
         kind: &dyn AggregateKind,
         aggregate_id: &str,
@@ -277,6 +343,9 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
                 |base_version, base, tail| kind.fold_json(aggregate_id, base_version, base, tail),
             )
             .await?;
+        if let (Some(cache), Some(last_event_id)) = (&self.cache, &head.last_event_id) {
+            cache.put_json(kind, aggregate_id, head.version, last_event_id, &state_json);
+        }
         Ok(LoadedState {
             aggregate_id: aggregate_id.to_owned(),
             aggregate_type: kind.type_name(),
@@ -313,6 +382,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
                 snapshots_skipped: 0,
                 round_trips: pages,
                 requests: pages,
+                from_cache: false,
             },
             state_json,
         })
@@ -397,6 +467,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
                 snapshots_skipped: skipped,
                 round_trips: reads.round_trips,
                 requests: reads.requests,
+                from_cache: false,
             };
             return Ok((state, head, report));
         }
@@ -414,6 +485,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             snapshots_skipped: skipped,
             round_trips: reads.round_trips,
             requests: reads.requests,
+            from_cache: false,
         };
         Ok((state, head, report))
     }
@@ -462,10 +534,26 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
                 )
             })
             .collect();
-        if !envelopes.is_empty() {
-            self.events.append(root.version(), &envelopes).await?;
+        let Some(last) = envelopes.last() else {
+            root.mark_committed();
+            return Ok(root.version());
+        };
+        if let Err(e) = self.events.append(root.version(), &envelopes).await {
+            // A conflict, or an outcome unknown: what the cache holds may be behind.
+            if let Some(cache) = &self.cache {
+                cache.evict(root.id());
+            }
+            return Err(e.into());
         }
         root.mark_committed();
+        if let Some(cache) = &self.cache {
+            cache.put_typed(
+                root.id(),
+                root.version(),
+                &last.event_id,
+                root.state().clone(),
+            );
+        }
         Ok(root.version())
     }
 
@@ -477,7 +565,9 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         metadata: SnapshotMetadata,
         expires_at: Option<i64>,
     ) -> Result<(SnapshotRecord, PutOutcome), RepositoryError> {
-        let loaded = self.load_kind(kind, aggregate_id).await?;
+        // From the stores, never the cache: a snapshot outlives this process, and a cached
+        // state may derive from a snapshot another process has since found wrong.
+        let loaded = self.load_kind_from_stores(kind, aggregate_id).await?;
         let subject = SnapshotSubject {
             aggregate_id,
             aggregate_type: kind.type_name(),
@@ -495,6 +585,16 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
         )?;
         let outcome = self.snapshots.put_if_absent(&record).await?;
         Ok((record, outcome))
+    }
+}
+
+impl LoadReport {
+    /// This report with the requests of a cache attempt that did not answer (a boundary
+    /// event that was not the cached one) added, sent before the load's own.
+    fn after_cache_miss(mut self, requests: u32) -> Self {
+        self.requests += requests;
+        self.round_trips += requests;
+        self
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Env: BENCH_RUNS (default 5) runs per figure; BENCH_SIZES (default 1000,10000,50000)
 //! history sizes; BENCH_PRUNE_SNAPSHOTS (default 5000); BENCH_OUT (default docs/bench);
-//! BENCH_ONLY (e.g. `load` or `fold,codec`: only those sections of fold, codec, load,
+//! BENCH_ONLY (e.g. `load` or `fold,codec`: only those sections of fold, codec, load, warm,
 //! snapshotter, pruner, cost, binaries run, their figures go to stderr and docs/bench is not written;
 //! fold and codec alone run in memory, without DynamoDB Local).
 
@@ -21,6 +21,7 @@ mod report;
 mod seed;
 mod stats;
 mod stream;
+mod warm;
 mod warm_up;
 mod wire;
 
@@ -143,10 +144,11 @@ async fn binaries_and_cold_starts(
 struct Only(Option<Vec<String>>);
 
 impl Only {
-    const SECTIONS: [&'static str; 7] = [
+    const SECTIONS: [&'static str; 8] = [
         "fold",
         "codec",
         "load",
+        "warm",
         "snapshotter",
         "pruner",
         "cost",
@@ -395,17 +397,22 @@ async fn main() -> Result<()> {
         section("codec");
         codec = inmem::codec(runs)?;
     }
+    let delayed: Vec<(u64, aws_sdk_dynamodb::Client)> = ADDED_LATENCY_MS
+        .iter()
+        .map(|&ms| {
+            let delay = std::time::Duration::from_millis(ms);
+            (ms, latency::delayed_client(&sdk, &wire, delay))
+        })
+        .collect();
     let mut loads = load::Loads::default();
     if only.runs("load") {
         section("aggregate loads");
-        let delayed: Vec<(u64, aws_sdk_dynamodb::Client)> = ADDED_LATENCY_MS
-            .iter()
-            .map(|&ms| {
-                let delay = std::time::Duration::from_millis(ms);
-                (ms, latency::delayed_client(&sdk, &wire, delay))
-            })
-            .collect();
         loads = load::run(&plain, &counted, &delayed, &wire, &suffix, &sizes, runs).await?;
+    }
+    let mut warm_loads = Vec::new();
+    if only.runs("warm") {
+        section("warm loads");
+        warm_loads = warm::run(&plain, &counted, &delayed, &wire, &suffix, runs).await?;
     }
     let mut stream = Vec::new();
     if only.runs("snapshotter") {
@@ -473,6 +480,7 @@ async fn main() -> Result<()> {
         took_s,
         loads: loads.rows,
         delayed_loads: loads.delayed,
+        warm_loads,
         folds,
         codec,
         stream,

@@ -21,6 +21,8 @@ pub struct Results {
     pub loads: Vec<LoadRow>,
     /// Snapshot + tail loads with a fixed latency added to every request.
     pub delayed_loads: Vec<DelayedRow>,
+    /// Loads through the repository's cache of warm states, next to cold ones.
+    pub warm_loads: Vec<crate::warm::WarmRow>,
     pub folds: Vec<FoldRow>,
     pub codec: Vec<CodecRow>,
     pub stream: Vec<StreamRow>,
@@ -778,6 +780,7 @@ pub fn markdown(r: &Results) -> String {
 
     delayed_loads(&mut md, &r.delayed_loads);
     load_modes(&mut md, &r.loads, &r.delayed_loads);
+    crate::warm::markdown(&mut md, &r.warm_loads);
 
     let _ = writeln!(md, "\n## Fold from stored items\n");
     let _ = writeln!(
@@ -1047,6 +1050,7 @@ mod tests {
                 delayed(5, PRODUCT, added_5.0),
                 delayed(5, PEER, added_5.1),
             ],
+            warm_loads: Vec::new(),
             folds: Vec::new(),
             codec: Vec::new(),
             stream: Vec::new(),

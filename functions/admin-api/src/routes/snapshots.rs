@@ -515,6 +515,10 @@ pub async fn delete<E: EventStore, S: SnapshotStore>(
             format!("aggregate `{id}` has no snapshot at version {version}"),
         ));
     }
+    // A state this container keeps may have been folded from it.
+    if let Some(cache) = app.repository.state_cache() {
+        cache.evict(id);
+    }
     info!(aggregate_id = %id, version, actor = %actor.id, forced = only, "snapshot deleted");
     let view = DeletedView {
         aggregate_id: id.to_owned(),

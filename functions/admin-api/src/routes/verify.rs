@@ -70,7 +70,11 @@ pub async fn verify<E: EventStore, S: SnapshotStore>(
         ));
     };
     for _ in 0..ATTEMPTS {
-        let loaded = app.repository.load_kind(kind.as_ref(), id).await?;
+        // From the stores, never the cache of warm states: this checks the stored snapshot.
+        let loaded = app
+            .repository
+            .load_kind_from_stores(kind.as_ref(), id)
+            .await?;
         let replayed = app.repository.replay_kind(kind.as_ref(), id).await?;
         if loaded.version != replayed.version {
             continue;

@@ -90,7 +90,9 @@ impl TestApp {
         let snapshots = Arc::new(InMemorySnapshotStore::new());
         let codec = SnapshotCodec::default();
         let state = AppState::new(
-            AggregateRepository::new(Arc::clone(&events), Arc::clone(&snapshots), codec.clone()),
+            // As deployed: plain state reads through the cache of warm states.
+            AggregateRepository::new(Arc::clone(&events), Arc::clone(&snapshots), codec.clone())
+                .with_state_cache(admin_api::state::state_cache()),
             Registry::builtin(),
             config,
         );
