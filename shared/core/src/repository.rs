@@ -135,6 +135,9 @@ pub struct AggregateRepository<E, S> {
     invalid_snapshots: Arc<AtomicU64>,
     marked_snapshots: Arc<AtomicU64>,
     policies: PolicySet,
+    /// Snapshots kept per aggregate by [`AggregateRepository::snapshot_now`]'s write (0: the
+    /// write deletes nothing, the pruner alone keeps keep-N).
+    keep: usize,
 }
 
 impl<E, S> AggregateRepository<E, S> {
@@ -148,6 +151,14 @@ impl<E, S> AggregateRepository<E, S> {
     /// the newest snapshot, enough to reach back to it whenever the snapshotter keeps up.
     pub fn with_policies(mut self, policies: PolicySet) -> Self {
         self.policies = policies;
+        self
+    }
+
+    /// Keep-N on the write path (`MAX_SNAPSHOTS_PER_AGGREGATE`): a snapshot written by
+    /// [`AggregateRepository::snapshot_now`] deletes the one it pushes out of keep-N, without
+    /// reading (see [`crate::pruning::put_retaining`]).
+    pub fn with_retention(mut self, keep: usize) -> Self {
+        self.keep = keep;
         self
     }
 
@@ -171,6 +182,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             invalid_snapshots: Arc::default(),
             marked_snapshots: Arc::default(),
             policies: PolicySet::default(),
+            keep: 0,
         }
     }
 
@@ -437,8 +449,10 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             now_millis(),
             expires_at,
         )?;
-        let outcome = self.snapshots.put_if_absent(&record).await?;
-        Ok((record, outcome))
+        let retained =
+            crate::pruning::put_retaining(&self.snapshots, &record, self.keep, &self.actor)
+                .await?;
+        Ok((record, retained.outcome))
     }
 }
 
