@@ -19,7 +19,7 @@ pub struct PrunerSettings {
     pub keys_per_run: usize,
 }
 
-/// `PRUNE_KEYS_PER_RUN` when unset: about 1,400 read units a run (index items of ~110 bytes),
+/// `PRUNE_KEYS_PER_RUN` when unset: about 1,100 read units a run (index entries of ~90 bytes),
 /// and a table of 3 million snapshots covered in 30 runs.
 pub const DEFAULT_KEYS_PER_RUN: u64 = 100_000;
 
