@@ -113,9 +113,9 @@ impl Capacity {
 
 /// Read and write units summed over every operation.
 pub fn units(by_operation: &ByOperation) -> (f64, f64) {
-    by_operation
-        .values()
-        .fold((0.0, 0.0), |(r, w), spent| (r + spent.read, w + spent.write))
+    by_operation.values().fold((0.0, 0.0), |(r, w), spent| {
+        (r + spent.read, w + spent.write)
+    })
 }
 
 fn operation(target: Option<&str>) -> String {

@@ -116,7 +116,11 @@ async fn a_write_past_keep_deletes_the_one_that_falls_out_reading_nothing() {
     let (read, write) = units(&spent);
     assert_eq!(read, 0.0, "no read on the write path: {spent:?}");
     let ops: Vec<&str> = spent.keys().map(String::as_str).collect();
-    assert_eq!(ops, ["BatchWriteItem", "PutItem", "UpdateItem"], "{spent:?}");
+    assert_eq!(
+        ops,
+        ["BatchWriteItem", "PutItem", "UpdateItem"],
+        "{spent:?}"
+    );
     // The head's update is one unit; the put and the delete each pay the ~20 KB item.
     assert_eq!(spent["UpdateItem"].write, 1.0, "{spent:?}");
     assert!(spent["BatchWriteItem"].write >= 5.0, "{spent:?}");
@@ -157,7 +161,10 @@ async fn invalid_snapshots_are_never_counted_and_the_newest_valid_one_stays() {
     let fourth = put_retaining(&store, &record("item-i", 4, 100), 2, "test")
         .await
         .unwrap();
-    assert!(fourth.deleted.is_empty(), "1 was never tracked: the sweep's");
+    assert!(
+        fourth.deleted.is_empty(),
+        "1 was never tracked: the sweep's"
+    );
     // The sweep over the index decides with the marks: 1 (beyond keep) and 2 (invalid, two
     // counted newer) go; 3 and 4 stay.
     let summary = prune(&store, &registry, &PruneRequest::new(2))
@@ -217,7 +224,11 @@ async fn a_sweep_never_reads_a_state_its_units_are_the_same_for_1_kb_and_100_kb_
         assert_eq!((summary.scanned, summary.deleted), (60, 0), "{summary:?}");
         let spent = capacity.take();
         assert!(spent.keys().all(|op| op == "Scan(index)"), "{spent:?}");
-        read_units.push((index_units(&spent), spent["Scan(index)"].index_bytes, units(&spent).0));
+        read_units.push((
+            index_units(&spent),
+            spent["Scan(index)"].index_bytes,
+            units(&spent).0,
+        ));
     }
     println!(
         "sweep of 60 snapshots, nothing due, 1 KB and 100 KB states: (billed read units, index bytes, DynamoDB Local's figure) {read_units:?}"
@@ -270,7 +281,10 @@ async fn a_bounded_sweep_costs_the_same_at_two_table_sizes_and_covers_both_over_
             }
         }
         assert_eq!(deleted, 1, "{aggregates} aggregates: the extra snapshot");
-        assert!(scanned >= keys as u64, "{aggregates}: one cycle reads the table");
+        assert!(
+            scanned >= keys as u64,
+            "{aggregates}: one cycle reads the table"
+        );
     }
     println!("bounded sweep, first run (keys read, scan read units) at 150 and 1,500 snapshots: {first_runs:?}");
     let (small, large) = (first_runs[0].1, first_runs[1].1);

@@ -180,7 +180,10 @@ fn tables_match_the_shared_schema() {
         ])
     );
     assert_eq!(
-        string(at(index, &["Projection", "ProjectionType"]), "ProjectionType"),
+        string(
+            at(index, &["Projection", "ProjectionType"]),
+            "ProjectionType"
+        ),
         "INCLUDE"
     );
     let projected: Vec<&str> = at(index, &["Projection", "NonKeyAttributes"])
@@ -788,11 +791,16 @@ fn pruner_prunes_with_batch_deletes_and_only_reads_events_for_backfills() {
     // Deletes go through BatchWriteItem only: no DeleteItem. GetItem, PutItem and UpdateItem
     // are the backfill's (job record, new snapshots and their heads), which the schedule
     // resumes. The table is never scanned: the sweep scans the retention index only.
-    let on_snapshots: BTreeSet<String> =
-        ["Query", "BatchWriteItem", "GetItem", "PutItem", "UpdateItem"]
-            .iter()
-            .map(|a| format!("dynamodb:{a}"))
-            .collect();
+    let on_snapshots: BTreeSet<String> = [
+        "Query",
+        "BatchWriteItem",
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+    ]
+    .iter()
+    .map(|a| format!("dynamodb:{a}"))
+    .collect();
     let on_index = BTreeSet::from(["dynamodb:Scan".to_owned()]);
     let on_events = BTreeSet::from(["dynamodb:Query".to_owned()]);
     let grants = dynamodb_grants(&f);
@@ -800,7 +808,11 @@ fn pruner_prunes_with_batch_deletes_and_only_reads_events_for_backfills() {
     let index_grants: Vec<_> = f
         .policy_statements()
         .into_iter()
-        .filter(|s| serde_norway::to_string(at(s, &["Resource"]).unwrap()).unwrap().contains("/index/"))
+        .filter(|s| {
+            serde_norway::to_string(at(s, &["Resource"]).unwrap())
+                .unwrap()
+                .contains("/index/")
+        })
         .map(|s| serde_norway::to_string(s).unwrap())
         .collect();
     assert_eq!(index_grants.len(), 1, "{index_grants:?}");

@@ -37,12 +37,8 @@ impl PrunerSettings {
             u64::from(MAX_SEGMENTS),
         )?;
         let margin_ms = env.number("PRUNE_DEADLINE_MARGIN_MS", 10_000, 0, 600_000)?;
-        let keys_per_run = env.number(
-            "PRUNE_KEYS_PER_RUN",
-            DEFAULT_KEYS_PER_RUN,
-            1,
-            1_000_000_000,
-        )?;
+        let keys_per_run =
+            env.number("PRUNE_KEYS_PER_RUN", DEFAULT_KEYS_PER_RUN, 1, 1_000_000_000)?;
         let config = Config::from_lookup(&lookup)?;
         Ok(Self {
             snapshots_table: config.snapshots_table,

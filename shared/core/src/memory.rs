@@ -206,7 +206,9 @@ impl InMemorySnapshotStore {
         if known.is_some_and(|(known, _)| known.version >= head.version) {
             return None;
         }
-        let before = known.map(|(_, tracked)| tracked.clone()).unwrap_or_default();
+        let before = known
+            .map(|(_, tracked)| tracked.clone())
+            .unwrap_or_default();
         let tracked = if track == 0 {
             before.clone()
         } else {

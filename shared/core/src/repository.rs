@@ -450,8 +450,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             expires_at,
         )?;
         let retained =
-            crate::pruning::put_retaining(&self.snapshots, &record, self.keep, &self.actor)
-                .await?;
+            crate::pruning::put_retaining(&self.snapshots, &record, self.keep, &self.actor).await?;
         Ok((record, retained.outcome))
     }
 }

@@ -147,7 +147,10 @@ async fn a_marked_snapshot_restarts_tracking_so_it_is_never_counted() {
         .await
         .unwrap();
     assert_eq!(replaced.outcome, PutOutcome::Created);
-    assert!(!replaced.tracked, "3 is below the head (4): the sweep covers it");
+    assert!(
+        !replaced.tracked,
+        "3 is below the head (4): the sweep covers it"
+    );
     // A deleted snapshot drops the head too.
     put_retaining(&store, &record("a", 5, 1), 3, "test")
         .await
@@ -244,7 +247,11 @@ async fn no_write_leaves_fewer_valid_snapshots_than_keep_or_than_it_had() {
                 retained.deleted
             );
             let newest = had.iter().copied().chain([version]).max();
-            assert_eq!(after.last().copied(), newest, "keep {keep}: newest valid kept");
+            assert_eq!(
+                after.last().copied(),
+                newest,
+                "keep {keep}: newest valid kept"
+            );
         }
     }
 }

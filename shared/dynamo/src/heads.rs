@@ -138,8 +138,8 @@ pub(crate) async fn advance(
     match head.expires_at {
         Some(expires_at) => {
             sets.push("#exp = :exp".to_owned());
-            update =
-                update.expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()));
+            update = update
+                .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()));
         }
         None => remove.push_str(" REMOVE #exp"),
     }
@@ -152,7 +152,8 @@ pub(crate) async fn advance(
             update = update.expression_attribute_values(":none", AttributeValue::Null(true));
         }
         for place in 1..track {
-            update = update.expression_attribute_names(format!("#t{place}"), tracked_attribute(place));
+            update =
+                update.expression_attribute_names(format!("#t{place}"), tracked_attribute(place));
             sets.push(format!("#t{place} = if_not_exists(#t{}, :none)", place - 1));
         }
         update = update.return_values(ReturnValue::AllOld);
@@ -182,7 +183,11 @@ pub(crate) async fn advance(
 /// Deletes `aggregate_id`'s head and the snapshots it tracks (one of the aggregate's snapshots
 /// was marked invalid or deleted, and may be on the list): the snapshotter then reads the
 /// newest snapshot again before it decides, and tracking starts over with the next write.
-pub(crate) async fn remove(client: &Client, table: &str, aggregate_id: &str) -> Result<(), StoreError> {
+pub(crate) async fn remove(
+    client: &Client,
+    table: &str,
+    aggregate_id: &str,
+) -> Result<(), StoreError> {
     client
         .delete_item()
         .table_name(table)

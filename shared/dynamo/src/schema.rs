@@ -70,7 +70,10 @@ fn retention_projection() -> Projection {
     Projection::builder()
         .projection_type(ProjectionType::Include)
         .set_non_key_attributes(Some(
-            RETENTION_INDEX_ATTRIBUTES.iter().map(|a| (*a).to_owned()).collect(),
+            RETENTION_INDEX_ATTRIBUTES
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect(),
         ))
         .build()
 }
@@ -160,7 +163,9 @@ async fn add_retention_index(client: &Client, name: &str) -> Result<(), StoreErr
         .update_table()
         .table_name(name)
         .attribute_definitions(attribute(RETENTION_INDEX_SORT_KEY, ScalarAttributeType::N)?)
-        .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+        .global_secondary_index_updates(
+            GlobalSecondaryIndexUpdate::builder().create(create).build(),
+        )
         .send()
         .await
         .map_err(|e| super::backend("UpdateTable", e))?;

@@ -6,7 +6,7 @@
 //! Env: BENCH_RUNS (default 5) runs per figure; BENCH_SIZES (default 1000,10000,50000)
 //! history sizes; BENCH_PRUNE_SNAPSHOTS (default 5000); BENCH_OUT (default docs/bench);
 //! BENCH_ONLY (e.g. `load` or `fold,codec`: only those sections of fold, codec, load,
-//! snapshotter, pruner, binaries run, their figures go to stderr and docs/bench is not written;
+//! snapshotter, pruner, retention, binaries run, their figures go to stderr and docs/bench is not written;
 //! fold and codec alone run in memory, without DynamoDB Local).
 
 mod binaries;
@@ -16,6 +16,7 @@ mod load;
 mod peer;
 mod prune;
 mod report;
+mod retention;
 mod seed;
 mod stats;
 mod stream;
@@ -141,8 +142,15 @@ async fn binaries_and_cold_starts(
 struct Only(Option<Vec<String>>);
 
 impl Only {
-    const SECTIONS: [&'static str; 6] =
-        ["fold", "codec", "load", "snapshotter", "pruner", "binaries"];
+    const SECTIONS: [&'static str; 7] = [
+        "fold",
+        "codec",
+        "load",
+        "snapshotter",
+        "pruner",
+        "retention",
+        "binaries",
+    ];
 
     fn from_env() -> Result<Self> {
         let Some(value) = std::env::var("BENCH_ONLY")
@@ -408,6 +416,12 @@ async fn main() -> Result<()> {
         section("pruner");
         prune = Some(prune::run(&plain, &counted, &wire, &suffix, prune_snapshots, runs).await?);
     }
+    let mut retention = None;
+    if only.runs("retention") {
+        section("retention");
+        let keys: usize = env_or("BENCH_RETENTION_KEYS", 250)?;
+        retention = Some(retention::run(&plain, &counted, &wire, &suffix, keys).await?);
+    }
     let mut binaries = Vec::new();
     if only.runs("binaries") {
         section("binaries and cold starts");
@@ -437,6 +451,7 @@ async fn main() -> Result<()> {
         codec,
         stream,
         prune,
+        retention,
         binaries,
         parallelization_factor: parallelization_factor(&root),
         notes,

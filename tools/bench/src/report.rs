@@ -25,6 +25,7 @@ pub struct Results {
     pub codec: Vec<CodecRow>,
     pub stream: Vec<StreamRow>,
     pub prune: Option<PruneRow>,
+    pub retention: Option<crate::retention::RetentionRow>,
     pub binaries: Vec<BinaryRow>,
     /// The stream trigger's ParallelizationFactor in template.yaml.
     pub parallelization_factor: u32,
@@ -725,6 +726,43 @@ pub fn markdown(r: &Results) -> String {
             slowest * 10.0
         );
     }
+    if let Some(ret) = &r.retention {
+        let _ = writeln!(md, "\n## Retention\n");
+        let _ = writeln!(
+            md,
+            "A scheduled pruner run with nothing due (3 snapshots an aggregate, keep 3), reading \
+             at most {} keys of the retention index a run and resuming where the last run \
+             stopped (median of three consecutive runs). Read units as DynamoDB bills an index \
+             read, by its entries; DynamoDB Local reports the base items' sizes for it (shown \
+             apart). Write units: the saved scan positions.\n",
+            ret.keys_per_run
+        );
+        let _ = writeln!(md, "| snapshots | keys read | requests | read units (index entries) | read units (as the engine reports) | write units |\n|---:|---:|---:|---:|---:|---:|");
+        for run in &ret.idle {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+                run.snapshots,
+                run.keys_read,
+                run.requests,
+                run.read_units,
+                run.engine_read_units,
+                run.write_units
+            );
+        }
+        let _ = writeln!(md, "\nUnits per deleted snapshot (small states):\n\n| path | deleted | read units per deleted | write units per deleted (all) | write units per deleted (retention's own) |\n|---|---:|---:|---:|---:|");
+        for row in &ret.per_deleted {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2} | {:.2} | {:.2} |",
+                row.path,
+                row.deleted,
+                row.read_per_deleted,
+                row.write_per_deleted,
+                row.delete_write_per_deleted
+            );
+        }
+    }
     let _ = writeln!(md, "\n## Pruner\n");
     if let Some(p) = &r.prune {
         let _ = writeln!(
@@ -860,6 +898,7 @@ mod tests {
             codec: Vec::new(),
             stream: Vec::new(),
             prune: None,
+            retention: None,
             binaries: Vec::new(),
             parallelization_factor: 1,
             notes: Vec::new(),

@@ -277,9 +277,9 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
         // Within the budget, no page reads past it (an aggregate left open at the budget is
         // read on, in full pages).
         let limit = match budget {
-            Some(budget) if sweep.tally.scanned < budget as u64 => request
-                .page_size
-                .min(budget - sweep.tally.scanned as usize),
+            Some(budget) if sweep.tally.scanned < budget as u64 => {
+                request.page_size.min(budget - sweep.tally.scanned as usize)
+            }
             _ => request.page_size,
         };
         let page = store
