@@ -240,8 +240,8 @@ async fn a_sweep_never_reads_a_state_its_units_are_the_same_for_1_kb_and_100_kb_
 
 #[tokio::test]
 async fn a_bounded_sweep_costs_the_same_at_two_table_sizes_and_covers_both_over_runs() {
-    let registry = Registry::builtin();
     const BUDGET: usize = 100;
+    let registry = Registry::builtin();
     let mut first_runs = Vec::new();
     for aggregates in [50, 500] {
         let tables = TestTables::create(&format!("sweep_budget_{aggregates}")).await;

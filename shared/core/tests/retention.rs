@@ -284,7 +284,7 @@ async fn a_bounded_sweep_reads_its_budget_whatever_the_table_size_and_covers_it_
         let first = prune_resuming(&store, &positions, &registry, &request)
             .await
             .unwrap();
-        assert!(first.scanned <= 120, "{} aggregates: {first:?}", aggregates);
+        assert!(first.scanned <= 120, "{aggregates} aggregates: {first:?}");
         per_run.push(first.scanned);
         // Over runs, the whole table is read and the extra snapshot goes.
         let mut runs = 1;
