@@ -286,7 +286,12 @@ async fn compressed_states_and_cleanup_over_http_on_dynamodb() {
         server.receive("item-prune", 1).await;
         server
             .repo
-            .snapshot_now(kind.as_ref(), "item-prune", Default::default(), None)
+            .snapshot_now(
+                kind.as_ref(),
+                "item-prune",
+                snapshot_core::snapshot::SnapshotMetadata::default(),
+                None,
+            )
             .await
             .unwrap();
     }
