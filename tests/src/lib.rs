@@ -5,6 +5,7 @@
 //! `tests/template.rs` reads: the SAM template ([`template`]), the workspace's crates
 //! ([`workspace`]) and the environment variables their code reads ([`env_reads`]).
 
+pub mod capacity;
 pub mod contract;
 pub mod env_reads;
 pub mod faults;

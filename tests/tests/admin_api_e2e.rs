@@ -262,7 +262,8 @@ async fn compressed_states_and_cleanup_over_http_on_dynamodb() {
     assert_eq!(status, StatusCode::OK, "{latest}");
     assert_eq!(latest["state"]["locations"].as_object().unwrap().len(), 40);
 
-    // Five manual snapshots of one item; the default keeps three.
+    // Five manual snapshots of one item; the default keeps three, and each created past them
+    // deletes the one it pushes out.
     let mut item = AggregateRoot::<InventoryItem>::new("item-prune");
     item.create("SKU-P", "Pruned", 0).unwrap();
     server.repo.save(&mut item, None).await.unwrap();
@@ -275,6 +276,26 @@ async fn compressed_states_and_cleanup_over_http_on_dynamodb() {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED);
+    }
+    let (_, page) = server
+        .admin(Method::GET, "/admin/snapshots/item-prune")
+        .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 3, "{page}");
+    // Two more written by a repository without retention: the cleanup's to delete.
+    let registry = snapshot_core::Registry::builtin();
+    let kind = registry.get("INVENTORY_ITEM").unwrap();
+    for _ in 0..2 {
+        server.receive("item-prune", 1).await;
+        server
+            .repo
+            .snapshot_now(
+                kind.as_ref(),
+                "item-prune",
+                snapshot_core::snapshot::SnapshotMetadata::default(),
+                None,
+            )
+            .await
+            .unwrap();
     }
     let (status, _, dry) = server
         .call(
@@ -305,7 +326,7 @@ async fn compressed_states_and_cleanup_over_http_on_dynamodb() {
         .iter()
         .map(|s| s["version"].as_u64().unwrap())
         .collect();
-    assert_eq!(versions, vec![6, 5, 4]);
+    assert_eq!(versions, vec![8, 7, 6]);
     let (_, page) = server.admin(Method::GET, "/admin/snapshots/wh-e2e").await;
     assert_eq!(
         page["items"].as_array().unwrap().len(),

@@ -71,7 +71,12 @@ fn string<'a>(value: Option<&'a Value>, what: &str) -> &'a str {
 
 /// `(attribute, KeyType)` pairs of a table's KeySchema.
 fn key_schema(table: &Value) -> Vec<(String, String)> {
-    at(table, &["Properties", "KeySchema"])
+    key_schema_of(at(table, &["Properties"]).expect("Properties"))
+}
+
+/// `(attribute, KeyType)` pairs of the KeySchema in `holder` (a table's properties, an index).
+fn key_schema_of(holder: &Value) -> Vec<(String, String)> {
+    at(holder, &["KeySchema"])
         .and_then(Value::as_sequence)
         .expect("KeySchema")
         .iter()
@@ -149,11 +154,45 @@ fn tables_match_the_shared_schema() {
         attribute_types(snapshots),
         pairs(&[
             (schema::SNAPSHOTS_PARTITION_KEY, "S"),
-            (schema::SNAPSHOTS_SORT_KEY, "N")
+            (schema::SNAPSHOTS_SORT_KEY, "N"),
+            (schema::RETENTION_INDEX_SORT_KEY, "N")
         ])
         .into_iter()
         .collect()
     );
+    // The keys-only index the pruner's sweep scans: the shared definition's name, keys and
+    // projection (shared/dynamo/src/schema.rs).
+    let indexes = at(snapshots, &["Properties", "GlobalSecondaryIndexes"])
+        .and_then(Value::as_sequence)
+        .expect("GlobalSecondaryIndexes");
+    let [index] = indexes.as_slice() else {
+        panic!("one index on the snapshot table, got {indexes:?}");
+    };
+    assert_eq!(
+        string(at(index, &["IndexName"]), "IndexName"),
+        schema::RETENTION_INDEX
+    );
+    assert_eq!(
+        key_schema_of(index),
+        pairs(&[
+            (schema::SNAPSHOTS_PARTITION_KEY, "HASH"),
+            (schema::RETENTION_INDEX_SORT_KEY, "RANGE")
+        ])
+    );
+    assert_eq!(
+        string(
+            at(index, &["Projection", "ProjectionType"]),
+            "ProjectionType"
+        ),
+        "INCLUDE"
+    );
+    let projected: Vec<&str> = at(index, &["Projection", "NonKeyAttributes"])
+        .and_then(Value::as_sequence)
+        .expect("NonKeyAttributes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(projected, schema::RETENTION_INDEX_ATTRIBUTES);
     let ttl = at(snapshots, &["Properties", "TimeToLiveSpecification"]).expect("snapshot TTL");
     assert_eq!(
         string(at(ttl, &["AttributeName"]), "TTL attribute"),
@@ -749,16 +788,42 @@ fn dynamodb_grants(f: &Function<'_>) -> Vec<(BTreeSet<String>, BTreeSet<String>)
 fn pruner_prunes_with_batch_deletes_and_only_reads_events_for_backfills() {
     let t = template();
     let f = t.function("PrunerFunction");
-    // Deletes go through BatchWriteItem only: no DeleteItem. GetItem and PutItem are the
-    // backfill's (job record, new snapshots), which the schedule resumes.
-    let on_snapshots: BTreeSet<String> = ["Scan", "Query", "BatchWriteItem", "GetItem", "PutItem"]
-        .iter()
-        .map(|a| format!("dynamodb:{a}"))
-        .collect();
+    // Deletes go through BatchWriteItem only: no DeleteItem. GetItem, PutItem and UpdateItem
+    // are the backfill's (job record, new snapshots and their heads), which the schedule
+    // resumes. The table is never scanned: the sweep scans the retention index only.
+    let on_snapshots: BTreeSet<String> = [
+        "Query",
+        "BatchWriteItem",
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+    ]
+    .iter()
+    .map(|a| format!("dynamodb:{a}"))
+    .collect();
+    let on_index = BTreeSet::from(["dynamodb:Scan".to_owned()]);
     let on_events = BTreeSet::from(["dynamodb:Query".to_owned()]);
     let grants = dynamodb_grants(&f);
     assert!(!grants.is_empty());
+    let index_grants: Vec<_> = f
+        .policy_statements()
+        .into_iter()
+        .filter(|s| {
+            serde_norway::to_string(at(s, &["Resource"]).unwrap())
+                .unwrap()
+                .contains("/index/")
+        })
+        .map(|s| serde_norway::to_string(s).unwrap())
+        .collect();
+    assert_eq!(index_grants.len(), 1, "{index_grants:?}");
+    assert!(
+        index_grants[0].contains("${SnapshotsTable.Arn}/index/retention"),
+        "the sweep's grant names the retention index: {index_grants:?}"
+    );
     for (actions, resources) in grants {
+        if actions == on_index {
+            continue;
+        }
         if resources == BTreeSet::from(["SnapshotsTable".to_owned()]) {
             assert!(
                 actions.is_subset(&on_snapshots),

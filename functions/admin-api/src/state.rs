@@ -47,10 +47,12 @@ impl<E, S> Clone for AppState<E, S> {
 }
 
 impl<E, S> AppState<E, S> {
-    /// State over `repository`; snapshots it finds invalid are marked by [`ACTOR`].
+    /// State over `repository`; snapshots it finds invalid are marked by [`ACTOR`], and a
+    /// snapshot it creates deletes the one it pushes out of `MAX_SNAPSHOTS_PER_AGGREGATE`.
     pub fn new(repository: AggregateRepository<E, S>, registry: Registry, config: Config) -> Self {
+        let keep = config.max_snapshots_per_aggregate;
         Self {
-            repository: Arc::new(repository.with_actor(ACTOR)),
+            repository: Arc::new(repository.with_actor(ACTOR).with_retention(keep)),
             registry: Arc::new(registry),
             config: Arc::new(config),
             jobs: Arc::new(InMemoryJobStore::default()),

@@ -77,11 +77,14 @@ pub async fn handler<S: SnapshotStore + ?Sized, P: ScanPositions + ?Sized>(
         aggregate_id = request.aggregate_id.as_deref().unwrap_or("*"),
         max_snapshots = request.max_snapshots,
         segments = request.segments,
+        keys_per_run = settings.keys_per_run,
         "pruning"
     );
     let result = if request.dry_run {
         prune(store, registry, &request).await
     } else {
+        // A scheduled run reads at most its budget of index keys and resumes there next time.
+        request.key_budget = Some(settings.keys_per_run);
         prune_resuming(store, positions, registry, &request).await
     };
     match result {

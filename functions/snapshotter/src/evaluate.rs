@@ -273,11 +273,16 @@ impl<'a, E: EventStore, S: SnapshotStore> Evaluator<'a, E, S> {
             }
             Err(e) => return Err(e.into()),
         };
-        let outcome = self
-            .snapshots
-            .put_if_absent(&record)
-            .await
-            .map_err(SnapshotterError::store(id))?;
+        // What falls out of keep-N is deleted with this write (no read: the head's list).
+        let outcome = snapshot_core::pruning::put_retaining(
+            self.snapshots,
+            &record,
+            self.config.max_snapshots_per_aggregate,
+            ACTOR,
+        )
+        .await
+        .map_err(SnapshotterError::store(id))?
+        .outcome;
         tracing::debug!(
             aggregate_id = id,
             base_version = rebuilt.base_version,

@@ -11,8 +11,9 @@ use crate::domain::EventEnvelope;
 use crate::error::StoreError;
 use crate::head::SnapshotHead;
 use crate::ports::{
-    already_appended, validate_append, EventStore, Page, PutOutcome, SnapshotStore,
+    already_appended, validate_append, EventStore, Page, PutOutcome, SnapshotStore, TrackedPut,
 };
+use crate::pruning::SeenSnapshot;
 use crate::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
     UnreadableSnapshot,
@@ -146,8 +147,9 @@ impl EventStore for InMemoryEventStore {
 pub struct InMemorySnapshotStore {
     items: Mutex<BTreeMap<(String, u64), Stored<SnapshotRecord>>>,
     /// One head per aggregate, kept as the DynamoDB store keeps its head items
-    /// (shared/dynamo/src/heads.rs): advanced on each put, dropped with the snapshot it names.
-    heads: Mutex<HashMap<String, SnapshotHead>>,
+    /// (shared/dynamo/src/heads.rs): advanced on each put with the snapshots it tracks (newest
+    /// first), dropped when any snapshot of the aggregate is marked invalid or deleted.
+    heads: Mutex<HashMap<String, (SnapshotHead, Vec<SeenSnapshot>)>>,
     requests: AtomicU64,
 }
 
@@ -185,27 +187,50 @@ impl InMemorySnapshotStore {
         lock(&self.heads).remove(aggregate_id);
     }
 
-    /// Moves `head` forward (never back); one request, like the DynamoDB store's conditional put.
-    fn advance_head(&self, head: SnapshotHead) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let mut heads = lock(&self.heads);
-        if heads
-            .get(&head.aggregate_id)
-            .is_none_or(|known| known.version < head.version)
-        {
-            heads.insert(head.aggregate_id.clone(), head);
-        }
+    /// The snapshots `aggregate_id`'s head tracks, newest first (tests).
+    pub fn tracked(&self, aggregate_id: &str) -> Vec<SeenSnapshot> {
+        lock(&self.heads)
+            .get(aggregate_id)
+            .map(|(_, tracked)| tracked.clone())
+            .unwrap_or_default()
     }
 
-    /// Drops the head naming `version` (that snapshot is marked invalid or deleted).
-    fn drop_head_at(&self, aggregate_id: &str, version: u64) {
+    /// Moves `head` forward (never back); one request, like the DynamoDB store's conditional
+    /// update. With `track` > 0 the new snapshot goes first in the head's list, whose first
+    /// `track` places shift down by one (the last of them falls out); the places tracked before
+    /// are returned. `None`: the head did not move.
+    fn advance_head(&self, head: SnapshotHead, track: usize) -> Option<Vec<SeenSnapshot>> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let mut heads = lock(&self.heads);
-        if heads
-            .get(aggregate_id)
-            .is_some_and(|h| h.version == version)
-        {
-            heads.remove(aggregate_id);
+        let known = heads.get(&head.aggregate_id);
+        if known.is_some_and(|(known, _)| known.version >= head.version) {
+            return None;
         }
+        let before = known
+            .map(|(_, tracked)| tracked.clone())
+            .unwrap_or_default();
+        let tracked = if track == 0 {
+            before.clone()
+        } else {
+            let new = SeenSnapshot {
+                version: head.version,
+                schema_version: head.schema_version,
+                invalid: false,
+            };
+            let shifted = before.iter().take(track - 1).copied();
+            std::iter::once(new)
+                .chain(shifted)
+                .chain(before.iter().skip(track).copied())
+                .collect()
+        };
+        heads.insert(head.aggregate_id.clone(), (head, tracked));
+        Some(before.into_iter().take(track).collect())
+    }
+
+    /// Drops the aggregate's head and its list: one of its snapshots was marked invalid or
+    /// deleted, so the list may name a snapshot that no longer counts.
+    fn drop_head(&self, aggregate_id: &str) {
+        lock(&self.heads).remove(aggregate_id);
     }
 
     /// Every stored key, in key order.
@@ -260,6 +285,14 @@ pub fn segment_of(aggregate_id: &str, total_segments: u32) -> u32 {
 #[async_trait]
 impl SnapshotStore for InMemorySnapshotStore {
     async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
+        Ok(self.put_tracked(snapshot, 0).await?.outcome)
+    }
+
+    async fn put_tracked(
+        &self,
+        snapshot: &SnapshotRecord,
+        track: usize,
+    ) -> Result<TrackedPut, StoreError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let key = (
             snapshot.header.aggregate_id.clone(),
@@ -280,10 +313,15 @@ impl SnapshotStore for InMemorySnapshotStore {
             }
         };
         // Either way a valid snapshot is at this key now: its head may move forward.
-        if snapshot.header.invalid.is_none() {
-            self.advance_head(SnapshotHead::of(&snapshot.header));
-        }
-        Ok(outcome)
+        let tracked_before = if snapshot.header.invalid.is_none() {
+            self.advance_head(SnapshotHead::of(&snapshot.header), track)
+        } else {
+            None
+        };
+        Ok(TrackedPut {
+            outcome,
+            tracked_before: tracked_before.filter(|_| track > 0),
+        })
     }
 
     async fn headers(
@@ -333,7 +371,7 @@ impl SnapshotStore for InMemorySnapshotStore {
                 None => false,
             }
         };
-        self.drop_head_at(aggregate_id, version);
+        self.drop_head(aggregate_id);
         Ok(marked)
     }
 
@@ -359,7 +397,7 @@ impl SnapshotStore for InMemorySnapshotStore {
         let deleted = lock(&self.items)
             .remove(&(aggregate_id.to_owned(), version))
             .is_some();
-        self.drop_head_at(aggregate_id, version);
+        self.drop_head(aggregate_id);
         Ok(deleted)
     }
 
@@ -411,17 +449,20 @@ impl SnapshotStore for InMemorySnapshotStore {
             items.remove(&(key.aggregate_id.clone(), key.version));
         }
         // Heads stay, as in the DynamoDB store: the pruner never deletes an aggregate's newest
-        // valid snapshot, the one a head names.
+        // valid snapshot, the one a head names, and what it deletes from a head's list has
+        // keep-N counted snapshots newer than it (see pruning/retain.rs).
         Ok(keys.len())
     }
 
     async fn head(&self, aggregate_id: &str) -> Result<Option<SnapshotHead>, StoreError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        Ok(lock(&self.heads).get(aggregate_id).cloned())
+        Ok(lock(&self.heads)
+            .get(aggregate_id)
+            .map(|(head, _)| head.clone()))
     }
 
     async fn record_head(&self, head: &SnapshotHead) -> Result<(), StoreError> {
-        self.advance_head(head.clone());
+        self.advance_head(head.clone(), 0);
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::codec::StateBody;
 use crate::error::StoreError;
-use crate::ports::{Page, PutOutcome, SnapshotStore, SnapshotStoreDecorator};
+use crate::ports::{Page, PutOutcome, SnapshotStore, SnapshotStoreDecorator, TrackedPut};
 use crate::snapshot::{
     SnapshotHeader, SnapshotKey, SnapshotRecord, StateRef, Stored, UnreadableSnapshot,
 };
@@ -100,7 +100,11 @@ impl<S: SnapshotStore, O: StateObjectStore> OffloadingSnapshotStore<S, O> {
             })
     }
 
-    async fn put_offloaded(&self, record: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
+    async fn put_offloaded(
+        &self,
+        record: &SnapshotRecord,
+        track: usize,
+    ) -> Result<TrackedPut, StoreError> {
         let header = &record.header;
         let objects = self.objects_for(header)?;
         // A valid snapshot at this version exists: writing the object would overwrite the one
@@ -112,7 +116,10 @@ impl<S: SnapshotStore, O: StateObjectStore> OffloadingSnapshotStore<S, O> {
         if existing.items.first().is_some_and(
             |h| matches!(h, Ok(h) if h.version == header.version && h.invalid.is_none()),
         ) {
-            return Ok(PutOutcome::AlreadyExists);
+            return Ok(TrackedPut {
+                outcome: PutOutcome::AlreadyExists,
+                tracked_before: None,
+            });
         }
         let key = object_key(&header.aggregate_id, header.version);
         let state_ref = objects
@@ -123,7 +130,8 @@ impl<S: SnapshotStore, O: StateObjectStore> OffloadingSnapshotStore<S, O> {
             state: StateBody::Binary(Vec::new()),
         };
         item.header.state_ref = Some(state_ref.clone());
-        match self.inner.put_if_absent(&item).await? {
+        let put = self.inner.put_tracked(&item, track).await?;
+        match put.outcome {
             PutOutcome::Created => {
                 if let Err(e) = objects.commit(&state_ref).await {
                     // The item must not outlive its object: undo it so a retry starts over.
@@ -135,12 +143,12 @@ impl<S: SnapshotStore, O: StateObjectStore> OffloadingSnapshotStore<S, O> {
                     return Err(e);
                 }
                 info!(aggregate_id = %header.aggregate_id, version = header.version, object = %state_ref, stored_bytes = header.stored_bytes, "state offloaded");
-                Ok(PutOutcome::Created)
+                Ok(put)
             }
             // Lost a race with another writer of the same snapshot: our pending object is the
             // same bytes at the same key, so the winner's commit keeps it (or the lifecycle
             // rule removes it if the winner has not committed yet and then crashes).
-            PutOutcome::AlreadyExists => Ok(PutOutcome::AlreadyExists),
+            PutOutcome::AlreadyExists => Ok(put),
         }
     }
 
@@ -198,9 +206,21 @@ impl<S: SnapshotStore, O: StateObjectStore> SnapshotStoreDecorator
 
     async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
         if snapshot.header.is_offloaded() && snapshot.header.state_ref.is_none() {
-            self.put_offloaded(snapshot).await
+            Ok(self.put_offloaded(snapshot, 0).await?.outcome)
         } else {
             self.inner.put_if_absent(snapshot).await
+        }
+    }
+
+    async fn put_tracked(
+        &self,
+        snapshot: &SnapshotRecord,
+        track: usize,
+    ) -> Result<TrackedPut, StoreError> {
+        if snapshot.header.is_offloaded() && snapshot.header.state_ref.is_none() {
+            self.put_offloaded(snapshot, track).await
+        } else {
+            self.inner.put_tracked(snapshot, track).await
         }
     }
 

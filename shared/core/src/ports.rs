@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::domain::{Aggregate, DecodedEvent, EventEnvelope, ReadEvent};
 use crate::error::StoreError;
 use crate::head::SnapshotHead;
+use crate::pruning::SeenSnapshot;
 use crate::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
 };
@@ -41,6 +42,19 @@ pub enum PutOutcome {
     Created,
     /// A snapshot at this version already exists; it was left untouched.
     AlreadyExists,
+}
+
+/// Outcome of a snapshot write that also keeps the head's list of tracked snapshots
+/// ([`SnapshotStore::put_tracked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedPut {
+    /// What the write did.
+    pub outcome: PutOutcome,
+    /// The snapshots the head tracked before this write, newest first, when this write moved
+    /// the head forward (they and the new one are what keep-N is decided on). `None`: the
+    /// head did not move (another writer's newer snapshot is there: this one is not tracked)
+    /// or the store tracks nothing.
+    pub tracked_before: Option<Vec<SeenSnapshot>>,
 }
 
 /// Most events one atomic append may carry: DynamoDB's 100-item transaction limit, less the
@@ -373,6 +387,25 @@ pub trait SnapshotStore: Send + Sync {
     /// one marked invalid is replaced.
     async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError>;
 
+    /// [`SnapshotStore::put_if_absent`], and when the write moves the aggregate's head forward
+    /// the head also tracks the newest `track` valid snapshots written through it (version and
+    /// schema version: a few bytes each), this one first; the ones tracked before are returned
+    /// ([`TrackedPut`]) so that the writer can delete what falls out of keep-N without reading
+    /// a state ([`crate::pruning::put_retaining`]). The list is only ever a subset of the
+    /// aggregate's valid snapshots: marking or deleting a snapshot drops the head and its list.
+    /// The default tracks nothing.
+    async fn put_tracked(
+        &self,
+        snapshot: &SnapshotRecord,
+        track: usize,
+    ) -> Result<TrackedPut, StoreError> {
+        let _ = track;
+        Ok(TrackedPut {
+            outcome: self.put_if_absent(snapshot).await?,
+            tracked_before: None,
+        })
+    }
+
     /// Headers newest first, versions below `before` (all when `None`), at most `limit`.
     /// The cursor of the next page is the last version returned. An item that does not read
     /// as a snapshot is returned as such: it never fails the page.
@@ -411,7 +444,9 @@ pub trait SnapshotStore: Send + Sync {
     async fn delete(&self, aggregate_id: &str, version: u64) -> Result<bool, StoreError>;
 
     /// One page of a parallel scan (`segment` of `total_segments`) over every snapshot,
-    /// returning only keys and the attributes the pruner decides on.
+    /// returning only keys and the attributes the pruner decides on, and reading nothing else:
+    /// its cost must not depend on the size of the states (DynamoDB: a scan of the keys-only
+    /// index, eventually consistent).
     async fn scan_summaries(
         &self,
         segment: u32,
@@ -707,6 +742,15 @@ pub trait SnapshotStoreDecorator: Send + Sync {
         self.delegate().put_if_absent(snapshot).await
     }
 
+    /// Forwards [`SnapshotStore::put_tracked`].
+    async fn put_tracked(
+        &self,
+        snapshot: &SnapshotRecord,
+        track: usize,
+    ) -> Result<TrackedPut, StoreError> {
+        self.delegate().put_tracked(snapshot, track).await
+    }
+
     /// Forwards [`SnapshotStore::headers`].
     async fn headers(
         &self,
@@ -807,6 +851,14 @@ pub trait SnapshotStoreDecorator: Send + Sync {
 impl<D: SnapshotStoreDecorator> SnapshotStore for D {
     async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
         SnapshotStoreDecorator::put_if_absent(self, snapshot).await
+    }
+
+    async fn put_tracked(
+        &self,
+        snapshot: &SnapshotRecord,
+        track: usize,
+    ) -> Result<TrackedPut, StoreError> {
+        SnapshotStoreDecorator::put_tracked(self, snapshot, track).await
     }
 
     async fn headers(

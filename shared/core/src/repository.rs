@@ -161,6 +161,9 @@ pub struct AggregateRepository<E, S> {
     policies: PolicySet,
     load_mode: LoadMode,
     cache: Option<Arc<StateCache>>,
+    /// Snapshots kept per aggregate by [`AggregateRepository::snapshot_now`]'s write (0: the
+    /// write deletes nothing, the pruner alone keeps keep-N).
+    keep: usize,
 }
 
 impl<E, S> AggregateRepository<E, S> {
@@ -197,6 +200,14 @@ impl<E, S> AggregateRepository<E, S> {
         self.cache.as_ref()
     }
 
+    /// Keep-N on the write path (`MAX_SNAPSHOTS_PER_AGGREGATE`): a snapshot written by
+    /// [`AggregateRepository::snapshot_now`] deletes the one it pushes out of keep-N, without
+    /// reading (see [`crate::pruning::put_retaining`]).
+    pub fn with_retention(mut self, keep: usize) -> Self {
+        self.keep = keep;
+        self
+    }
+
     /// Events read newest first alongside the snapshot: the policy's threshold (the most
     /// events a kept-up aggregate has after its newest snapshot) plus the boundary event.
     fn tail_limit(&self, aggregate_type: &str) -> usize {
@@ -219,6 +230,7 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             policies: PolicySet::default(),
             load_mode: LoadMode::default(),
             cache: None,
+            keep: 0,
         }
     }
 
@@ -583,8 +595,9 @@ impl<E: EventStore, S: SnapshotStore> AggregateRepository<E, S> {
             now_millis(),
             expires_at,
         )?;
-        let outcome = self.snapshots.put_if_absent(&record).await?;
-        Ok((record, outcome))
+        let retained =
+            crate::pruning::put_retaining(&self.snapshots, &record, self.keep, &self.actor).await?;
+        Ok((record, retained.outcome))
     }
 }
 

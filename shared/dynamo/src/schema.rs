@@ -2,8 +2,9 @@
 //! SAM template declares the same keys and stream settings.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -14,6 +15,17 @@ pub const EVENTS_SORT_KEY: &str = "sequence";
 pub const SNAPSHOTS_PARTITION_KEY: &str = "aggregateId";
 pub const SNAPSHOTS_SORT_KEY: &str = "version";
 pub const SNAPSHOTS_TTL_ATTRIBUTE: &str = "expiresAt";
+/// The snapshot table's keys-only index, read by the pruner's sweep instead of the table: its
+/// items hold the keys and what the retention rule decides on, never a state, so reading one
+/// costs what a hundred bytes cost whatever the size of the snapshot.
+pub const RETENTION_INDEX: &str = "retention";
+/// The index's sort key: `lastEventSequence`, equal to `version` on every snapshot, and absent
+/// from the items kept beside the snapshots (heads, the pruner's scan positions, the backfill
+/// job), so the index is sparse: snapshots only.
+pub const RETENTION_INDEX_SORT_KEY: &str = "lastEventSequence";
+/// Attributes the index carries besides the keys: what [`snapshot_core::pruning::Retention`]
+/// needs.
+pub const RETENTION_INDEX_ATTRIBUTES: [&str; 3] = ["aggregateType", "schemaVersion", "invalid"];
 /// The event table's stream carries new images only: the snapshotter folds them.
 pub const EVENTS_STREAM_VIEW: StreamViewType = StreamViewType::NewImage;
 
@@ -54,8 +66,34 @@ pub async fn create_events_table(client: &Client, name: &str) -> Result<(), Stor
     ignore_existing(result.map(|_| ()))
 }
 
-/// Creates the snapshot table (TTL on `expiresAt`) unless it exists.
+fn retention_projection() -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::Include)
+        .set_non_key_attributes(Some(
+            RETENTION_INDEX_ATTRIBUTES
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect(),
+        ))
+        .build()
+}
+
+fn retention_key_schema() -> Result<Vec<KeySchemaElement>, StoreError> {
+    Ok(vec![
+        key(SNAPSHOTS_PARTITION_KEY, KeyType::Hash)?,
+        key(RETENTION_INDEX_SORT_KEY, KeyType::Range)?,
+    ])
+}
+
+/// Creates the snapshot table (TTL on `expiresAt`, the [`RETENTION_INDEX`]) unless it exists;
+/// an existing table without the index gets it.
 pub async fn create_snapshots_table(client: &Client, name: &str) -> Result<(), StoreError> {
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(RETENTION_INDEX)
+        .set_key_schema(Some(retention_key_schema()?))
+        .projection(retention_projection())
+        .build()
+        .map_err(|e| StoreError::backend("CreateTable", e))?;
     let result = client
         .create_table()
         .table_name(name)
@@ -64,9 +102,15 @@ pub async fn create_snapshots_table(client: &Client, name: &str) -> Result<(), S
         .key_schema(key(SNAPSHOTS_SORT_KEY, KeyType::Range)?)
         .attribute_definitions(attribute(SNAPSHOTS_PARTITION_KEY, ScalarAttributeType::S)?)
         .attribute_definitions(attribute(SNAPSHOTS_SORT_KEY, ScalarAttributeType::N)?)
+        .attribute_definitions(attribute(RETENTION_INDEX_SORT_KEY, ScalarAttributeType::N)?)
+        .global_secondary_indexes(index)
         .send()
         .await;
+    let existed = matches!(&result, Err(e) if is_in_use(e));
     ignore_existing(result.map(|_| ()))?;
+    if existed {
+        add_retention_index(client, name).await?;
+    }
     let ttl = TimeToLiveSpecification::builder()
         .enabled(true)
         .attribute_name(SNAPSHOTS_TTL_ATTRIBUTE)
@@ -89,6 +133,50 @@ pub async fn create_snapshots_table(client: &Client, name: &str) -> Result<(), S
         }
         Err(e) => Err(super::backend("UpdateTimeToLive", e)),
     }
+}
+
+/// Adds the [`RETENTION_INDEX`] to a table created before it existed (`make run` on an old
+/// local table); a table that has it already is left as it is.
+async fn add_retention_index(client: &Client, name: &str) -> Result<(), StoreError> {
+    let described = client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(|e| super::backend("DescribeTable", e))?;
+    let has_index = described
+        .table
+        .and_then(|t| t.global_secondary_indexes)
+        .unwrap_or_default()
+        .iter()
+        .any(|i| i.index_name() == Some(RETENTION_INDEX));
+    if has_index {
+        return Ok(());
+    }
+    let create = CreateGlobalSecondaryIndexAction::builder()
+        .index_name(RETENTION_INDEX)
+        .set_key_schema(Some(retention_key_schema()?))
+        .projection(retention_projection())
+        .build()
+        .map_err(|e| StoreError::backend("UpdateTable", e))?;
+    client
+        .update_table()
+        .table_name(name)
+        .attribute_definitions(attribute(RETENTION_INDEX_SORT_KEY, ScalarAttributeType::N)?)
+        .global_secondary_index_updates(
+            GlobalSecondaryIndexUpdate::builder().create(create).build(),
+        )
+        .send()
+        .await
+        .map_err(|e| super::backend("UpdateTable", e))?;
+    Ok(())
+}
+
+fn is_in_use<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    error.as_service_error().and_then(|s| s.code()) == Some("ResourceInUseException")
 }
 
 fn ignore_existing<E, R>(

@@ -1,5 +1,5 @@
 //! The snapshot table: conditional puts, newest-first queries by key (cursor = last version),
-//! parallel-segment scans of keys only, and batched deletes with retry of unprocessed items.
+//! parallel-segment scans of its keys-only index (`schema::RETENTION_INDEX`), and batched deletes with retry of unprocessed items.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,9 +15,10 @@ use crate::items::{
 };
 use crate::jobs::JOB_AGGREGATE_ID;
 use crate::positions::POSITIONS_AGGREGATE_ID;
+use crate::schema::{RETENTION_INDEX, RETENTION_INDEX_SORT_KEY};
 use snapshot_core::error::{BackendFailure, StoreError};
 use snapshot_core::head::SnapshotHead;
-use snapshot_core::ports::{Page, PutOutcome, SnapshotStore};
+use snapshot_core::ports::{Page, PutOutcome, SnapshotStore, TrackedPut};
 use snapshot_core::snapshot::{
     InvalidMark, SnapshotHeader, SnapshotKey, SnapshotRecord, SnapshotSummary, Stored,
 };
@@ -126,6 +127,14 @@ impl DynamoSnapshotStore {
 #[async_trait]
 impl SnapshotStore for DynamoSnapshotStore {
     async fn put_if_absent(&self, snapshot: &SnapshotRecord) -> Result<PutOutcome, StoreError> {
+        Ok(self.put_tracked(snapshot, 0).await?.outcome)
+    }
+
+    async fn put_tracked(
+        &self,
+        snapshot: &SnapshotRecord,
+        track: usize,
+    ) -> Result<TrackedPut, StoreError> {
         let result = self
             .client
             .put_item()
@@ -144,15 +153,21 @@ impl SnapshotStore for DynamoSnapshotStore {
         };
         // Either way a valid snapshot is at this key now: its head may move forward (a failure
         // here fails the put, whose retry finds the snapshot there and writes the head again).
-        if snapshot.header.invalid.is_none() {
+        let tracked_before = if snapshot.header.invalid.is_none() {
             heads::advance(
                 &self.client,
                 &self.table,
                 &SnapshotHead::of(&snapshot.header),
+                track,
             )
-            .await?;
-        }
-        Ok(outcome)
+            .await?
+        } else {
+            None
+        };
+        Ok(TrackedPut {
+            outcome,
+            tracked_before,
+        })
     }
 
     async fn headers(
@@ -223,7 +238,7 @@ impl SnapshotStore for DynamoSnapshotStore {
             Err(e) if super::is_condition_failed(&e) => false,
             Err(e) => return Err(super::backend("UpdateItem", e)),
         };
-        heads::drop_if_at(&self.client, &self.table, aggregate_id, version).await?;
+        heads::remove(&self.client, &self.table, aggregate_id).await?;
         Ok(marked)
     }
 
@@ -262,7 +277,7 @@ impl SnapshotStore for DynamoSnapshotStore {
             .send()
             .await
             .map_err(|e| super::backend("DeleteItem", e))?;
-        heads::drop_if_at(&self.client, &self.table, aggregate_id, version).await?;
+        heads::remove(&self.client, &self.table, aggregate_id).await?;
         Ok(output.attributes.is_some_and(|a| !a.is_empty()))
     }
 
@@ -274,20 +289,26 @@ impl SnapshotStore for DynamoSnapshotStore {
         limit: usize,
     ) -> Result<Page<SnapshotSummary, SnapshotKey>, StoreError> {
         let to_i32 = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+        // The index's start key also names its sort key, equal to the version.
+        let start = cursor.as_ref().map(|key| {
+            let mut item = key_item(key);
+            item.insert(
+                RETENTION_INDEX_SORT_KEY.to_owned(),
+                AttributeValue::N(key.version.to_string()),
+            );
+            item
+        });
+        // The keys-only index, never the table: a page costs what its small index items
+        // weigh, whatever the size of the states (shared/dynamo/src/schema.rs).
         let page = self
             .client
             .scan()
             .table_name(&self.table)
+            .index_name(RETENTION_INDEX)
             .segment(to_i32(u64::from(segment)))
             .total_segments(to_i32(u64::from(total_segments)))
             .limit(to_i32(limit as u64))
-            .projection_expression("#id, #v, #t, #s, #i")
-            .expression_attribute_names("#i", "invalid")
-            .expression_attribute_names("#id", "aggregateId")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_names("#t", "aggregateType")
-            .expression_attribute_names("#s", "schemaVersion")
-            .set_exclusive_start_key(cursor.as_ref().map(key_item))
+            .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(|e| super::backend("Scan", e))?;
@@ -354,7 +375,9 @@ impl SnapshotStore for DynamoSnapshotStore {
     }
 
     async fn record_head(&self, head: &SnapshotHead) -> Result<(), StoreError> {
-        heads::advance(&self.client, &self.table, head).await
+        heads::advance(&self.client, &self.table, head, 0)
+            .await
+            .map(|_| ())
     }
 }
 

@@ -11,7 +11,7 @@ use plotters::prelude::*;
 
 use crate::cost::{CostRows, SizeRow};
 use crate::load::{LoadRow, PRODUCT, SNAPSHOT, SNAPSHOT_UNITS};
-use crate::prune::PruneRow;
+use crate::retention::RetentionRow;
 
 /// On-demand prices, us-east-1, DynamoDB Standard table class (since November 2024): dollars
 /// per million write request units, per million read request units, per GB-month stored.
@@ -72,31 +72,36 @@ pub struct RetentionReads {
     pub source: String,
 }
 
-/// What retention reads per run at the seed's scale, from the pruner section: its run reads
-/// every snapshot item of the table (a Scan), so the measured run is scaled to the seed's
-/// table and state size.
-pub fn retention_reads(
-    prune: Option<&PruneRow>,
-    scale: Scale,
-    size: &SizeRow,
-    small: &SizeRow,
-) -> RetentionReads {
-    let Some(prune) = prune.filter(|p| p.snapshots > 0) else {
+/// Index keys a scheduled pruner run reads at most by default (`PRUNE_KEYS_PER_RUN`,
+/// functions/pruner/src/settings.rs).
+pub const PRUNE_KEYS_PER_RUN: f64 = 100_000.0;
+
+/// What a scheduled retention run reads at the seed's scale, from the retention section: the
+/// sweep reads at most `PRUNE_KEYS_PER_RUN` entries of the retention index a run (about 90
+/// bytes each, whatever the state's size) and nothing else when nothing is due, so the run
+/// measured there is scaled from its key budget to the default one; the seed's table (3M
+/// entries) is larger than that budget, so every run reads the whole budget.
+pub fn retention_reads(retention: Option<&RetentionRow>, scale: Scale) -> RetentionReads {
+    let Some(idle) = retention
+        .and_then(|r| r.idle.iter().max_by_key(|i| i.snapshots))
+        .filter(|i| i.keys_read > 0)
+    else {
         return RetentionReads {
             per_run: 0.0,
             source: "not measured in this run".to_owned(),
         };
     };
-    let per_snapshot = prune.dry.read_units.median / prune.snapshots as f64;
-    let state_factor = (size.decide_before.median / small.decide_before.median).max(1.0);
-    let table = scale.aggregates * (scale.keep + 1.0);
+    let per_key = idle.read_units / idle.keys_read as f64;
+    let keys = PRUNE_KEYS_PER_RUN.min(scale.aggregates * scale.keep);
     RetentionReads {
-        per_run: per_snapshot * table * state_factor,
+        per_run: per_key * keys,
         source: format!(
-            "a run Scans the whole table: {:.3} read units per snapshot item in the pruner section \
-             ({} snapshots), × {table:.0} items (keep + 1 per aggregate), × {state_factor:.0} for \
-             this state size",
-            per_snapshot, prune.snapshots
+            "the sweep reads the retention index within a key budget: {:.4} read units per index \
+             entry (a run with nothing due over {} snapshots read {} entries for {:.1} read \
+             units, as DynamoDB bills index reads), × {keys:.0} entries (the default \
+             `PRUNE_KEYS_PER_RUN`); snapshots that fall out of keep-N are deleted by the write \
+             that pushes them out, reading nothing",
+            per_key, idle.snapshots, idle.keys_read, idle.read_units
         ),
     }
 }
@@ -154,7 +159,7 @@ fn load_units(loads: &[LoadRow], load: &str) -> Option<f64> {
 pub fn bills(
     cost: &CostRows,
     loads: &[LoadRow],
-    prune: Option<&PruneRow>,
+    retention: Option<&RetentionRow>,
     scale: Scale,
 ) -> Vec<Bill> {
     let (Some(small), Some(one_trip), Some(fewest)) = (
@@ -172,7 +177,7 @@ pub fn bills(
         .map(|size| {
             // A larger state's snapshot read costs more on every load.
             let extra_state = size.base_read - small.base_read;
-            let retention = retention_reads(prune, scale, size, small);
+            let retention = retention_reads(retention, scale);
             Bill {
                 state_bytes: size.state_bytes,
                 events: Daily {
@@ -272,7 +277,8 @@ pub fn markdown(md: &mut String, cost: &CostRows, bills: &[Bill], scale: Scale) 
          - events: E × append write units\n\
          - snapshotter: (E − S) × head read + S × (head read + newest snapshot read + boundary \
            read) read units; S × put write units\n\
-         - retention: runs × reads per run + S × delete read units; S × delete write units\n\
+         - retention: runs × reads per run (the sweep, below) + S × delete read units; S × \
+           delete write units (the write that pushes a snapshot out of keep-N deletes it)\n\
          - loads: L × load read units (+ the larger snapshot's extra read units)\n\
          - dollars a month = 30 × (write units × write price + read units × read price) / 10⁶; \
            the service's share weighs a write unit as five read units\n"

@@ -6,7 +6,7 @@
 //! Env: BENCH_RUNS (default 5) runs per figure; BENCH_SIZES (default 1000,10000,50000)
 //! history sizes; BENCH_PRUNE_SNAPSHOTS (default 5000); BENCH_OUT (default docs/bench);
 //! BENCH_ONLY (e.g. `load` or `fold,codec`: only those sections of fold, codec, load, warm,
-//! snapshotter, pruner, cost, binaries run, their figures go to stderr and docs/bench is not written;
+//! snapshotter, pruner, retention, cost, binaries run, their figures go to stderr and docs/bench is not written;
 //! fold and codec alone run in memory, without DynamoDB Local).
 
 mod binaries;
@@ -18,6 +18,7 @@ mod load;
 mod peer;
 mod prune;
 mod report;
+mod retention;
 mod seed;
 mod stats;
 mod stream;
@@ -144,13 +145,14 @@ async fn binaries_and_cold_starts(
 struct Only(Option<Vec<String>>);
 
 impl Only {
-    const SECTIONS: [&'static str; 8] = [
+    const SECTIONS: [&'static str; 9] = [
         "fold",
         "codec",
         "load",
         "warm",
         "snapshotter",
         "pruner",
+        "retention",
         "cost",
         "binaries",
     ];
@@ -424,6 +426,12 @@ async fn main() -> Result<()> {
         section("pruner");
         prune = Some(prune::run(&plain, &counted, &wire, &suffix, prune_snapshots, runs).await?);
     }
+    let mut retention = None;
+    if only.runs("retention") {
+        section("retention");
+        let keys: usize = env_or("BENCH_RETENTION_KEYS", 250)?;
+        retention = Some(retention::run(&plain, &counted, &wire, &suffix, keys).await?);
+    }
     let mut cost = None;
     if only.runs("cost") {
         section("cost");
@@ -439,7 +447,7 @@ async fn main() -> Result<()> {
                 s.state_bytes, s.decide_before, s.decide_after, s.put.write, s.delete.write
             );
         }
-        for b in cost_model::bills(&rows, &loads.rows, prune.as_ref(), cost_model::SEED) {
+        for b in cost_model::bills(&rows, &loads.rows, retention.as_ref(), cost_model::SEED) {
             eprintln!(
                 "bench: cost model {} B state: events ${:.2}/month, snapshotter ${:.2}, retention \
                  ${:.2}: the service is {:.1} % of the event writes; loads ${:.2} (one round trip) \
@@ -486,6 +494,7 @@ async fn main() -> Result<()> {
         stream,
         prune,
         cost,
+        retention,
         binaries,
         parallelization_factor: parallelization_factor(&root),
         notes,

@@ -45,7 +45,8 @@ struct SeedItem<'a> {
     mac: Option<&'a SnapshotMac>,
 }
 
-fn item(aggregate: u64, version: u64) -> Result<HashMap<String, AttributeValue>> {
+/// A small snapshot item of `bench-{aggregate}` at `version` (also the retention bench's seed).
+pub(crate) fn item(aggregate: u64, version: u64) -> Result<HashMap<String, AttributeValue>> {
     let id = format!("bench-{aggregate:06}");
     let event_id = uuid::Uuid::new_v4().to_string();
     let state = serde_json::json!({"id": id, "onHand": version, "reserved": 0});

@@ -29,6 +29,7 @@ pub struct Results {
     pub prune: Option<PruneRow>,
     /// The unit operations' capacity units by state size (crate::cost).
     pub cost: Option<crate::cost::CostRows>,
+    pub retention: Option<crate::retention::RetentionRow>,
     pub binaries: Vec<BinaryRow>,
     /// The stream trigger's ParallelizationFactor in template.yaml.
     pub parallelization_factor: u32,
@@ -375,7 +376,12 @@ fn cost_targets(r: &Results, cost: &crate::cost::CostRows) -> Vec<Target> {
             missed_by: (worst > 0.5).then(|| format!("{:.1} read units", worst - 0.5)),
         });
     }
-    let bills = crate::cost_model::bills(cost, &r.loads, r.prune.as_ref(), crate::cost_model::SEED);
+    let bills = crate::cost_model::bills(
+        cost,
+        &r.loads,
+        r.retention.as_ref(),
+        crate::cost_model::SEED,
+    );
     if !bills.is_empty() {
         let worst = bills
             .iter()
@@ -913,6 +919,43 @@ pub fn markdown(r: &Results) -> String {
             slowest * 10.0
         );
     }
+    if let Some(ret) = &r.retention {
+        let _ = writeln!(md, "\n## Retention\n");
+        let _ = writeln!(
+            md,
+            "A scheduled pruner run with nothing due (3 snapshots an aggregate, keep 3), reading \
+             at most {} keys of the retention index a run and resuming where the last run \
+             stopped (median of three consecutive runs). Read units as DynamoDB bills an index \
+             read, by its entries; DynamoDB Local reports the base items' sizes for it (shown \
+             apart). Write units: the saved scan positions.\n",
+            ret.keys_per_run
+        );
+        let _ = writeln!(md, "| snapshots | keys read | requests | read units (index entries) | read units (as the engine reports) | write units |\n|---:|---:|---:|---:|---:|---:|");
+        for run in &ret.idle {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+                run.snapshots,
+                run.keys_read,
+                run.requests,
+                run.read_units,
+                run.engine_read_units,
+                run.write_units
+            );
+        }
+        let _ = writeln!(md, "\nUnits per deleted snapshot (small states):\n\n| path | deleted | read units per deleted | write units per deleted (all) | write units per deleted (retention's own) |\n|---|---:|---:|---:|---:|");
+        for row in &ret.per_deleted {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2} | {:.2} | {:.2} |",
+                row.path,
+                row.deleted,
+                row.read_per_deleted,
+                row.write_per_deleted,
+                row.delete_write_per_deleted
+            );
+        }
+    }
     let _ = writeln!(md, "\n## Pruner\n");
     if let Some(p) = &r.prune {
         let _ = writeln!(
@@ -959,8 +1002,12 @@ pub fn markdown(r: &Results) -> String {
         }
     }
     if let Some(cost) = &r.cost {
-        let bills =
-            crate::cost_model::bills(cost, &r.loads, r.prune.as_ref(), crate::cost_model::SEED);
+        let bills = crate::cost_model::bills(
+            cost,
+            &r.loads,
+            r.retention.as_ref(),
+            crate::cost_model::SEED,
+        );
         crate::cost_model::markdown(&mut md, cost, &bills, crate::cost_model::SEED);
     }
 
@@ -1056,6 +1103,7 @@ mod tests {
             stream: Vec::new(),
             prune: None,
             cost: None,
+            retention: None,
             binaries: Vec::new(),
             parallelization_factor: 1,
             notes: Vec::new(),

@@ -36,6 +36,12 @@ pub struct Exchange {
     pub bytes: u64,
     pub items: u64,
     pub units: Units,
+    /// A read of a secondary index (the request named `IndexName`).
+    pub index: bool,
+    /// For an index read: the read units DynamoDB bills for it, by the size of the index
+    /// entries returned (summed, rounded up to 4 KB, half a unit each: eventually consistent).
+    /// DynamoDB Local reports the base items' sizes for an index read instead.
+    pub index_read: f64,
 }
 
 /// Consumed capacity, read and write units apart.
@@ -64,6 +70,8 @@ pub struct Cost {
     /// error's body carries no ConsumedCapacity, though DynamoDB bills a failed conditional
     /// write).
     pub units: Units,
+    /// Read units of the index reads as the service bills them (see [`Exchange::index_read`]).
+    pub index_read: f64,
     /// Milliseconds with at least one request in flight (sent, not yet deserialised).
     pub in_flight_ms: f64,
     /// Milliseconds of the requests' spans summed: more than `in_flight_ms` when requests
@@ -107,6 +115,7 @@ impl Wire {
             cost.items += e.items;
             cost.bytes += e.bytes;
             cost.units += e.units;
+            cost.index_read += e.index_read;
         }
         cost
     }
@@ -254,6 +263,42 @@ fn returned_items(body: &serde_json::Value) -> u64 {
     }
 }
 
+/// DynamoDB's size of an attribute value in its JSON wire form (UTF-8 bytes of strings and
+/// names, about one byte per two digits of a number plus one, containers 3 bytes plus one per
+/// element).
+fn value_size(value: &serde_json::Value) -> u64 {
+    let Some((kind, inner)) = value.as_object().and_then(|m| m.iter().next()) else {
+        return 0;
+    };
+    match (kind.as_str(), inner) {
+        ("S", serde_json::Value::String(text)) => text.len() as u64,
+        ("N", serde_json::Value::String(number)) => {
+            number.chars().filter(char::is_ascii_digit).count() as u64 / 2 + 1
+        }
+        ("B", serde_json::Value::String(base64)) => base64.len() as u64 * 3 / 4,
+        ("L", serde_json::Value::Array(items)) => {
+            3 + items.iter().map(|v| value_size(v) + 1).sum::<u64>()
+        }
+        ("M", serde_json::Value::Object(map)) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| k.len() as u64 + value_size(v) + 1)
+                .sum::<u64>()
+        }
+        _ => 1,
+    }
+}
+
+/// The size DynamoDB gives an item (or an index entry).
+fn item_size(item: &serde_json::Value) -> u64 {
+    item.as_object().map_or(0, |attributes| {
+        attributes
+            .iter()
+            .map(|(name, value)| name.len() as u64 + value_size(value))
+            .sum()
+    })
+}
+
 impl Intercept for Wire {
     fn name(&self) -> &'static str {
         "Wire"
@@ -292,6 +337,12 @@ impl Intercept for Wire {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let op = operation(context.request().headers().get("x-amz-target"));
+        let index = context
+            .request()
+            .body()
+            .bytes()
+            .and_then(|body| serde_json::from_slice::<serde_json::Value>(body).ok())
+            .is_some_and(|body| body.get("IndexName").is_some());
         let mut exchanges = self.lock();
         cfg.interceptor_state()
             .store_put(ExchangeId(exchanges.len()));
@@ -303,6 +354,8 @@ impl Intercept for Wire {
             bytes: 0,
             items: 0,
             units: Units::default(),
+            index,
+            index_read: 0.0,
         });
         Ok(())
     }
@@ -341,6 +394,13 @@ impl Intercept for Wire {
             e.bytes = body.len() as u64;
             e.items = items;
             e.units = consumed_units(&e.operation, &parsed);
+            if e.index {
+                let bytes: u64 = parsed
+                    .get("Items")
+                    .and_then(serde_json::Value::as_array)
+                    .map_or(0, |items| items.iter().map(item_size).sum());
+                e.index_read = bytes.div_ceil(4096).max(1) as f64 * 0.5;
+            }
         }
         Ok(())
     }
@@ -361,6 +421,8 @@ mod tests {
             bytes: 0,
             items: 0,
             units: Units::default(),
+            index: false,
+            index_read: 0.0,
         }
     }
 

@@ -29,6 +29,7 @@ mod deadline;
 mod deleter;
 mod plan;
 mod positions;
+mod retain;
 mod sweep;
 
 use std::time::Instant;
@@ -39,6 +40,7 @@ use tracing::info;
 pub use deadline::Deadline;
 pub use plan::{Retention, SeenSnapshot};
 pub use positions::{MemoryScanPositions, ScanPositions, StartOver};
+pub use retain::{fallen_out, put_retaining, Retained, MAX_TRACKED};
 
 use crate::domain::check_aggregate_id;
 use crate::error::StoreError;
@@ -87,6 +89,13 @@ pub struct PruneRequest {
     /// When to stop: checked before every page read and delete batch; the run then reports
     /// `complete: false` and the next one resumes ([`prune_resuming`]).
     pub deadline: Deadline,
+    /// Most keys the sweep of all aggregates reads in this run (`PRUNE_KEYS_PER_RUN`; `None`:
+    /// no bound), shared evenly between the segments. A segment stops at a page boundary once
+    /// it has read its share and decided at least one aggregate, reporting `complete: false`;
+    /// the next run resumes there ([`prune_resuming`]). So a run costs at most this many keys'
+    /// reads whatever the table's size, and the whole table is covered over runs. An aggregate
+    /// with more snapshots than a segment's share is still read whole.
+    pub key_budget: Option<usize>,
     /// Who runs it, for the audit trail.
     pub actor: String,
     /// Request id, when there was one.
@@ -105,6 +114,7 @@ impl PruneRequest {
             page_size: DEFAULT_PAGE_SIZE,
             buffer_keys: DEFAULT_BUFFER_KEYS,
             deadline: Deadline::none(),
+            key_budget: None,
             actor: DEFAULT_ACTOR.to_owned(),
             request_id: None,
         }
@@ -129,6 +139,9 @@ impl PruneRequest {
         }
         if self.page_size == 0 || self.buffer_keys == 0 {
             return invalid("pageSize", "page size and buffer must be at least 1");
+        }
+        if self.key_budget == Some(0) {
+            return invalid("keyBudget", "must be at least 1 key per run");
         }
         if let Some(id) = &self.aggregate_id {
             validate_aggregate_id(id)?;

@@ -256,7 +256,12 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
     let mut current_start: Option<SnapshotKey> = None;
     // Everything before this position is decided and its deletes sent.
     let mut resume = start.clone();
+    let run_start = start.clone();
     let mut cursor = start;
+    // This segment's share of the run's key budget.
+    let budget = request
+        .key_budget
+        .map(|keys| keys.div_ceil(request.segments.max(1) as usize).max(1));
     loop {
         if request.deadline.reached() {
             // Nothing new starts: what is undecided stays for the next run.
@@ -269,13 +274,16 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
             return Ok(resume);
         }
         let page_start = cursor.take();
+        // Within the budget, no page reads past it (an aggregate left open at the budget is
+        // read on, in full pages).
+        let limit = match budget {
+            Some(budget) if sweep.tally.scanned < budget as u64 => {
+                request.page_size.min(budget - sweep.tally.scanned as usize)
+            }
+            _ => request.page_size,
+        };
         let page = store
-            .scan_summaries(
-                segment,
-                request.segments,
-                page_start.clone(),
-                request.page_size,
-            )
+            .scan_summaries(segment, request.segments, page_start.clone(), limit)
             .await?;
         let mut previous = page_start;
         sweep.tally.scanned += page.items.len() as u64;
@@ -310,7 +318,8 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
             return Ok(if sweep.deleter.stopped { resume } else { None });
         };
         cursor = Some(next);
-        if buffered >= request.buffer_keys {
+        let spent = budget.is_some_and(|budget| sweep.tally.scanned >= budget as u64);
+        if buffered >= request.buffer_keys || spent {
             // Decide every aggregate the scan has moved past; keep the one it is in.
             let open = current.as_ref().and_then(|id| groups.remove_entry(id));
             let settled = std::mem::take(&mut groups);
@@ -330,6 +339,17 @@ async fn scan_segment_into<S: SnapshotStore + ?Sized>(
                 } else {
                     cursor.clone()
                 };
+            }
+            if spent && !sweep.deleter.stopped && resume != run_start {
+                // The budget is read and something was decided: the next run goes on from
+                // here. (Nothing decided yet: one aggregate holds the whole share; read on.)
+                info!(
+                    segment,
+                    scanned = sweep.tally.scanned,
+                    "key budget read: stopping"
+                );
+                sweep.tally.incomplete = true;
+                return Ok(resume);
             }
         }
     }
