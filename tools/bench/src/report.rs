@@ -346,6 +346,35 @@ fn load_units_target(r: &Results, n: usize) -> Option<Target> {
     })
 }
 
+/// A scheduled retention run with nothing due costs the same at the smallest and the largest
+/// table measured (±20 %).
+fn retention_target(ret: &crate::retention::RetentionRow) -> Option<Target> {
+    let small = ret.idle.iter().min_by_key(|i| i.snapshots)?;
+    let large = ret.idle.iter().max_by_key(|i| i.snapshots)?;
+    if small.snapshots == large.snapshots || small.read_units <= 0.0 {
+        return None;
+    }
+    let ratio = large.read_units / small.read_units;
+    Some(Target {
+        name: "read units of a scheduled retention run with nothing due".to_owned(),
+        goal: format!(
+            "the same (±20 %) at {} and {} snapshots",
+            small.snapshots, large.snapshots
+        ),
+        measured: format!(
+            "{:.1} vs {:.1} read units ({} vs {} index entries read, key budget {}), {:.2}×",
+            small.read_units,
+            large.read_units,
+            small.keys_read,
+            large.keys_read,
+            ret.keys_per_run,
+            ratio
+        ),
+        missed_by: (!(0.8..=1.2).contains(&ratio))
+            .then(|| format!("{:.0} %", (ratio - 1.0).abs() * 100.0 - 20.0)),
+    })
+}
+
 /// The cost targets: a not-due record's read units whatever the state size, and the snapshot
 /// service's share of the event writes' bill at the seed's scale.
 fn cost_targets(r: &Results, cost: &crate::cost::CostRows) -> Vec<Target> {
@@ -454,6 +483,9 @@ pub fn targets(r: &Results) -> Vec<Target> {
     }
     if let Some(cost) = &r.cost {
         out.extend(cost_targets(r, cost));
+    }
+    if let Some(target) = r.retention.as_ref().and_then(retention_target) {
+        out.push(target);
     }
     let mut sizes: Vec<usize> = r.loads.iter().map(|l| l.events).collect();
     sizes.dedup();
