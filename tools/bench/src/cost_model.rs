@@ -12,6 +12,7 @@ use plotters::prelude::*;
 use crate::cost::{CostRows, SizeRow};
 use crate::load::{LoadRow, PRODUCT, SNAPSHOT, SNAPSHOT_UNITS};
 use crate::retention::RetentionRow;
+use crate::warm::WarmRow;
 
 /// On-demand prices, us-east-1, DynamoDB Standard table class (since November 2024): dollars
 /// per million write request units, per million read request units, per GB-month stored.
@@ -115,6 +116,9 @@ pub struct Bill {
     pub retention: Daily,
     pub loads_one_trip: Daily,
     pub loads_fewest_units: Daily,
+    /// Loads of aggregates a warm container holds (the repository's cache of warm states),
+    /// when the warm section ran.
+    pub loads_warm: Option<Daily>,
     pub storage_gb: f64,
     pub retention_source: String,
     /// The snapshotter's head reads for not-due records (part of `snapshotter.read`): what a
@@ -159,9 +163,14 @@ fn load_units(loads: &[LoadRow], load: &str) -> Option<f64> {
 pub fn bills(
     cost: &CostRows,
     loads: &[LoadRow],
+    warm: &[WarmRow],
     retention: Option<&RetentionRow>,
     scale: Scale,
 ) -> Vec<Bill> {
+    let warm_units = warm
+        .iter()
+        .find(|w| w.delay_ms == 0 && w.load == crate::warm::WARM)
+        .map(|w| w.read_units.median);
     let (Some(small), Some(one_trip), Some(fewest)) = (
         cost.sizes.first(),
         load_units(loads, SNAPSHOT),
@@ -203,6 +212,11 @@ pub fn bills(
                     read: loads_a_day * (fewest + extra_state),
                     write: 0.0,
                 },
+                // A warm load reads no snapshot: its units do not grow with the state.
+                loads_warm: warm_units.map(|units| Daily {
+                    read: loads_a_day * units,
+                    write: 0.0,
+                }),
                 storage_gb: scale.aggregates
                     * (scale.keep * (size.state_bytes as f64 + 300.0) + 100.0)
                     / 1e9,
@@ -279,19 +293,20 @@ pub fn markdown(md: &mut String, cost: &CostRows, bills: &[Bill], scale: Scale) 
            read) read units; S × put write units\n\
          - retention: runs × reads per run (the sweep, below) + S × delete read units; S × \
            delete write units (the write that pushes a snapshot out of keep-N deletes it)\n\
-         - loads: L × load read units (+ the larger snapshot's extra read units)\n\
+         - loads: L × load read units (+ the larger snapshot's extra read units; a warm load, \
+           of an aggregate the container's cache holds, reads no snapshot)\n\
          - dollars a month = 30 × (write units × write price + read units × read price) / 10⁶; \
            the service's share weighs a write unit as five read units\n"
     );
     let _ = writeln!(
         md,
-        "| state | events $/month | snapshotter $/month | retention $/month | snapshot service / event writes | the same, {:.0} % of not-due records decided warm | snapshot storage $/month | loads, one round trip $/month | loads, fewest read units $/month |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| state | events $/month | snapshotter $/month | retention $/month | snapshot service / event writes | the same, {:.0} % of not-due records decided warm | snapshot storage $/month | loads, one round trip $/month | loads, fewest read units $/month | loads, all warm $/month |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         WARM_SHARE * 100.0
     );
     for b in bills {
         let _ = writeln!(
             md,
-            "| {} | {:.2} | {:.2} | {:.2} | **{:.1} %** | {:.1} % | {:.2} | {:.2} | {:.2} |",
+            "| {} | {:.2} | {:.2} | {:.2} | **{:.1} %** | {:.1} % | {:.2} | {:.2} | {:.2} | {} |",
             kb(b.state_bytes),
             b.events.dollars_a_month(),
             b.snapshotter.dollars_a_month(),
@@ -301,6 +316,8 @@ pub fn markdown(md: &mut String, cost: &CostRows, bills: &[Bill], scale: Scale) 
             b.storage_gb * STORAGE_PRICE,
             b.loads_one_trip.dollars_a_month(),
             b.loads_fewest_units.dollars_a_month(),
+            b.loads_warm
+                .map_or_else(|| "-".to_owned(), |d| format!("{:.2}", d.dollars_a_month())),
         );
     }
     let _ = writeln!(
@@ -365,9 +382,12 @@ pub fn verdict(bills: &[Bill]) -> String {
                 |best, part| if part.1 > best.1 { part } else { best },
             );
         lines.push(format!(
-            "{}: the snapshot service costs {:.1} % of the event writes ({}), mostly {name}",
+            "{}: the snapshot service costs {:.1} % of the event writes ({:.1} % with {:.0} % of \
+             not-due records decided warm; {}), mostly {name}",
             kb(b.state_bytes),
             b.service_share() * 100.0,
+            b.service_share_warm(WARM_SHARE) * 100.0,
+            WARM_SHARE * 100.0,
             if b.service_share() <= 0.10 {
                 "within the 10 % aim"
             } else {
@@ -517,7 +537,7 @@ mod tests {
             pruner_runs_per_day: 24.0,
             loads_per_aggregate_per_day: 10.0,
         };
-        let bills = bills(&cost, &loads, None, scale);
+        let bills = bills(&cost, &loads, &[], None, scale);
         assert_eq!(bills.len(), 2);
         let small = &bills[0];
         assert_eq!(small.events.write, 10_000.0);

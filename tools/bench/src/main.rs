@@ -447,7 +447,13 @@ async fn main() -> Result<()> {
                 s.state_bytes, s.decide_before, s.decide_after, s.put.write, s.delete.write
             );
         }
-        for b in cost_model::bills(&rows, &loads.rows, retention.as_ref(), cost_model::SEED) {
+        for b in cost_model::bills(
+            &rows,
+            &loads.rows,
+            &warm_loads,
+            retention.as_ref(),
+            cost_model::SEED,
+        ) {
             eprintln!(
                 "bench: cost model {} B state: events ${:.2}/month, snapshotter ${:.2}, retention \
                  ${:.2}: the service is {:.1} % of the event writes; loads ${:.2} (one round trip) \
