@@ -101,6 +101,8 @@ pub struct PruneRun {
     pub by_operation: BTreeMap<String, u64>,
     /// Items per second: scanned for the dry run, deleted for the real one.
     pub per_second: Figure,
+    /// Read units per run as DynamoDB bills them (the index scan by its entries).
+    pub billed_read_units: Figure,
     /// Capacity units per run, as DynamoDB Local reports them.
     pub read_units: Figure,
     pub write_units: Figure,
@@ -171,6 +173,7 @@ impl Samples {
                     .map(|s| per_second(per_second_of(s), s.duration_ms))
                     .collect(),
             ),
+            billed_read_units: Figure::of(self.costs.iter().map(|c| c.billed_read).collect()),
             read_units: Figure::of(self.costs.iter().map(|c| c.units.read).collect()),
             write_units: Figure::of(self.costs.iter().map(|c| c.units.write).collect()),
         }
@@ -227,12 +230,13 @@ pub async fn run(
     };
     for (label, run) in [("dry run", &row.dry), ("real run", &row.real)] {
         eprintln!(
-            "bench: pruner {label}: {} scanned, {} deleted, {:?}, {} items/s, {} read units, \
-             {} write units per run",
+            "bench: pruner {label}: {} scanned, {} deleted, {:?}, {} items/s, {} read units \
+             billed ({} as DynamoDB Local reports the index scan), {} write units per run",
             run.scanned,
             run.deleted,
             run.by_operation,
             run.per_second.show(0),
+            run.billed_read_units,
             run.read_units,
             run.write_units
         );

@@ -1004,8 +1004,10 @@ pub fn markdown(r: &Results) -> String {
             md,
             "{} snapshots ({} per aggregate, keep {}), {} scan segments, a fresh table per run \
              with the same items: a dry run (the whole table read and decided, nothing deleted) \
-             then the real run (end to end). Read and write units are as DynamoDB Local reports \
-             them, per run and per snapshot deleted.\n",
+             then the real run (end to end), scanning the keys-only `retention` index. Read \
+             units are as DynamoDB bills an index read, by the entries it returns (DynamoDB \
+             Local reports the base items' sizes for an index read: its figure is in brackets); \
+             write units as DynamoDB Local reports them; per run and per snapshot deleted.\n",
             p.snapshots,
             crate::prune::PER_AGGREGATE,
             crate::prune::KEEP,
@@ -1027,7 +1029,7 @@ pub fn markdown(r: &Results) -> String {
             };
             let _ = writeln!(
                 md,
-                "| {label} | {} | {} | {} | {} | {} | {} | {} | {} {rate} |",
+                "| {label} | {} | {} | {} | {} ({}) | {} | {} | {} | {} {rate} |",
                 run.scanned,
                 if run.dry_run {
                     format!("0 ({} due)", run.deleted)
@@ -1035,9 +1037,10 @@ pub fn markdown(r: &Results) -> String {
                     run.deleted.to_string()
                 },
                 ops.join(", "),
+                run.billed_read_units.show(1),
                 run.read_units.show(1),
                 run.write_units.show(1),
-                per_deleted(&run.read_units),
+                per_deleted(&run.billed_read_units),
                 per_deleted(&run.write_units),
                 run.per_second.show(0),
             );

@@ -72,6 +72,9 @@ pub struct Cost {
     pub units: Units,
     /// Read units of the index reads as the service bills them (see [`Exchange::index_read`]).
     pub index_read: f64,
+    /// Read units as DynamoDB bills them: the engine's figure, except for index reads, which
+    /// count [`Exchange::index_read`] (DynamoDB Local reports the base items' sizes for them).
+    pub billed_read: f64,
     /// Milliseconds with at least one request in flight (sent, not yet deserialised).
     pub in_flight_ms: f64,
     /// Milliseconds of the requests' spans summed: more than `in_flight_ms` when requests
@@ -116,6 +119,7 @@ impl Wire {
             cost.bytes += e.bytes;
             cost.units += e.units;
             cost.index_read += e.index_read;
+            cost.billed_read += if e.index { e.index_read } else { e.units.read };
         }
         cost
     }
