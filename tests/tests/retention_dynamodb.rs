@@ -7,38 +7,15 @@
 use futures::stream::{self, StreamExt, TryStreamExt};
 use integration_tests::capacity::{index_units, units, Capacity};
 use integration_tests::TestTables;
-use snapshot_core::codec::SnapshotCodec;
 use snapshot_core::ports::{PutOutcome, SnapshotStore};
 use snapshot_core::pruning::{prune, prune_resuming, put_retaining, PruneRequest};
-use snapshot_core::snapshot::{
-    build_snapshot, InvalidMark, SnapshotMetadata, SnapshotRecord, SnapshotSubject,
-};
+use snapshot_core::snapshot::{InvalidMark, SnapshotRecord};
+use snapshot_core::testing::sized_snapshot;
 use snapshot_core::Registry;
 use snapshot_dynamo::{DynamoScanPositions, DynamoSnapshotStore, HEAD_PREFIX};
 
 fn record(aggregate_id: &str, version: u64, state_bytes: usize) -> SnapshotRecord {
-    let state = serde_json::json!({
-        "id": aggregate_id,
-        "sku": "SKU-1",
-        "name": "x".repeat(state_bytes),
-        "onHand": version,
-    });
-    build_snapshot(
-        // Uncompressed, so the item weighs what the state does.
-        &SnapshotCodec::new(usize::MAX),
-        SnapshotSubject {
-            aggregate_id,
-            aggregate_type: "INVENTORY_ITEM",
-            schema_version: 1,
-            version,
-            last_event_id: None,
-        },
-        state.to_string().into_bytes(),
-        SnapshotMetadata::default(),
-        1_700_000_000_000 + version as i64,
-        None,
-    )
-    .unwrap()
+    sized_snapshot(aggregate_id, version, state_bytes).unwrap()
 }
 
 fn mark() -> InvalidMark {

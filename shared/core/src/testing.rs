@@ -15,15 +15,51 @@
 //! then_recorded(&item, &[created]);
 //! ```
 //!
-//! Also: event items as a test stores them ([`stored_event`]), deterministic histories for
+//! Also: event items as a test stores them ([`stored_event`]), snapshots of a chosen item size
+//! ([`sized_snapshot`], for capacity measurements), deterministic histories for
 //! benchmarks ([`histories`]) and the audit records a test's thread wrote ([`audit`]). Compiled
 //! with the `testing` feature only (a test's or a tool's dev-dependency), so none of it is in
 //! the functions' release builds.
 
+use crate::codec::SnapshotCodec;
 use crate::domain::{fold, Aggregate, AggregateRoot, DomainError, EventEnvelope};
+use crate::snapshot::{
+    build_snapshot, SnapshotBuildError, SnapshotMetadata, SnapshotRecord, SnapshotSubject,
+};
 
 pub mod audit;
 pub mod histories;
+
+/// An INVENTORY_ITEM snapshot of `aggregate_id` at `version` whose state holds about
+/// `state_bytes` bytes, stored uncompressed so that the item weighs what the state does: what
+/// a test or the bench measures capacity units against (DynamoDB bills by item size). Created
+/// at 1,700,000,000,000 + `version` epoch milliseconds, no `lastEventId`.
+pub fn sized_snapshot(
+    aggregate_id: &str,
+    version: u64,
+    state_bytes: usize,
+) -> Result<SnapshotRecord, SnapshotBuildError> {
+    let state = serde_json::json!({
+        "id": aggregate_id,
+        "sku": "SKU-1",
+        "name": "x".repeat(state_bytes),
+        "onHand": version,
+    });
+    build_snapshot(
+        &SnapshotCodec::new(usize::MAX),
+        SnapshotSubject {
+            aggregate_id,
+            aggregate_type: "INVENTORY_ITEM",
+            schema_version: 1,
+            version,
+            last_event_id: None,
+        },
+        state.to_string().into_bytes(),
+        SnapshotMetadata::default(),
+        1_700_000_000_000 + i64::try_from(version).unwrap_or(i64::MAX),
+        None,
+    )
+}
 
 /// Epoch milliseconds of the first event [`stored_event`] writes (2024-05-31).
 pub const T0: i64 = 1_717_200_000_000;

@@ -163,8 +163,13 @@ impl<V: ReadEvent> Reads<V> {
 
     /// Counts one request sent on its own.
     fn one(&mut self) {
-        self.requests += 1;
-        self.round_trips += 1;
+        self.sequential(1);
+    }
+
+    /// Counts `pages` requests sent one after another (a paginated read).
+    fn sequential(&mut self, pages: u32) {
+        self.requests += pages;
+        self.round_trips += pages;
     }
 
     /// Where the events from `from` on start in what was read, when it covers them.
@@ -241,8 +246,7 @@ impl<V: ReadEvent> Reads<V> {
             _ => None,
         };
         let (read, pages) = events.read_range(aggregate_id, from, to).await?;
-        self.requests += pages;
-        self.round_trips += pages;
+        self.sequential(pages);
         if to.is_none() {
             return Ok(Some(read));
         }
@@ -421,8 +425,7 @@ impl<E: ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
                     .events
                     .read_range(target.aggregate_id, version, Some(to))
                     .await?;
-                reads.requests += pages;
-                reads.round_trips += pages;
+                reads.sequential(pages);
                 read
             }
         };
@@ -434,8 +437,7 @@ impl<E: ?Sized, S: SnapshotStore + ?Sized> SnapshotWalk<'_, E, S> {
                 .events
                 .read_range_strong(target.aggregate_id, version, to)
                 .await?;
-            reads.requests += pages;
-            reads.round_trips += pages;
+            reads.sequential(pages);
             events = read;
             boundary = check_boundary(&record.header, events.first());
         }

@@ -6,11 +6,11 @@
 
 use anyhow::{Context as _, Result};
 use aws_sdk_dynamodb::Client;
-use snapshot_core::codec::SnapshotCodec;
-use snapshot_core::domain::{Aggregate, EventEnvelope, InventoryItem};
+use snapshot_core::domain::{EventEnvelope, InventoryItem};
 use snapshot_core::ports::{EventStore, SnapshotStore};
-use snapshot_core::snapshot::{build_snapshot, SnapshotKey, SnapshotMetadata, SnapshotSubject};
+use snapshot_core::snapshot::SnapshotKey;
 use snapshot_core::testing::histories::item_events;
+use snapshot_core::testing::sized_snapshot;
 use snapshot_dynamo::{schema, DynamoEventStore, DynamoSnapshotStore};
 
 use crate::stats::Figure;
@@ -49,41 +49,6 @@ pub struct CostRows {
     pub sizes: Vec<SizeRow>,
 }
 
-fn record(
-    aggregate_id: &str,
-    version: u64,
-    state_bytes: usize,
-) -> Result<snapshot_core::snapshot::SnapshotRecord> {
-    let state = serde_json::json!({
-        "id": aggregate_id,
-        "sku": "SKU-1",
-        "name": "x".repeat(state_bytes),
-        "onHand": version,
-    });
-    Ok(build_snapshot(
-        // Uncompressed, so the item weighs what the state does.
-        &SnapshotCodec {
-            compress_above: usize::MAX,
-            ..SnapshotCodec::default()
-        },
-        SnapshotSubject {
-            aggregate_id,
-            aggregate_type: InventoryItem::TYPE,
-            schema_version: InventoryItem::SCHEMA_VERSION,
-            version,
-            last_event_id: None,
-        },
-        state.to_string().into_bytes(),
-        SnapshotMetadata {
-            created_by: "bench".to_owned(),
-            reason: "manual".to_owned(),
-            request_id: None,
-        },
-        1_700_000_000_000,
-        None,
-    )?)
-}
-
 pub async fn run(
     plain: &Client,
     counted: &Client,
@@ -119,7 +84,7 @@ pub async fn run(
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for run in 0..runs.max(1) {
             let aggregate = format!("cost-{state_bytes}-{run}");
-            let snapshot = record(&aggregate, 10, state_bytes)?;
+            let snapshot = sized_snapshot(&aggregate, 10, state_bytes)?;
             wire.reset();
             snapshots.put_if_absent(&snapshot).await?;
             puts.push(wire.take().units);
